@@ -1,0 +1,58 @@
+"""mprviewer: a DICOM viewer with axial, coronal, sagittal and 3D views and slice annotations.
+
+The top level stays cheap to import: numpy, pydicom, VTK and Qt are loaded only when the
+function that needs them is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mprviewer.errors import (
+    AnnotationError,
+    DicomError,
+    GeometryError,
+    LoadCancelled,
+    MissingCodecError,
+    MprviewerError,
+    NoImagesError,
+    NotDicomError,
+    SourceError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnnotationError",
+    "DicomError",
+    "GeometryError",
+    "LoadCancelled",
+    "MissingCodecError",
+    "MprviewerError",
+    "NoImagesError",
+    "NotDicomError",
+    "SourceError",
+    "__version__",
+    "demo_path",
+    "open_study",
+]
+
+if TYPE_CHECKING:
+    from mprviewer.io.study import Study
+
+
+def open_study(source: Any, progress: Any = None, cancel: Any = None) -> Study:
+    """Scan SOURCE (folder, zip, file, list of files, URL or "demo") into a Study.
+
+    ``progress(done, total)`` is called while scanning; ``cancel`` is a threading.Event.
+    """
+    from mprviewer.io.study import open_study as _open_study
+
+    return _open_study(source, progress=progress, cancel=cancel)
+
+
+def demo_path() -> str:
+    """Path of the built-in demo study zip, generated and cached on first use."""
+    from mprviewer.io.demo import demo_path as _demo_path
+
+    return str(_demo_path())

@@ -1,0 +1,5 @@
+import sys
+
+from mprviewer.cli import main
+
+sys.exit(main())
