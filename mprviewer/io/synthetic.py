@@ -1,0 +1,676 @@
+"""Write synthetic DICOM series with known geometry and values.
+
+Tests, the benchmark and the demo study need DICOM files whose truth is known: where every
+voxel sits in the patient (LPS mm) and what value it holds. ``write_series`` writes a 3D
+array as one file per slice with the awkward details real scanners produce (shuffled file
+order and names, scrambled InstanceNumber, gaps, gantry tilt, MONOCHROME1, odd bit depths,
+compressed transfer syntaxes, no preamble), and returns the affine a correct reader must
+reproduce.
+
+Conventions (DICOM, and what ``mprviewer.io.volume.Volume`` uses):
+
+- ``array[k, j, i]`` is (slice, row, column). Column index ``i`` runs along the row cosine
+  (first three ImageOrientationPatient values), row index ``j`` along the column cosine.
+- PixelSpacing is ``(row spacing, column spacing)`` = (mm between rows along j,
+  mm between columns along i).
+- Slice ``k`` sits at ``origin + k * slice_spacing * normal`` with
+  ``normal = row_cosine x column_cosine``, so a reader sorting by position along the normal
+  gets ``k`` back when ``slice_spacing > 0``.
+
+Only numpy and pydicom (plus pydicom's encoder plugins for compressed syntaxes) are used.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
+
+__all__ = [
+    "AXIAL",
+    "CORONAL",
+    "NATIVE_SYNTAXES",
+    "SAGITTAL",
+    "SOP_CLASSES",
+    "WrittenSeries",
+    "affine_for",
+    "dataset_bytes",
+    "encodable_syntaxes",
+    "iter_files",
+    "make_uid",
+    "orientation_cosines",
+    "write_series",
+]
+
+# Row cosine, column cosine (LPS) of the three standard planes.
+AXIAL: tuple[tuple[float, float, float], tuple[float, float, float]] = ((1, 0, 0), (0, 1, 0))
+CORONAL: tuple[tuple[float, float, float], tuple[float, float, float]] = ((1, 0, 0), (0, 0, -1))
+SAGITTAL: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0, 1, 0), (0, 0, -1))
+_NAMED_ORIENTATIONS = {"axial": AXIAL, "coronal": CORONAL, "sagittal": SAGITTAL}
+
+SOP_CLASSES: dict[str, str] = {
+    "CT": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+    "MR": "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+    "PT": "1.2.840.10008.5.1.4.1.1.128",  # PET Image Storage
+    "SC": "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+    "ENHANCED_CT": "1.2.840.10008.5.1.4.1.1.2.1",
+    "ENHANCED_MR": "1.2.840.10008.5.1.4.1.1.4.1",
+    "LEGACY_CT": "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT
+    "MF_GRAY_WORD_SC": "1.2.840.10008.5.1.4.1.1.7.3",
+}
+
+# Syntaxes written without any plugin.
+NATIVE_SYNTAXES: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+)
+_COMPRESSED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless)
+_UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root, used for generated UIDs
+
+
+def make_uid(seed: int | str | None, *parts: object) -> str:
+    """A UID: random when ``seed`` is None, otherwise a hash of ``seed`` and ``parts``.
+
+    Deterministic UIDs let two runs of the benchmark or the demo generator produce
+    identical files.
+    """
+    if seed is None:
+        return str(generate_uid(_UID_PREFIX))
+    return str(generate_uid(_UID_PREFIX, entropy_srcs=[str(seed), *(str(p) for p in parts)]))
+
+
+def encodable_syntaxes() -> list[str]:
+    """Transfer syntaxes ``write_series`` can produce with the installed plugins."""
+    from pydicom.pixels import get_encoder
+
+    found = list(NATIVE_SYNTAXES)
+    for uid in _COMPRESSED:
+        try:
+            if get_encoder(uid).is_available:
+                found.append(str(uid))
+        except (NotImplementedError, ValueError):
+            continue
+    return found
+
+
+def orientation_cosines(
+    orientation: str | Sequence[float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit row and column cosines for "axial", "coronal", "sagittal" or six numbers.
+
+    Six numbers are an ImageOrientationPatient; they are orthonormalised so that a
+    slightly sloppy oblique orientation still gives an exact rotation.
+    """
+    if isinstance(orientation, str):
+        try:
+            row, col = _NAMED_ORIENTATIONS[orientation.lower()]
+        except KeyError:
+            raise ValueError(
+                f"unknown orientation {orientation!r}: use axial, coronal, sagittal or 6 numbers"
+            ) from None
+        return np.asarray(row, dtype=np.float64), np.asarray(col, dtype=np.float64)
+    values = np.asarray(orientation, dtype=np.float64).ravel()
+    if values.size != 6:
+        raise ValueError("orientation needs six numbers (row cosine, column cosine)")
+    row = values[:3] / np.linalg.norm(values[:3])
+    col = values[3:] - np.dot(values[3:], row) * row
+    col /= np.linalg.norm(col)
+    return row, col
+
+
+def affine_for(
+    origin: Sequence[float],
+    row_cos: Sequence[float],
+    col_cos: Sequence[float],
+    spacing_rc: Sequence[float],
+    slice_spacing: float,
+    tilt_deg: float = 0.0,
+) -> np.ndarray:
+    """The 4x4 affine mapping ``(i, j, k, 1)`` to patient LPS mm for a written stack.
+
+    ``spacing_rc`` is PixelSpacing (row spacing, column spacing). With ``tilt_deg`` the
+    slice step also moves ``slice_spacing * tan(tilt)`` along the column cosine per slice
+    (a gantry-tilted CT), so the affine is sheared: it still gives every written voxel's
+    true position, which is what a reader that corrects tilt must honour.
+    """
+    row = np.asarray(row_cos, dtype=np.float64)
+    col = np.asarray(col_cos, dtype=np.float64)
+    normal = np.cross(row, col)
+    affine = np.eye(4)
+    affine[:3, 0] = row * float(spacing_rc[1])
+    affine[:3, 1] = col * float(spacing_rc[0])
+    affine[:3, 2] = slice_spacing * (normal + np.tan(np.radians(tilt_deg)) * col)
+    affine[:3, 3] = np.asarray(origin, dtype=np.float64)
+    return affine
+
+
+class WrittenSeries(list):  # type: ignore[type-arg]
+    """The paths of a written series in slice order (``k`` ascending, skipped slices left out).
+
+    Also carries what a test compares a reader against: ``affine`` (4x4, (i, j, k) -> LPS of
+    the array as given, sheared for tilt), ``ks`` (the ``k`` of each path), ``positions``
+    (ImagePositionPatient of every ``k``, skipped ones included), the UIDs, and ``values``
+    (the real-world values a reader should produce, before any MONOCHROME1 inversion).
+    """
+
+    affine: np.ndarray
+    ks: list[int]
+    positions: np.ndarray
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str
+    sop_instance_uids: list[str]
+    transfer_syntax: str
+
+    @property
+    def folder(self) -> Path:
+        return Path(self[0]).parent
+
+
+def _fmt(value: float) -> str:
+    """A DS string of at most 16 characters that keeps sub-micrometre precision."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    if len(text) > 16:
+        text = f"{value:.9g}"
+    return text
+
+
+def _ds(values: Iterable[float]) -> list[str]:
+    return [_fmt(float(v)) for v in values]
+
+
+def _pixel_format(
+    array: np.ndarray,
+    rescale: tuple[float, float] | None,
+    bits_allocated: int,
+    signed: bool,
+    float_pixels: str | None,
+) -> tuple[np.ndarray, np.dtype]:
+    """Stored values and their dtype; real-world values are converted through ``rescale``."""
+    if float_pixels:
+        dtype = np.dtype("<f4" if float_pixels == "float32" else "<f8")
+        return np.asarray(array, dtype=dtype), dtype
+    kind = "i" if signed else "u"
+    dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
+    data = np.asarray(array)
+    if rescale is not None:
+        slope, intercept = rescale
+        data = np.rint((data.astype(np.float64) - intercept) / slope)
+    if data.dtype != dtype:
+        info = np.iinfo(dtype)
+        lo, hi = data.min(), data.max()
+        if lo < info.min or hi > info.max:
+            raise ValueError(
+                f"stored values {lo}..{hi} do not fit {dtype.name}: change rescale, "
+                "signed or bits_allocated"
+            )
+        data = data.astype(dtype)
+    return data, dtype
+
+
+def _base_dataset(
+    *,
+    modality: str,
+    sop_class: str,
+    study_uid: str,
+    series_uid: str,
+    frame_uid: str,
+    series_number: int,
+    description: str,
+    rows: int,
+    columns: int,
+    pixel_spacing: Sequence[float],
+    orientation: np.ndarray,
+    slice_thickness: float,
+    photometric: str,
+    bits_allocated: int,
+    bits_stored: int,
+    signed: bool,
+    samples: int,
+    rescale: tuple[float, float] | None,
+    window: tuple[float, float] | None,
+    patient: Mapping[str, Any] | None,
+    float_pixels: str | None,
+) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID = sop_class
+    ds.StudyDate = "20240115"
+    ds.SeriesDate = "20240115"
+    ds.ContentDate = "20240115"
+    ds.StudyTime = "093000"
+    ds.SeriesTime = "093500"
+    ds.ContentTime = "093500"
+    ds.AccessionNumber = "SYN0001"
+    ds.Modality = modality
+    ds.Manufacturer = "mprviewer synthetic"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = "Synthetic study"
+    ds.SeriesDescription = description
+    ds.PatientName = "Synthetic^Patient"
+    ds.PatientID = "SYN-0001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    for key, value in (patient or {}).items():
+        setattr(ds, key, value)
+    ds.SliceThickness = _fmt(slice_thickness)
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyID = "1"
+    ds.SeriesNumber = series_number
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = ""
+    ds.ImageOrientationPatient = _ds(orientation)
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = photometric
+    if samples == 3:
+        ds.PlanarConfiguration = 0
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.PixelSpacing = _ds(pixel_spacing)
+    ds.BitsAllocated = bits_allocated
+    if not float_pixels:
+        ds.BitsStored = bits_stored
+        ds.HighBit = bits_stored - 1
+        ds.PixelRepresentation = 1 if signed else 0
+    if rescale is not None:
+        ds.RescaleIntercept = _fmt(rescale[1])
+        ds.RescaleSlope = _fmt(rescale[0])
+        if modality == "CT":
+            ds.RescaleType = "HU"
+    if window is not None:
+        ds.WindowCenter = _fmt(window[0])
+        ds.WindowWidth = _fmt(window[1])
+    return ds
+
+
+def _file_meta(sop_class: str, transfer_syntax: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = "1.2.3"
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = _UID_PREFIX + "1.1"
+    meta.ImplementationVersionName = "MPRVIEWER_SYN"
+    return meta
+
+
+def _names(
+    file_names: str | Callable[[int, int], str],
+    order: list[int],
+    sop_uids: list[str],
+    extension: str,
+) -> list[str]:
+    """File names in writing order; a pattern is filled with the writing index."""
+    names = []
+    for n, k in enumerate(order):
+        if callable(file_names):
+            base = file_names(n, k)
+        elif file_names == "uid":
+            base = sop_uids[n]
+        else:
+            base = file_names % n
+        names.append(base + extension)
+    if len(set(names)) != len(names):
+        raise ValueError("file names are not unique")
+    return names
+
+
+def _encode_pixels(
+    ds: Dataset,
+    stored: np.ndarray,
+    transfer_syntax: str,
+    float_pixels: str | None,
+    high_bit_noise: np.ndarray | None,
+) -> None:
+    """Set the pixel data element of ``ds`` for one frame/slice of stored values."""
+    tag_name = "PixelData"
+    if float_pixels:
+        tag_name = "FloatPixelData" if float_pixels == "float32" else "DoubleFloatPixelData"
+    data = stored
+    if high_bit_noise is not None:
+        data = data | high_bit_noise if data.dtype.kind == "u" else data
+    if transfer_syntax in _COMPRESSED:
+        if "PixelData" in ds:
+            del ds.PixelData
+        kwargs: dict[str, Any] = {}
+        if transfer_syntax == JPEG2000:
+            kwargs["j2k_cr"] = [20]
+        ds.compress(
+            transfer_syntax, np.ascontiguousarray(data), generate_instance_uid=False, **kwargs
+        )
+        return
+    if transfer_syntax == ExplicitVRBigEndian:
+        data = data.astype(data.dtype.newbyteorder(">"))
+    raw = np.ascontiguousarray(data).tobytes()
+    if len(raw) % 2:
+        raw += b"\0"
+    setattr(ds, tag_name, raw)
+    elem = ds[tag_name]
+    if tag_name == "PixelData":
+        elem.VR = "OB" if ds.BitsAllocated <= 8 else "OW"
+
+
+def write_series(
+    folder: str | Path,
+    array: np.ndarray,
+    *,
+    affine: np.ndarray | None = None,
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    orientation: str | Sequence[float] = "axial",
+    pixel_spacing: Sequence[float] = (1.0, 1.0),
+    slice_spacing: float = 1.0,
+    positions: np.ndarray | None = None,
+    tilt: float = 0.0,
+    skip: Iterable[int] = (),
+    modality: str = "CT",
+    sop_class: str | None = None,
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
+    photometric: str = "MONOCHROME2",
+    bits_allocated: int = 16,
+    bits_stored: int | None = None,
+    signed: bool = True,
+    float_pixels: str | None = None,
+    high_bit_noise: bool = False,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+    seed: int | str | None = None,
+    series_number: int = 1,
+    description: str = "",
+    patient: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    per_slice: Callable[[int], Mapping[str, Any]] | None = None,
+    shuffle: int | bool | None = None,
+    file_names: str | Callable[[int, int], str] = "IM%04d",
+    extension: str = ".dcm",
+    with_preamble: bool = True,
+    instance_numbers: str | Sequence[int] = "slice",
+    slice_locations: bool | Sequence[float] = True,
+    slice_thickness: float | None = None,
+) -> WrittenSeries:
+    """Write ``array[k, j, i]`` as one DICOM file per slice into ``folder``; return the paths.
+
+    Geometry: either ``affine`` (4x4, (i, j, k) -> LPS; orthogonal columns) or ``origin`` (LPS
+    of voxel (0, 0, 0)), ``orientation`` ("axial", "coronal", "sagittal" or six cosines),
+    ``pixel_spacing`` (row, column) and ``slice_spacing``; ``positions`` (N, 3) overrides the
+    ImagePositionPatient of each slice. ``tilt`` (degrees) shears positions along the column
+    cosine and writes GantryDetectorTilt. ``skip`` leaves those ``k`` out (a gap).
+
+    Values: without ``rescale`` the array holds stored values. With ``rescale=(slope,
+    intercept)`` it holds real-world values (HU) and is stored as
+    ``round((value - intercept) / slope)`` in the integer type given by ``bits_allocated``
+    and ``signed``. ``bits_stored`` (default ``bits_allocated``) sets BitsStored/HighBit;
+    ``high_bit_noise`` fills the unused high bits of unsigned data with junk, as some
+    scanners do, so a reader must mask them. ``float_pixels="float32"|"float64"`` writes
+    (Double)FloatPixelData. ``photometric`` "MONOCHROME1" stores the values unchanged (a
+    reader must invert for display); "RGB" expects ``array[k, j, i, 3]`` uint8; "YBR_FULL"
+    also takes RGB input and stores it converted to YBR_FULL.
+
+    Files: ``transfer_syntax`` is any of ``encodable_syntaxes()``; ``shuffle`` (a seed, or
+    True for 0) shuffles the writing order, so file names (``file_names``: a %-pattern
+    filled with the writing index, "uid" for the SOPInstanceUID, or ``f(n, k) -> str``) are
+    not in slice order. ``instance_numbers``: "slice" (k + 1), "reverse", "scrambled",
+    "none" or explicit values per k. ``slice_locations``: True writes the position along the
+    normal, False omits it, or explicit values per k. ``with_preamble=False`` writes a bare
+    dataset (no preamble, no file meta) in implicit or explicit little endian.
+
+    UIDs: given ones are used; otherwise they are random, or derived from ``seed`` (so the
+    same call writes identical files). ``tags`` sets extra attributes on every file and
+    ``per_slice(k)`` returns attributes for slice ``k``.
+    """
+    folder = Path(folder)
+    array = np.asarray(array)
+    is_color = photometric in ("RGB", "YBR_FULL")
+    if array.ndim != (4 if is_color else 3) or (is_color and array.shape[3] != 3):
+        raise ValueError("array must be [k, j, i] (or [k, j, i, 3] for RGB/YBR_FULL)")
+    nk, rows, columns = (int(n) for n in array.shape[:3])
+
+    # -- geometry ------------------------------------------------------------------------
+    if affine is not None:
+        affine = np.asarray(affine, dtype=np.float64)
+        spacing_ijk = np.linalg.norm(affine[:3, :3], axis=0)
+        row_cos = affine[:3, 0] / spacing_ijk[0]
+        col_cos = affine[:3, 1] / spacing_ijk[1]
+        pixel_spacing = (float(spacing_ijk[1]), float(spacing_ijk[0]))
+        normal = np.cross(row_cos, col_cos)
+        slice_spacing = float(np.dot(affine[:3, 2], normal))
+        origin = affine[:3, 3]
+        tilt_vec = affine[:3, 2] - slice_spacing * normal
+        if np.linalg.norm(tilt_vec) > 1e-6 * max(abs(slice_spacing), 1.0):
+            raise ValueError("affine columns must be orthogonal; use tilt for a sheared stack")
+    else:
+        row_cos, col_cos = orientation_cosines(orientation)
+    geometry = affine_for(origin, row_cos, col_cos, pixel_spacing, slice_spacing, tilt)
+    if positions is None:
+        positions = geometry[:3, 3] + np.arange(nk)[:, None] * geometry[:3, 2]
+    positions = np.asarray(positions, dtype=np.float64).reshape(nk, 3)
+    normal = np.cross(row_cos, col_cos)
+
+    # -- values --------------------------------------------------------------------------
+    if is_color:
+        bits_allocated, signed, rescale = 8, False, None
+        stored = np.asarray(array, dtype=np.uint8)
+        if photometric == "YBR_FULL":
+            from pydicom.pixels import convert_color_space
+
+            stored = np.stack([convert_color_space(s, "RGB", "YBR_FULL") for s in stored])
+        dtype = stored.dtype
+    else:
+        stored, dtype = _pixel_format(array, rescale, bits_allocated, signed, float_pixels)
+    if bits_stored is None:
+        bits_stored = bits_allocated
+    noise_mask = None
+    if high_bit_noise and not float_pixels and not signed and bits_stored < bits_allocated:
+        if stored.max() >= (1 << bits_stored):
+            raise ValueError("stored values exceed bits_stored")
+        rng = np.random.default_rng(1234)
+        junk = rng.integers(0, 1 << (bits_allocated - bits_stored), size=(rows, columns))
+        noise_mask = (junk << bits_stored).astype(dtype)
+
+    # -- UIDs and per-file values --------------------------------------------------------
+    study_uid = study_uid or make_uid(seed, "study")
+    series_uid = series_uid or make_uid(seed, "series", series_number, description)
+    frame_uid = frame_of_reference_uid or make_uid(seed, "frame", study_uid)
+    sop_class = sop_class or SOP_CLASSES.get(modality, SOP_CLASSES["SC"])
+    skipped = {int(k) for k in skip}
+    ks = [k for k in range(nk) if k not in skipped]
+    order = list(ks)
+    if shuffle is not None and shuffle is not False:
+        rng = np.random.default_rng(0 if shuffle is True else int(shuffle))
+        order = [ks[n] for n in rng.permutation(len(ks))]
+    sop_by_k = {
+        k: make_uid(seed, series_uid, "sop", k) if seed is not None else make_uid(None) for k in ks
+    }
+    inst = _instance_numbers(instance_numbers, nk, seed)
+    locs = _slice_locations(slice_locations, positions, normal)
+    names = _names(file_names, order, [sop_by_k[k] for k in order], extension)
+
+    # -- template ------------------------------------------------------------------------
+    ds = _base_dataset(
+        modality=modality,
+        sop_class=sop_class,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        frame_uid=frame_uid,
+        series_number=series_number,
+        description=description,
+        rows=rows,
+        columns=columns,
+        pixel_spacing=pixel_spacing,
+        orientation=np.concatenate([row_cos, col_cos]),
+        slice_thickness=abs(slice_spacing) if slice_thickness is None else slice_thickness,
+        photometric=photometric,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored,
+        signed=signed,
+        samples=3 if is_color else 1,
+        rescale=rescale if rescale is not None else ((1.0, 0.0) if modality == "CT" else None),
+        window=window,
+        patient=patient,
+        float_pixels=float_pixels,
+    )
+    if modality == "CT":
+        ds.KVP = "120"
+    if tilt:
+        ds.GantryDetectorTilt = _fmt(tilt)
+    for key, value in (tags or {}).items():
+        setattr(ds, key, value)
+    ds.file_meta = _file_meta(sop_class, transfer_syntax)
+    if not with_preamble and transfer_syntax not in (
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    ):
+        raise ValueError("files without preamble are written in little endian only")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[int, Path] = {}
+    for n, k in enumerate(order):
+        path = folder / names[n]
+        blob = _encode_slice(
+            ds,
+            k=k,
+            stored=stored[k],
+            position=positions[k],
+            sop_uid=sop_by_k[k],
+            instance_number=inst[k],
+            slice_location=locs[k],
+            extra=per_slice(k) if per_slice else None,
+            transfer_syntax=transfer_syntax,
+            float_pixels=float_pixels,
+            noise_mask=noise_mask,
+            with_preamble=with_preamble,
+        )
+        path.write_bytes(blob)
+        written[k] = path
+
+    result = WrittenSeries(written[k] for k in ks)
+    result.affine = geometry
+    result.ks = ks
+    result.positions = positions
+    result.series_uid = series_uid
+    result.study_uid = study_uid
+    result.frame_of_reference_uid = frame_uid
+    result.sop_instance_uids = [sop_by_k[k] for k in ks]
+    result.transfer_syntax = str(transfer_syntax)
+    return result
+
+
+def _instance_numbers(
+    spec: str | Sequence[int], nk: int, seed: int | str | None
+) -> list[int | None]:
+    if not isinstance(spec, str):
+        values = [int(v) for v in spec]
+        if len(values) != nk:
+            raise ValueError("instance_numbers needs one value per slice")
+        return list(values)
+    if spec == "slice":
+        return list(range(1, nk + 1))
+    if spec == "reverse":
+        return list(range(nk, 0, -1))
+    if spec == "scrambled":
+        rng = np.random.default_rng(zlib.crc32(str(seed).encode()) if seed is not None else 7)
+        return [int(v) + 1 for v in rng.permutation(nk)]
+    if spec == "none":
+        return [None] * nk
+    raise ValueError(f"unknown instance_numbers {spec!r}")
+
+
+def _slice_locations(
+    spec: bool | Sequence[float], positions: np.ndarray, normal: np.ndarray
+) -> list[float | None]:
+    if spec is True:
+        return [float(v) for v in positions @ normal]
+    if spec is False:
+        return [None] * len(positions)
+    values = [float(v) for v in spec]
+    if len(values) != len(positions):
+        raise ValueError("slice_locations needs one value per slice")
+    return list(values)
+
+
+def _encode_slice(
+    ds: Dataset,
+    *,
+    k: int,
+    stored: np.ndarray,
+    position: np.ndarray,
+    sop_uid: str,
+    instance_number: int | None,
+    slice_location: float | None,
+    extra: Mapping[str, Any] | None,
+    transfer_syntax: str,
+    float_pixels: str | None,
+    noise_mask: np.ndarray | None,
+    with_preamble: bool,
+) -> bytes:
+    """The bytes of one file: the template with this slice's attributes and pixels."""
+    ds.SOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.ImagePositionPatient = _ds(position)
+    if instance_number is None:
+        if "InstanceNumber" in ds:
+            del ds.InstanceNumber
+    else:
+        ds.InstanceNumber = instance_number
+    if slice_location is None:
+        if "SliceLocation" in ds:
+            del ds.SliceLocation
+    else:
+        ds.SliceLocation = _fmt(slice_location)
+    for key, value in (extra or {}).items():
+        setattr(ds, key, value)
+    _encode_pixels(ds, stored, transfer_syntax, float_pixels, noise_mask)
+    return dataset_bytes(ds, with_preamble=with_preamble)
+
+
+def dataset_bytes(ds: Dataset, *, with_preamble: bool = True) -> bytes:
+    """Serialise ``ds`` (with its file meta) as a DICOM file, or as a bare dataset."""
+    buf = io.BytesIO()
+    tsyntax = UID(ds.file_meta.TransferSyntaxUID)
+    if with_preamble:
+        ds.preamble = b"\0" * 128
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        return buf.getvalue()
+    meta = ds.file_meta
+    try:
+        del ds.file_meta
+        pydicom.dcmwrite(
+            buf,
+            ds,
+            implicit_vr=tsyntax.is_implicit_VR,
+            little_endian=True,
+        )
+    finally:
+        ds.file_meta = meta
+    return buf.getvalue()
+
+
+def iter_files(folder: str | Path) -> Iterator[Path]:
+    """Every regular file below ``folder`` in name order (a small helper for tests)."""
+    yield from sorted(p for p in Path(folder).rglob("*") if p.is_file())
