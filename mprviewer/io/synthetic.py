@@ -23,6 +23,7 @@ Only numpy and pydicom (plus pydicom's encoder plugins for compressed syntaxes) 
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -201,33 +202,182 @@ def _ds(values: Iterable[float]) -> list[str]:
     return [_fmt(float(v)) for v in values]
 
 
-def _pixel_format(
-    array: np.ndarray,
-    rescale: tuple[float, float] | None,
-    bits_allocated: int,
-    signed: bool,
-    float_pixels: str | None,
-) -> tuple[np.ndarray, np.dtype]:
-    """Stored values and their dtype; real-world values are converted through ``rescale``."""
-    if float_pixels:
-        dtype = np.dtype("<f4" if float_pixels == "float32" else "<f8")
-        return np.asarray(array, dtype=dtype), dtype
-    kind = "i" if signed else "u"
-    dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
-    data = np.asarray(array)
-    if rescale is not None:
-        slope, intercept = rescale
-        data = np.rint((data.astype(np.float64) - intercept) / slope)
-    if data.dtype != dtype:
-        info = np.iinfo(dtype)
-        lo, hi = data.min(), data.max()
-        if lo < info.min or hi > info.max:
-            raise ValueError(
-                f"stored values {lo}..{hi} do not fit {dtype.name}: change rescale, "
-                "signed or bits_allocated"
-            )
-        data = data.astype(dtype)
-    return data, dtype
+class _StoredValues:
+    """Converts one slice of the caller's array into stored values of the file's dtype.
+
+    Per slice, so that writing a large series never holds a second full-size copy.
+    """
+
+    def __init__(
+        self,
+        rescale: tuple[float, float] | None,
+        bits_allocated: int,
+        signed: bool,
+        float_pixels: str | None,
+    ) -> None:
+        self.rescale = rescale
+        if float_pixels:
+            self.dtype = np.dtype("<f4" if float_pixels == "float32" else "<f8")
+        else:
+            self.dtype = np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}")
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        data = np.asarray(data)
+        if self.dtype.kind == "f":
+            return data.astype(self.dtype, copy=False)
+        if self.rescale is not None:
+            slope, intercept = self.rescale
+            if data.dtype.kind in "iub" and slope == 1 and float(intercept).is_integer():
+                data = data.astype(np.int64) - int(intercept)
+            else:
+                data = np.rint((data.astype(np.float64) - intercept) / slope)
+        if data.dtype != self.dtype:
+            info = np.iinfo(self.dtype)
+            lo, hi = data.min(), data.max()
+            if lo < info.min or hi > info.max:
+                raise ValueError(
+                    f"stored values {lo}..{hi} do not fit {self.dtype.name}: change rescale, "
+                    "signed or bits_allocated"
+                )
+            data = data.astype(self.dtype)
+        return data
+
+
+def _element_header(tag: int, vr: str, length: int, implicit: bool, little: bool) -> bytes:
+    """Header of an element with a 4-byte length (OB, OW, OF, OD, SQ, UN, ...)."""
+    order = "<" if little else ">"
+    group, elem = tag >> 16, tag & 0xFFFF
+    if implicit:
+        return struct.pack(order + "HHI", group, elem, length)
+    return (
+        struct.pack(order + "HH", group, elem)
+        + vr.encode()
+        + b"\0\0"
+        + struct.pack(order + "I", length)
+    )
+
+
+def _meta_bytes(sop_class: str, sop_uid: str, transfer_syntax: str) -> bytes:
+    """The File Meta Information group (always explicit VR little endian)."""
+
+    def short(tag: int, vr: str, value: bytes) -> bytes:
+        return struct.pack("<HH", 2, tag) + vr.encode() + struct.pack("<H", len(value)) + value
+
+    def ui(value: str) -> bytes:
+        raw = value.encode()
+        return raw + b"\0" if len(raw) % 2 else raw
+
+    body = (
+        struct.pack("<HH", 2, 1)
+        + b"OB\0\0"
+        + struct.pack("<I", 2)
+        + b"\0\1"
+        + short(2, "UI", ui(sop_class))
+        + short(3, "UI", ui(sop_uid))
+        + short(0x10, "UI", ui(transfer_syntax))
+        + short(0x12, "UI", ui(_UID_PREFIX + "1.1"))
+        + short(0x13, "SH", b"MPRVIEWER_SYN ")
+    )
+    return short(0, "UL", struct.pack("<I", len(body))) + body
+
+
+class _SliceWriter:
+    """Serialises many files that share one template dataset.
+
+    The elements that do not change are encoded once; per file only the changing
+    attributes (UIDs, position, numbers) and the pixel bytes are encoded. This keeps
+    writing a 512x512x300 series close to the speed of writing its bytes. Encapsulated
+    (compressed) syntaxes go through pydicom's ``compress`` and ``dcmwrite`` instead.
+    """
+
+    def __init__(
+        self,
+        template: Dataset,
+        transfer_syntax: str,
+        *,
+        with_preamble: bool,
+        varying: Iterable[str],
+        pixel_keyword: str,
+    ) -> None:
+        from pydicom.charset import convert_encodings
+        from pydicom.datadict import tag_for_keyword
+
+        self.template = template
+        self.tsyntax = UID(transfer_syntax)
+        self.with_preamble = with_preamble
+        self.implicit = self.tsyntax.is_implicit_VR
+        self.little = self.tsyntax.is_little_endian
+        self.deflate = self.tsyntax == DeflatedExplicitVRLittleEndian
+        self.encapsulated = self.tsyntax.is_compressed
+        self.pixel_keyword = pixel_keyword
+        self.pixel_tag = int(tag_for_keyword(pixel_keyword))  # type: ignore[arg-type]
+        self.encodings = convert_encodings(template.get("SpecificCharacterSet", "ISO_IR 100"))
+        skip = {int(tag_for_keyword(kw)) for kw in varying}  # type: ignore[arg-type]
+        skip.add(self.pixel_tag)
+        self.static = [
+            (int(e.tag), self._element_bytes(e)) for e in template if int(e.tag) not in skip
+        ]
+
+    def _element_bytes(self, elem: Any) -> bytes:
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_data_element
+
+        fp = DicomBytesIO()
+        fp.is_little_endian = self.little
+        fp.is_implicit_VR = self.implicit
+        write_data_element(fp, elem, self.encodings)
+        return fp.getvalue()
+
+    def encode(self, attrs: Mapping[str, Any], pixels: np.ndarray) -> bytes:
+        """The bytes of one file: template + ``attrs`` + one frame of stored ``pixels``."""
+        if self.encapsulated:
+            return self._encode_compressed(attrs, pixels)
+        changing = Dataset()
+        for key, value in attrs.items():
+            if value is not None:
+                setattr(changing, key, value)
+        parts = list(self.static)
+        parts.extend((int(e.tag), self._element_bytes(e)) for e in changing)
+        parts.sort(key=lambda item: item[0])
+        data = np.ascontiguousarray(pixels)
+        if not self.little and data.dtype.itemsize > 1:
+            data = data.astype(data.dtype.newbyteorder(">"))
+        raw = data.tobytes()
+        if len(raw) % 2:
+            raw += b"\0"
+        if self.pixel_keyword == "PixelData":
+            vr = "OB" if self.template.BitsAllocated <= 8 else "OW"
+        else:
+            vr = "OF" if self.pixel_keyword == "FloatPixelData" else "OD"
+        header = _element_header(self.pixel_tag, vr, len(raw), self.implicit, self.little)
+        body = b"".join([*(b for _, b in parts), header, raw])
+        if self.deflate:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+            body = compressor.compress(body) + compressor.flush()
+        if not self.with_preamble:
+            return body
+        meta = _meta_bytes(self.template.SOPClassUID, attrs["SOPInstanceUID"], self.tsyntax)
+        return b"\0" * 128 + b"DICM" + meta + body
+
+    def _encode_compressed(self, attrs: Mapping[str, Any], pixels: np.ndarray) -> bytes:
+        ds = self.template
+        for key, value in attrs.items():
+            if value is None:
+                if key in ds:
+                    delattr(ds, key)
+            else:
+                setattr(ds, key, value)
+        if "PixelData" in ds:
+            del ds.PixelData
+        kwargs: dict[str, Any] = {}
+        if self.tsyntax == JPEG2000:
+            kwargs["j2k_cr"] = [20]
+        ds.compress(
+            self.tsyntax, np.ascontiguousarray(pixels), generate_instance_uid=False, **kwargs
+        )
+        ds.file_meta = _file_meta(ds.SOPClassUID, self.tsyntax)
+        ds.file_meta.MediaStorageSOPInstanceUID = attrs["SOPInstanceUID"]
+        return dataset_bytes(ds, with_preamble=self.with_preamble)
 
 
 def _base_dataset(
@@ -338,41 +488,6 @@ def _names(
     return names
 
 
-def _encode_pixels(
-    ds: Dataset,
-    stored: np.ndarray,
-    transfer_syntax: str,
-    float_pixels: str | None,
-    high_bit_noise: np.ndarray | None,
-) -> None:
-    """Set the pixel data element of ``ds`` for one frame/slice of stored values."""
-    tag_name = "PixelData"
-    if float_pixels:
-        tag_name = "FloatPixelData" if float_pixels == "float32" else "DoubleFloatPixelData"
-    data = stored
-    if high_bit_noise is not None:
-        data = data | high_bit_noise if data.dtype.kind == "u" else data
-    if transfer_syntax in _COMPRESSED:
-        if "PixelData" in ds:
-            del ds.PixelData
-        kwargs: dict[str, Any] = {}
-        if transfer_syntax == JPEG2000:
-            kwargs["j2k_cr"] = [20]
-        ds.compress(
-            transfer_syntax, np.ascontiguousarray(data), generate_instance_uid=False, **kwargs
-        )
-        return
-    if transfer_syntax == ExplicitVRBigEndian:
-        data = data.astype(data.dtype.newbyteorder(">"))
-    raw = np.ascontiguousarray(data).tobytes()
-    if len(raw) % 2:
-        raw += b"\0"
-    setattr(ds, tag_name, raw)
-    elem = ds[tag_name]
-    if tag_name == "PixelData":
-        elem.VR = "OB" if ds.BitsAllocated <= 8 else "OW"
-
-
 def write_series(
     folder: str | Path,
     array: np.ndarray,
@@ -412,6 +527,7 @@ def write_series(
     instance_numbers: str | Sequence[int] = "slice",
     slice_locations: bool | Sequence[float] = True,
     slice_thickness: float | None = None,
+    sink: Callable[[str, bytes], None] | None = None,
 ) -> WrittenSeries:
     """Write ``array[k, j, i]`` as one DICOM file per slice into ``folder``; return the paths.
 
@@ -441,7 +557,9 @@ def write_series(
 
     UIDs: given ones are used; otherwise they are random, or derived from ``seed`` (so the
     same call writes identical files). ``tags`` sets extra attributes on every file and
-    ``per_slice(k)`` returns attributes for slice ``k``.
+    ``per_slice(k)`` returns attributes for slice ``k``. ``sink(name, data)``, when given,
+    receives each file's bytes instead of a file being written (to fill a zip directly);
+    the returned paths are then ``folder / name``.
     """
     folder = Path(folder)
     array = np.asarray(array)
@@ -473,23 +591,18 @@ def write_series(
 
     # -- values --------------------------------------------------------------------------
     if is_color:
-        bits_allocated, signed, rescale = 8, False, None
-        stored = np.asarray(array, dtype=np.uint8)
-        if photometric == "YBR_FULL":
-            from pydicom.pixels import convert_color_space
-
-            stored = np.stack([convert_color_space(s, "RGB", "YBR_FULL") for s in stored])
-        dtype = stored.dtype
+        bits_allocated, signed, rescale, float_pixels = 8, False, None, None
+        convert: Callable[[np.ndarray], np.ndarray] = _color_converter(photometric)
+        dtype = np.dtype(np.uint8)
     else:
-        stored, dtype = _pixel_format(array, rescale, bits_allocated, signed, float_pixels)
+        convert = _StoredValues(rescale, bits_allocated, signed, float_pixels)
+        dtype = convert.dtype
     if bits_stored is None:
         bits_stored = bits_allocated
     noise_mask = None
-    if high_bit_noise and not float_pixels and not signed and bits_stored < bits_allocated:
-        if stored.max() >= (1 << bits_stored):
-            raise ValueError("stored values exceed bits_stored")
+    if high_bit_noise and dtype.kind == "u" and bits_stored < bits_allocated:
         rng = np.random.default_rng(1234)
-        junk = rng.integers(0, 1 << (bits_allocated - bits_stored), size=(rows, columns))
+        junk = rng.integers(1, 1 << (bits_allocated - bits_stored), size=(rows, columns))
         noise_mask = (junk << bits_stored).astype(dtype)
 
     # -- UIDs and per-file values --------------------------------------------------------
@@ -499,16 +612,12 @@ def write_series(
     sop_class = sop_class or SOP_CLASSES.get(modality, SOP_CLASSES["SC"])
     skipped = {int(k) for k in skip}
     ks = [k for k in range(nk) if k not in skipped]
-    order = list(ks)
-    if shuffle is not None and shuffle is not False:
-        rng = np.random.default_rng(0 if shuffle is True else int(shuffle))
-        order = [ks[n] for n in rng.permutation(len(ks))]
-    sop_by_k = {
-        k: make_uid(seed, series_uid, "sop", k) if seed is not None else make_uid(None) for k in ks
-    }
+    order = _shuffled(ks, shuffle)
+    sop_by_k = {k: make_uid(seed, series_uid, "sop", k) for k in ks}
     inst = _instance_numbers(instance_numbers, nk, seed)
     locs = _slice_locations(slice_locations, positions, normal)
     names = _names(file_names, order, [sop_by_k[k] for k in order], extension)
+    extras = {k: dict(per_slice(k)) for k in ks} if per_slice else {}
 
     # -- template ------------------------------------------------------------------------
     ds = _base_dataset(
@@ -540,32 +649,47 @@ def write_series(
         ds.GantryDetectorTilt = _fmt(tilt)
     for key, value in (tags or {}).items():
         setattr(ds, key, value)
-    ds.file_meta = _file_meta(sop_class, transfer_syntax)
     if not with_preamble and transfer_syntax not in (
         ExplicitVRLittleEndian,
         ImplicitVRLittleEndian,
     ):
         raise ValueError("files without preamble are written in little endian only")
+    pixel_keyword = "PixelData"
+    if float_pixels:
+        pixel_keyword = "FloatPixelData" if float_pixels == "float32" else "DoubleFloatPixelData"
+    varying = {"SOPInstanceUID", "ImagePositionPatient", "InstanceNumber", "SliceLocation"}
+    for extra in extras.values():
+        varying.update(extra)
+    writer = _SliceWriter(
+        ds,
+        transfer_syntax,
+        with_preamble=with_preamble,
+        varying=varying,
+        pixel_keyword=pixel_keyword,
+    )
 
-    folder.mkdir(parents=True, exist_ok=True)
+    if sink is None:
+        folder.mkdir(parents=True, exist_ok=True)
     written: dict[int, Path] = {}
     for n, k in enumerate(order):
+        attrs: dict[str, Any] = {
+            "SOPInstanceUID": sop_by_k[k],
+            "ImagePositionPatient": _ds(positions[k]),
+            "InstanceNumber": inst[k],
+            "SliceLocation": None if locs[k] is None else _fmt(locs[k]),
+        }
+        attrs.update(extras.get(k, {}))
+        pixels = convert(array[k])
+        if noise_mask is not None:
+            if pixels.max() >= (1 << bits_stored):
+                raise ValueError("stored values exceed bits_stored")
+            pixels = pixels | noise_mask
+        blob = writer.encode(attrs, pixels)
         path = folder / names[n]
-        blob = _encode_slice(
-            ds,
-            k=k,
-            stored=stored[k],
-            position=positions[k],
-            sop_uid=sop_by_k[k],
-            instance_number=inst[k],
-            slice_location=locs[k],
-            extra=per_slice(k) if per_slice else None,
-            transfer_syntax=transfer_syntax,
-            float_pixels=float_pixels,
-            noise_mask=noise_mask,
-            with_preamble=with_preamble,
-        )
-        path.write_bytes(blob)
+        if sink is None:
+            path.write_bytes(blob)
+        else:
+            sink(names[n], blob)
         written[k] = path
 
     result = WrittenSeries(written[k] for k in ks)
@@ -578,6 +702,26 @@ def write_series(
     result.sop_instance_uids = [sop_by_k[k] for k in ks]
     result.transfer_syntax = str(transfer_syntax)
     return result
+
+
+def _color_converter(photometric: str) -> Callable[[np.ndarray], np.ndarray]:
+    def convert(data: np.ndarray) -> np.ndarray:
+        data = np.asarray(data, dtype=np.uint8)
+        if photometric == "YBR_FULL":
+            from pydicom.pixels import convert_color_space
+
+            data = convert_color_space(data, "RGB", "YBR_FULL")
+        return data
+
+    return convert
+
+
+def _shuffled(items: list[int], shuffle: int | bool | None) -> list[int]:
+    """``items`` in a seeded random order, or unchanged when ``shuffle`` is None/False."""
+    if shuffle is None or shuffle is False:
+        return list(items)
+    rng = np.random.default_rng(0 if shuffle is True else int(shuffle))
+    return [items[n] for n in rng.permutation(len(items))]
 
 
 def _instance_numbers(
@@ -611,42 +755,6 @@ def _slice_locations(
     if len(values) != len(positions):
         raise ValueError("slice_locations needs one value per slice")
     return list(values)
-
-
-def _encode_slice(
-    ds: Dataset,
-    *,
-    k: int,
-    stored: np.ndarray,
-    position: np.ndarray,
-    sop_uid: str,
-    instance_number: int | None,
-    slice_location: float | None,
-    extra: Mapping[str, Any] | None,
-    transfer_syntax: str,
-    float_pixels: str | None,
-    noise_mask: np.ndarray | None,
-    with_preamble: bool,
-) -> bytes:
-    """The bytes of one file: the template with this slice's attributes and pixels."""
-    ds.SOPInstanceUID = sop_uid
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = transfer_syntax
-    ds.ImagePositionPatient = _ds(position)
-    if instance_number is None:
-        if "InstanceNumber" in ds:
-            del ds.InstanceNumber
-    else:
-        ds.InstanceNumber = instance_number
-    if slice_location is None:
-        if "SliceLocation" in ds:
-            del ds.SliceLocation
-    else:
-        ds.SliceLocation = _fmt(slice_location)
-    for key, value in (extra or {}).items():
-        setattr(ds, key, value)
-    _encode_pixels(ds, stored, transfer_syntax, float_pixels, noise_mask)
-    return dataset_bytes(ds, with_preamble=with_preamble)
 
 
 def dataset_bytes(ds: Dataset, *, with_preamble: bool = True) -> bytes:
