@@ -505,6 +505,11 @@ class AnnotationSet:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
+    def clear_history(self) -> None:
+        """Forget undo/redo steps (after loading a file, which is not an edit)."""
+        self._undo.clear()
+        self._redo.clear()
+
     def undo(self) -> bool:
         """Go back one change; False when there is nothing to undo."""
         if not self._undo:
