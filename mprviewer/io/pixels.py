@@ -1,0 +1,277 @@
+"""Read pixel data straight into the final volume array, with modality rescale applied.
+
+Native (uncompressed little-endian) files on disk are read with one ``readinto`` per slice
+at the pixel data offset found during the header scan; everything else goes through
+pydicom's decoders (and its codec plugins). Slices are read by a small thread pool: file
+reads, numpy and the C decoders release the GIL.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from mprviewer.errors import DicomError, LoadCancelled, MissingCodecError
+from mprviewer.io.geometry import Frame
+
+NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+CODEC_PACKAGES = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg or pyjpegls",
+    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg or pyjpegls",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+}
+
+
+class PixelFormat:
+    """How stored values become output values for one slice."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+        self.bits_stored = int(ds.get("BitsStored", self.bits_allocated) or self.bits_allocated)
+        self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+        slope, intercept = _rescale(ds)
+        self.slope, self.intercept = slope, intercept
+
+    @property
+    def stored_range(self) -> tuple[float, float]:
+        bits = min(self.bits_stored, self.bits_allocated)
+        if self.signed:
+            return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+        return 0.0, float(2**bits - 1)
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        lo, hi = self.stored_range
+        a, b = lo * self.slope + self.intercept, hi * self.slope + self.intercept
+        return min(a, b), max(a, b)
+
+    @property
+    def integral_rescale(self) -> bool:
+        return float(self.slope).is_integer() and float(self.intercept).is_integer()
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    try:
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    except (TypeError, ValueError):
+        return 1.0, 0.0
+    if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
+        return 1.0, 0.0
+    return slope, intercept
+
+
+def stored_dtype(formats: list[PixelFormat]) -> np.dtype:
+    """The dtype that holds every slice's stored values as read from the files."""
+    if any(f.is_float for f in formats):
+        return np.dtype(np.float64 if any(f.bits_allocated == 64 for f in formats)
+                        else np.float32)
+    bits = max(f.bits_allocated for f in formats)
+    signed = {f.signed for f in formats}
+    if bits <= 8 and signed == {False}:
+        return np.dtype(np.uint8)
+    if bits <= 16:
+        if len(signed) == 1:
+            return np.dtype(np.int16 if True in signed else np.uint16)
+        return np.dtype(np.int32)
+    return np.dtype(np.int32 if True in signed else np.uint32)
+
+
+def output_dtype(lo: float, hi: float, integral: bool, stored: np.dtype) -> np.dtype:
+    """The smallest dtype holding values in [lo, hi] exactly (int16 for CT in HU)."""
+    if stored.kind == "f":
+        return stored
+    if not integral:
+        return np.dtype(np.float32)
+    for dtype in (np.uint8, np.int16, np.uint16, np.int32):
+        info = np.iinfo(dtype)
+        if dtype == np.uint8 and stored != np.uint8:
+            continue
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.float64)
+
+
+def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.ndarray | None:
+    """Stored values of a native single-frame file on disk, read in one call; None if not."""
+    inst = frame.instance
+    if (inst.pixel_offset is None or inst.member.path is None or inst.frames != 1
+            or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
+            or fmt.bits_allocated not in (8, 16, 32) or fmt.is_float):
+        return None
+    nbytes = rows * cols * fmt.bits_allocated // 8
+    kind = "i" if fmt.signed else "u"
+    dtype = np.dtype(f"<{kind}{fmt.bits_allocated // 8}")
+    out = np.empty((rows, cols), dtype=dtype)
+    with open(inst.member.path, "rb") as fh:
+        fh.seek(inst.pixel_offset)
+        head = fh.read(12)
+        if head[:4] != PIXEL_DATA_TAG:
+            return None
+        if inst.transfer_syntax == NATIVE_LE[0]:
+            (length,) = struct.unpack("<I", head[4:8])
+            fh.seek(inst.pixel_offset + 8)
+        elif head[4:6] in (b"OB", b"OW"):
+            (length,) = struct.unpack("<I", head[8:12])
+        else:
+            return None
+        if length == 0xFFFFFFFF or length < nbytes:
+            return None
+        if fh.readinto(memoryview(out).cast("B")) != nbytes:
+            return None
+    return out
+
+
+def _decoded_slice(frame: Frame) -> np.ndarray:
+    """Stored values of any frame through pydicom's decoders."""
+    inst = frame.instance
+    ts = inst.transfer_syntax
+    try:
+        with inst.member.open() as fh:
+            ds = pydicom.dcmread(fh, force=True)
+        arr = ds.pixel_array
+        if inst.frames > 1:
+            arr = arr[frame.frame]
+    except (NotImplementedError, RuntimeError, ValueError, ImportError) as exc:
+        text = str(exc)
+        if ts in CODEC_PACKAGES and ("decod" in text.lower() or "plugin" in text.lower()
+                                     or "available" in text.lower()):
+            raise MissingCodecError(
+                f"{inst.member.name}: pixel data uses transfer syntax {ts} "
+                f"({pydicom.uid.UID(ts).name}) and no installed plugin can decode it; "
+                f"install {CODEC_PACKAGES[ts]}"
+            ) from exc
+        raise DicomError(f"{inst.member.name}: pixel data cannot be decoded: {text}") from exc
+    return np.asarray(arr)
+
+
+def _mask_bits(stored: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+    """Honour BitsStored: clear unused high bits, sign-extend signed values."""
+    if fmt.bits_stored >= fmt.bits_allocated or stored.dtype.kind not in "iu":
+        return stored
+    shift = stored.dtype.itemsize * 8 - fmt.bits_stored
+    if fmt.signed:
+        signed = stored.view(stored.dtype.str.replace("u", "i"))
+        return (signed << shift) >> shift
+    return stored & np.array((1 << fmt.bits_stored) - 1, dtype=stored.dtype)
+
+
+def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
+                     cols: int) -> None:
+    """Read one frame's stored values into ``out`` (a view of the volume)."""
+    stored = _native_slice(frame, fmt, rows, cols)
+    if stored is None:
+        stored = _decoded_slice(frame)
+    stored = _mask_bits(stored, fmt)  # idempotent where a decoder already did it
+    if stored.shape[:2] != (rows, cols):
+        raise DicomError(
+            f"{frame.instance.member.name}: image is {stored.shape[0]}x{stored.shape[1]} but "
+            f"the series is {rows}x{cols}"
+        )
+    if stored.shape != out.shape:
+        raise DicomError(
+            f"{frame.instance.member.name}: pixel layout {stored.shape} does not match the "
+            f"series' {out.shape}"
+        )
+    out[...] = stored
+
+
+def _rescale_slice(src: np.ndarray, dst: np.ndarray, fmt: PixelFormat,
+                   invert: float | None) -> None:
+    """dst = src * slope + intercept (inverted for MONOCHROME1); src and dst may share memory."""
+    work = np.float64 if dst.dtype.kind == "f" else np.int64
+    values = src.astype(work)
+    if fmt.slope != 1.0:
+        values *= fmt.slope if work is np.float64 else int(fmt.slope)
+    if fmt.intercept != 0.0:
+        values += fmt.intercept if work is np.float64 else int(fmt.intercept)
+    if invert is not None:
+        values = invert - values
+    dst[...] = values
+
+
+def load_frames(
+    frames: list[Frame],
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    workers: int = 2,
+) -> tuple[np.ndarray, list[str]]:
+    """Assemble frames (already in spatial order) into ``array[k, j, i(, 3)]``.
+
+    Stored values are read straight into one array; the modality rescale then runs in
+    place whenever the output type has the same size (CT: uint16 stored -> int16 HU), so
+    peak memory stays near the volume's own size.
+    """
+    first = frames[0].instance
+    rows, cols = first.rows, first.columns
+    formats = [PixelFormat(f.instance.header) for f in frames]
+    notes: list[str] = []
+    rgb = formats[0].samples == 3
+    if any((f.samples == 3) != rgb for f in formats):
+        raise DicomError(f"{first.member.name}: series mixes colour and greyscale images")
+    raw_dtype = np.dtype(np.uint8) if rgb else stored_dtype(formats)
+    shape = (len(frames), rows, cols, 3) if rgb else (len(frames), rows, cols)
+    raw = np.empty(shape, dtype=raw_dtype)
+    done = 0
+    lock = threading.Lock()
+
+    def read(k: int) -> None:
+        nonlocal done
+        if cancel is not None and cancel.is_set():
+            return
+        read_stored_into(raw[k], frames[k], formats[k], rows, cols)
+        with lock:
+            done += 1
+            if progress:
+                progress(done, len(frames))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(read, range(len(frames))))
+    if cancel is not None and cancel.is_set():
+        raise LoadCancelled("loading was cancelled")
+    if rgb:
+        return raw, notes
+    monochrome1 = formats[0].photometric == "MONOCHROME1"
+    identity = all(f.slope == 1.0 and f.intercept == 0.0 for f in formats)
+    if identity and not monochrome1:
+        return raw, notes
+    if raw.dtype.kind == "f":
+        lo_s, hi_s = float(np.nanmin(raw)), float(np.nanmax(raw))
+    else:
+        lo_s, hi_s = float(raw.min()), float(raw.max())
+    ends = [v * f.slope + f.intercept for f in formats for v in (lo_s, hi_s)]
+    lo, hi = min(ends), max(ends)
+    invert = None
+    if monochrome1:
+        full = [v for f in formats for v in f.output_range]
+        invert = min(full) + max(full)
+        lo, hi = invert - hi, invert - lo
+        notes.append("MONOCHROME1 pixel values inverted so that bright means dense")
+    integral = all(f.integral_rescale for f in formats) and (invert is None
+                                                            or float(invert).is_integer())
+    dtype = output_dtype(lo, hi, integral, raw.dtype)
+    out = raw.view(dtype) if dtype.itemsize == raw.dtype.itemsize else np.empty(shape, dtype)
+
+    def convert(k: int) -> None:
+        _rescale_slice(raw[k], out[k], formats[k], invert)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(convert, range(len(frames))))
+    return out, notes

@@ -1,0 +1,182 @@
+"""Read DICOM headers only (no pixel data) so the series table appears fast."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from mprviewer.errors import LoadCancelled
+from mprviewer.io.sources import Member
+
+# Storage classes that hold no pixels (SR, KOS, presentation states, ...) are recognised by
+# the absence of PixelData/Rows; this map only gives the skip reason a readable name.
+NON_IMAGE_CLASSES = {
+    "1.2.840.10008.1.3.10": "DICOMDIR (media directory)",
+    "1.2.840.10008.5.1.4.1.1.88.59": "Key Object Selection document",
+    "1.2.840.10008.5.1.4.1.1.11.1": "presentation state",
+    "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF",
+}
+
+
+@dataclass
+class Instance:
+    """The header facts of one image file that grouping, sorting and loading need."""
+
+    member: Member
+    header: Dataset = field(repr=False)
+    sop_uid: str
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str
+    rows: int
+    columns: int
+    frames: int
+    orientation: np.ndarray | None  # 6 direction cosines (row, column)
+    position: np.ndarray | None  # ImagePositionPatient
+    pixel_spacing: tuple[float, float] | None  # (between rows, between columns)
+    transfer_syntax: str
+    pixel_offset: int | None  # file offset of the PixelData element, when native
+    instance_number: int | None
+
+    @property
+    def normal(self) -> np.ndarray | None:
+        if self.orientation is None:
+            return None
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+
+def _float_tuple(value: Any, n: int) -> np.ndarray | None:
+    try:
+        values = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(values) != n or not np.all(np.isfinite(values)):
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A file without the 128-byte preamble usually starts with a group 0002 or 0008 tag."""
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] != b"\x00\x00"
+
+
+def read_header(member: Member) -> Dataset:
+    """Parse a file's header; raise InvalidDicomError when it is not DICOM."""
+    with member.open() as fh:
+        head = fh.read(132)
+        fh.seek(0)
+        if head[128:132] == b"DICM":
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        elif _looks_like_raw_dataset(head):
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+        else:
+            raise InvalidDicomError("no DICOM preamble and no recognisable data set")
+        offset = fh.tell()
+    ds.__dict__["_mprviewer_pixel_offset"] = offset
+    return ds
+
+
+def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
+    """An Instance, or the reason this file is not a usable image."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class in NON_IMAGE_CLASSES:
+        return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
+    if "Rows" not in ds or "Columns" not in ds:
+        kind = str(ds.get("Modality", "")) or "object"
+        return f"DICOM {kind} without image pixels"
+    rows, cols = int(ds.Rows or 0), int(ds.Columns or 0)
+    if rows <= 0 or cols <= 0:
+        return f"invalid image size {rows}x{cols}"
+    series_uid = str(ds.get("SeriesInstanceUID", "")) or "unknown-series"
+    spacing = _float_tuple(ds.get("PixelSpacing"), 2)
+    if spacing is None:
+        spacing = _float_tuple(ds.get("ImagerPixelSpacing"), 2)
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    try:
+        instance_number = int(ds.get("InstanceNumber"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        instance_number = None
+    file_meta = getattr(ds, "file_meta", None)
+    ts = str(file_meta.get("TransferSyntaxUID", "")) if file_meta is not None else ""
+    if not ts:
+        ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
+    native = ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+    pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native and member.path else None
+    return Instance(
+        member=member,
+        header=ds,
+        sop_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_class_uid=sop_class,
+        series_uid=series_uid,
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        rows=rows,
+        columns=cols,
+        frames=max(frames, 1),
+        orientation=_float_tuple(ds.get("ImageOrientationPatient"), 6),
+        position=_float_tuple(ds.get("ImagePositionPatient"), 3),
+        pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
+        transfer_syntax=ts,
+        pixel_offset=pixel_offset,
+        instance_number=instance_number,
+    )
+
+
+def scan_one(member: Member) -> Instance | tuple[str, str]:
+    """Scan one member: an Instance or (name, reason) for a file to skip."""
+    try:
+        ds = read_header(member)
+    except InvalidDicomError:
+        return (member.name, "not a DICOM file")
+    except (OSError, EOFError) as exc:
+        return (member.name, f"cannot be read: {exc}")
+    except Exception as exc:  # pydicom raises many kinds on damaged headers
+        return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
+    if not hasattr(ds, "SOPClassUID") and "PixelData" not in ds and "Rows" not in ds:
+        return (member.name, "not a DICOM image (no SOP class, no pixels)")
+    try:
+        result = instance_from_header(member, ds)
+    except Exception as exc:
+        return (member.name, f"unusable DICOM header: {type(exc).__name__}: {exc}")
+    if isinstance(result, str):
+        return (member.name, result)
+    return result
+
+
+def scan_members(
+    members: list[Member],
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    workers: int = 2,
+) -> tuple[list[Instance], list[tuple[str, str]]]:
+    """Scan every member's header, in parallel, reporting progress(done, total)."""
+    instances: list[Instance] = []
+    skipped: list[tuple[str, str]] = []
+    total = len(members)
+    if progress:
+        progress(0, total)
+    if not members:
+        return instances, skipped
+    chunk = 32
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, total, chunk):
+            if cancel is not None and cancel.is_set():
+                raise LoadCancelled("loading was cancelled")
+            for result in pool.map(scan_one, members[start : start + chunk]):
+                if isinstance(result, Instance):
+                    instances.append(result)
+                else:
+                    skipped.append(result)
+            if progress:
+                progress(min(start + chunk, total), total)
+    return instances, skipped

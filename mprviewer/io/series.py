@@ -1,0 +1,313 @@
+"""Group scanned instances into series, split series that hold several stacks, name them."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mprviewer.errors import DicomError, GeometryError
+from mprviewer.io.geometry import (
+    ORIENTATION_DECIMALS,
+    Frame,
+    StackGeometry,
+    build_geometry,
+    frame_orientation,
+    frame_position,
+)
+from mprviewer.io.scan import Instance
+from mprviewer.io.volume import Volume
+
+# Tags that tell repeated acquisitions at the same positions apart, most specific first.
+REPEAT_KEYS: tuple[tuple[str, str], ...] = (
+    ("TemporalPositionIdentifier", "time point"),
+    ("TriggerTime", "trigger time"),
+    ("EchoNumbers", "echo"),
+    ("DiffusionBValue", "b-value"),
+    ("DiffusionGradientOrientation", "gradient"),
+    ("AcquisitionNumber", "acquisition"),
+)
+
+
+class Series:
+    """One 3D stack of a study: what the series table shows and what ``load()`` reads."""
+
+    def __init__(self, frames: list[Frame], label: str = "") -> None:
+        self.frames = frames
+        self.split_label = label
+        first = frames[0].instance
+        header = first.header
+        self.uid: str = first.series_uid
+        self.study_uid: str = first.study_uid
+        self.modality: str = str(header.get("Modality", ""))
+        self.description: str = str(header.get("SeriesDescription", "")).strip()
+        try:
+            self.number: int | None = int(header.get("SeriesNumber"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.number = None
+        self.name: str = ""
+        self.extra_warnings: list[str] = []
+        self._geometry: StackGeometry | None = None
+
+    # -- geometry ----------------------------------------------------------------------
+    @property
+    def geometry(self) -> StackGeometry:
+        if self._geometry is None:
+            self._geometry = build_geometry(self.frames)
+            self.frames = self._geometry.frames
+        return self._geometry
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.frames)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, rows, columns)."""
+        first = self.frames[0].instance
+        return (len(self.frames), first.rows, first.columns)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along i (column), j (row), k (slice)."""
+        norms = np.linalg.norm(self.geometry.affine[:3, :3], axis=0)
+        return float(norms[0]), float(norms[1]), float(norms[2])
+
+    @property
+    def orientation(self) -> str:
+        return self.geometry.orientation_label
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*self.extra_warnings, *self.geometry.warnings]
+
+    @property
+    def header(self) -> Any:
+        """The first file's header (a pydicom Dataset without pixel data)."""
+        return self.frames[0].instance.header
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The data table: patient, study, series and acquisition facts, in reading order."""
+        from mprviewer.io.metadata import series_metadata
+
+        return series_metadata(self)
+
+    @property
+    def sop_instance_uids(self) -> list[str]:
+        return [f.instance.sop_uid for f in self.geometry.frames]
+
+    # -- pixels ------------------------------------------------------------------------
+    def load(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Volume:
+        """Read the pixels into a Volume (array[k, j, i] in patient-ordered slices)."""
+        from mprviewer.io.pixels import load_frames
+
+        geometry = self.geometry
+        try:
+            array, notes = load_frames(geometry.frames, progress=progress, cancel=cancel)
+        except DicomError:
+            raise
+        except MemoryError as exc:
+            raise DicomError(f"series {self.name!r}: not enough memory for "
+                             f"{self.shape} voxels") from exc
+        except Exception as exc:  # damaged pixel data: name the series, keep the study
+            raise DicomError(
+                f"series {self.name!r}: pixel data cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        header = self.header
+        return Volume(
+            array=array,
+            affine=geometry.affine.copy(),
+            warnings=[*self.warnings, *notes],
+            series_uid=self.uid,
+            study_uid=self.study_uid,
+            name=self.name,
+            modality=self.modality,
+            units=_units(header, self.modality),
+            window=_window(header, notes),
+            sop_instance_uids=[f.instance.sop_uid for f in geometry.frames],
+            sop_class_uid=geometry.frames[0].instance.sop_class_uid,
+            slice_positions=geometry.positions.copy(),
+        )
+
+    def __repr__(self) -> str:
+        return f"Series({self.name!r}, {self.modality}, {self.shape})"
+
+
+def _units(header: Any, modality: str) -> str:
+    rescale_type = str(header.get("RescaleType", "")).upper()
+    if rescale_type in ("HU",) or (modality.upper() == "CT" and rescale_type in ("", "US")):
+        return "HU" if modality.upper() == "CT" or rescale_type == "HU" else ""
+    return rescale_type if rescale_type not in ("", "US") else ""
+
+
+def _window(header: Any, notes: list[str]) -> tuple[float, float] | None:
+    try:
+        center = header.get("WindowCenter")
+        width = header.get("WindowWidth")
+        if center is None or width is None:
+            return None
+        center = float(center[0] if _is_multi(center) else center)
+        width = float(width[0] if _is_multi(width) else width)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        return None
+    if any(n.startswith("MONOCHROME1") for n in notes):
+        return None  # the stored window refers to the un-inverted values
+    return center, width
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+
+
+# -- grouping ----------------------------------------------------------------------------
+def _stack_key(frame: Frame) -> tuple:
+    inst = frame.instance
+    orientation = frame_orientation(frame)
+    rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
+    spacing = None if inst.pixel_spacing is None else tuple(np.round(inst.pixel_spacing, 4))
+    samples = int(inst.header.get("SamplesPerPixel", 1) or 1)
+    return (inst.rows, inst.columns, rounded, spacing, samples)
+
+
+def frames_of(instance: Instance) -> list[Frame]:
+    """The 2D frames an instance contributes (one for single-frame images)."""
+    from mprviewer.io.multiframe import expand_frames
+
+    return expand_frames(instance)
+
+
+def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
+    """Split frames that revisit the same positions into separate stacks."""
+    def pos_key(f: Frame) -> tuple | None:
+        p = frame_position(f)
+        return None if p is None else tuple(np.round(p, 2))
+
+    keys = [pos_key(f) for f in frames]
+    if any(k is None for k in keys) or len(set(keys)) == len(keys):
+        return [("", frames)]
+    for keyword, label in REPEAT_KEYS:
+        groups: dict[str, list[Frame]] = defaultdict(list)
+        for f in frames:
+            groups[str(f.instance.header.get(keyword, ""))].append(f)
+        if len(groups) > 1 and all(
+            len({pos_key(f) for f in g}) == len(g) for g in groups.values()
+        ):
+            return [(f"{label} {value}" if value else label, g)
+                    for value, g in sorted(groups.items(), key=lambda kv: _natural(kv[0]))]
+    # No tag tells them apart: the n-th visit of each position forms the n-th stack.
+    seen: dict[tuple, int] = defaultdict(int)
+    groups_by_visit: dict[int, list[Frame]] = defaultdict(list)
+    for f, key in sorted(zip(frames, keys, strict=True),
+                         key=lambda fk: (fk[0].instance.instance_number or 0, fk[0].frame)):
+        groups_by_visit[seen[key]].append(f)
+        seen[key] += 1
+    return [(f"repeat {n + 1}", g) for n, g in sorted(groups_by_visit.items())]
+
+
+def _natural(text: str) -> tuple:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[str, str]]]:
+    """Series by SeriesInstanceUID, each split into single 3D stacks, named for people."""
+    by_uid: dict[str, list[Instance]] = defaultdict(list)
+    for inst in instances:
+        by_uid[inst.series_uid].append(inst)
+    skipped: list[tuple[str, str]] = []
+    result: list[Series] = []
+    for uid, members in by_uid.items():
+        members = _dedupe(members, skipped)
+        frames: list[Frame] = []
+        for inst in members:
+            frames.extend(frames_of(inst))
+        stacks: dict[tuple, list[Frame]] = defaultdict(list)
+        for f in frames:
+            stacks[_stack_key(f)].append(f)
+        stack_list = sorted(stacks.values(), key=len, reverse=True)
+        pieces: list[tuple[str, list[Frame]]] = []
+        for n, stack in enumerate(stack_list):
+            label = "" if len(stack_list) == 1 else _stack_label(stack, n)
+            for repeat_label, part in _split_repeats(stack):
+                pieces.append((", ".join(x for x in (label, repeat_label) if x), part))
+        for label, part in pieces:
+            series = Series(part, label)
+            if len(pieces) > 1:
+                series.extra_warnings.append(
+                    f"series {uid} holds {len(pieces)} stacks; this one is: {label}"
+                )
+            try:
+                series.geometry  # noqa: B018 - validate now so a bad stack is skipped early
+            except (GeometryError, ValueError, np.linalg.LinAlgError) as exc:
+                for f in part:
+                    skipped.append((f.instance.member.name, f"series {uid}: {exc}"))
+                continue
+            result.append(series)
+    _assign_names(result)
+    result.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.name))
+    return result, skipped
+
+
+def _dedupe(members: list[Instance], skipped: list[tuple[str, str]]) -> list[Instance]:
+    """Drop second copies of the same SOP instance (the same file twice on a CD or in a zip)."""
+    seen: set[str] = set()
+    kept = []
+    for inst in sorted(members, key=lambda i: i.member.name):
+        if inst.sop_uid and inst.sop_uid in seen:
+            skipped.append((inst.member.name, f"duplicate of SOP instance {inst.sop_uid}"))
+            continue
+        seen.add(inst.sop_uid)
+        kept.append(inst)
+    return kept
+
+
+def _stack_label(stack: list[Frame], n: int) -> str:
+    from mprviewer.io.geometry import orientation_label
+
+    first = stack[0].instance
+    image_type = [str(v).upper() for v in (first.header.get("ImageType") or [])]
+    kind = orientation_label(frame_orientation(stack[0]))
+    if "LOCALIZER" in image_type or (len(stack) <= 3 and n > 0):
+        return f"localizer {kind}"
+    return f"{kind} {first.rows}x{first.columns}"
+
+
+def _assign_names(series_list: list[Series]) -> None:
+    """Folder name when a series sits alone in its folder, else '<number> <description>'."""
+    folder_series: dict[str, set[str]] = defaultdict(set)
+    for s in series_list:
+        for f in s.frames:
+            folder_series[f.instance.member.folder].add(s.uid)
+    stacks_per_uid: dict[str, int] = defaultdict(int)
+    for s in series_list:
+        stacks_per_uid[s.uid] += 1
+    used: dict[str, int] = defaultdict(int)
+    for s in series_list:
+        folders = {f.instance.member.folder for f in s.frames}
+        name = ""
+        if len(folders) == 1:
+            folder = next(iter(folders))
+            if folder_series[folder] == {s.uid}:
+                name = s.frames[0].instance.member.folder_name
+        if not name:
+            number = "" if s.number is None else str(s.number)
+            name = " ".join(x for x in (number, s.description) if x) or s.modality or "series"
+        if stacks_per_uid[s.uid] > 1 and s.split_label:
+            name = f"{name} [{s.split_label}]"
+        used[name] += 1
+        if used[name] > 1:
+            name = f"{name} ({used[name]})"
+        s.name = name
