@@ -1,15 +1,21 @@
-"""Sources that are not on disk yet (URLs, PACS). Each returns None when a source isn't theirs."""
+"""Sources that are not on disk yet: DICOMweb study URLs and plain http(s) downloads.
+
+Each is fetched to local files first (a per-user cache for PACS studies, a private temp
+file for downloads) and then expanded like any local source.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from typing import Any
 
 from mprviewer.errors import SourceError
-from mprviewer.io.sources import ExpandedSource
+from mprviewer.io.sources import ExpandedSource, expand_source
 
 
 def is_url(source: Any) -> bool:
+    """True for anything that looks like ``scheme://...``."""
     return isinstance(source, str) and "://" in source[:16]
 
 
@@ -22,4 +28,26 @@ def expand_remote(
     scheme = source.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise SourceError(f"{source}: only http and https URLs can be opened")
-    raise SourceError(f"{source}: opening URLs is not supported yet")
+    if importlib.util.find_spec("mprviewer.io.pacs") is not None:
+        from mprviewer.io.pacs.urls import is_dicomweb_study_url
+
+        if is_dicomweb_study_url(source):
+            from mprviewer.io.pacs import retrieve_to_cache
+
+            folder = retrieve_to_cache(source, progress=progress, cancel=cancel)
+            expanded = expand_source(folder, cancel=cancel)
+            expanded.label = source
+            return expanded
+    if importlib.util.find_spec("mprviewer.io.download") is None:
+        raise SourceError(f"{source}: opening URLs is not supported in this version")
+    from mprviewer.io.download import download
+
+    path, cleanup = download(source, progress=progress, cancel=cancel)
+    try:
+        expanded = expand_source(path, cancel=cancel)
+    except BaseException:
+        cleanup()
+        raise
+    expanded.label = source
+    expanded._closers.insert(0, cleanup)
+    return expanded

@@ -146,6 +146,13 @@ def _add_file(out: ExpandedSource, path: Path, cancel: threading.Event | None) -
     if _looks_like_zip(path):
         _add_zip_file(out, path, cancel)
         return
+    if path.name.upper() == "DICOMDIR" and out.root_folder is None:
+        from mprviewer.io.dicomdir import dicomdir_files
+
+        # Opening a DICOMDIR opens what it indexes (files named relative to its folder).
+        for indexed in dicomdir_files(path):
+            _add_file(out, indexed, cancel)
+        return
     out.members.append(
         Member(name=str(path), folder=str(path.parent), size=size, opener=_file_opener(path),
                path=path)
