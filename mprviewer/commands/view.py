@@ -1,0 +1,72 @@
+"""``mprviewer [view] [SOURCE]``: open the viewer window."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXAMPLES = """\
+examples:
+  mprviewer                         empty window; open a study from the File menu or drop it
+  mprviewer demo                    the built-in CT phantom
+  mprviewer view ~/studies/head/    a folder of DICOM files (searched recursively)
+  mprviewer study.zip --series 1    a zip archive, second series of the table
+  mprviewer a.dcm b.dcm c.dcm       some files of one series
+  mprviewer demo --size 1600x1000 --screenshot shot.png
+                                    open, save a PNG of the window, quit
+"""
+
+
+def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description="Open the viewer: axial, coronal and sagittal views plus a 3D view, with "
+        "the series table, DICOM data and display controls at the side. SOURCE is a folder, "
+        "a zip, DICOM files, an http(s) URL or the word 'demo'; without it the window opens "
+        "empty. Press F1 in the window for keys and mouse.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", nargs="*", metavar="SOURCE", help="what to open")
+    parser.add_argument(
+        "--series", type=int, default=None, metavar="N",
+        help="row of the series table to show first (0-based; default: the largest series)",
+    )
+    parser.add_argument("--size", metavar="WxH", help="window size, for example 1600x1000")
+    parser.add_argument(
+        "--screenshot", metavar="PNG",
+        help="save a PNG of the window once the study is shown, then quit",
+    )
+    parser.add_argument(
+        "--timing", action="store_true",
+        help="print the time from start to the first 2D frame on stderr",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from mprviewer.gui.app import parse_size
+    from mprviewer.gui.app import run as run_app
+
+    sources = list(args.source or [])
+    source: str | list[str] | None
+    if not sources:
+        source = None
+    elif len(sources) == 1:
+        source = sources[0]
+    else:
+        source = sources
+    if args.screenshot and source is None:
+        print("mprviewer view: --screenshot needs a SOURCE to show")
+        return 2
+    if args.series is not None and args.series < 0:
+        print("mprviewer view: --series is a 0-based row number, 0 or more")
+        return 2
+    return run_app(
+        source,
+        series=args.series,
+        size=parse_size(args.size),
+        screenshot=args.screenshot,
+        timing=args.timing,
+    )

@@ -1,0 +1,191 @@
+"""QApplication set-up and the ``run()`` behind ``mprviewer view``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mprviewer.errors import MprviewerError
+
+log = logging.getLogger(__name__)
+
+_IMPORTED_AT = time.perf_counter()
+
+
+def seconds_since_process_start() -> float:
+    """Wall time since this process started (Linux /proc), else since this module loaded."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / ticks  # field 22 of stat: start time after boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED_AT
+
+
+def check_display() -> None:
+    """Fail with a clear message instead of Qt's abort when there is no display."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc"))
+    ):
+        raise MprviewerError(
+            "no display to open the window on (DISPLAY is not set); run it under a desktop "
+            "session or 'xvfb-run', or use 'mprviewer screenshot' to render without a display"
+        )
+
+
+def _dark_palette(app: Any) -> None:
+    """A dark theme: images are judged against black, a bright frame around them dazzles."""
+    from PyQt5.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    palette = QPalette()
+    base, window, text = QColor(30, 30, 30), QColor(45, 45, 48), QColor(220, 220, 220)
+    for role, color in (
+        (QPalette.Window, window),
+        (QPalette.WindowText, text),
+        (QPalette.Base, base),
+        (QPalette.AlternateBase, QColor(40, 40, 42)),
+        (QPalette.ToolTipBase, QColor(60, 60, 64)),
+        (QPalette.ToolTipText, text),
+        (QPalette.Text, text),
+        (QPalette.Button, window),
+        (QPalette.ButtonText, text),
+        (QPalette.BrightText, QColor(255, 80, 80)),
+        (QPalette.Highlight, QColor(50, 110, 180)),
+        (QPalette.HighlightedText, QColor(255, 255, 255)),
+        (QPalette.Link, QColor(90, 160, 230)),
+    ):
+        palette.setColor(role, color)
+    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
+        palette.setColor(QPalette.Disabled, role, QColor(120, 120, 120))
+    app.setPalette(palette)
+
+
+def _default_gl_format() -> None:
+    """Install the GL format the VTK widgets ask for before the shared context exists.
+
+    Each QtInteractor sets this default itself; doing it first keeps the shared context
+    compatible with every view (and Qt quiet about formats changing under it).
+    """
+    from PyQt5.QtGui import QSurfaceFormat
+
+    fmt = QSurfaceFormat()
+    fmt.setRenderableType(QSurfaceFormat.OpenGL)
+    fmt.setProfile(QSurfaceFormat.CoreProfile)
+    fmt.setVersion(3, 2)
+    fmt.setSwapBehavior(QSurfaceFormat.DoubleBuffer)
+    for setter in (fmt.setRedBufferSize, fmt.setGreenBufferSize, fmt.setBlueBufferSize,
+                   fmt.setDepthBufferSize, fmt.setAlphaBufferSize):
+        setter(8)
+    fmt.setStencilBufferSize(0)
+    fmt.setSamples(0)
+    QSurfaceFormat.setDefaultFormat(fmt)
+
+
+def ensure_app() -> Any:
+    """The QApplication, created once with the attributes VTK's Qt widgets need."""
+    from PyQt5.QtCore import QCoreApplication, Qt
+    from PyQt5.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        _default_gl_format()
+        QCoreApplication.setAttribute(Qt.AA_ShareOpenGLContexts)
+        QCoreApplication.setAttribute(Qt.AA_UseHighDpiPixmaps)
+        app = QApplication([sys.argv[0] if sys.argv else "mprviewer"])
+        app.setApplicationName("mprviewer")
+        app.setOrganizationName("mprviewer")
+        _dark_palette(app)
+    return app
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'1600x1000' -> (1600, 1000)."""
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise MprviewerError(f"--size {text!r}: use WIDTHxHEIGHT, for example 1600x1000") from exc
+    if w < 400 or h < 300:
+        raise MprviewerError(f"--size {text!r}: the window needs at least 400x300 pixels")
+    return w, h
+
+
+def run(
+    source: Any = None,
+    series: int | None = None,
+    size: tuple[int, int] | None = None,
+    screenshot: str | Path | None = None,
+    timing: bool = False,
+) -> int:
+    """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
+
+    With ``screenshot``, the window saves a PNG once the study is shown and quits (exit 3 if
+    the study cannot be opened).
+    """
+    check_display()
+    app = ensure_app()
+    from PyQt5.QtCore import Qt, QTimer
+
+    from mprviewer.gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.setAttribute(Qt.WA_DeleteOnClose)
+    if size is not None:
+        window.resize(*size)
+    else:
+        screen = app.primaryScreen().availableGeometry()
+        window.resize(min(1600, screen.width()), min(1000, screen.height()))
+    outcome = {"code": 0}
+
+    def report_first_frame(_seconds: float) -> None:
+        total = seconds_since_process_start()
+        window.timings["process_to_first_frame"] = total
+        if timing:
+            print(f"mprviewer: first 2D frame {total:.2f} s after process start", file=sys.stderr)
+
+    window.first_frame_shown.connect(report_first_frame)
+
+    if screenshot is not None:
+        target = Path(screenshot)
+
+        def take_when_3d_ready(_seconds: float) -> None:
+            def attempt(tries: int = 0) -> None:
+                if not window.is_3d_ready and tries < 100:
+                    QTimer.singleShot(100, lambda: attempt(tries + 1))
+                    return
+                QTimer.singleShot(300, finish)
+
+            attempt()
+
+        def finish() -> None:
+            saved = window.save_screenshot(target)
+            print(f"mprviewer: wrote {saved}", file=sys.stderr)
+            window.close()
+
+        def fail(message: str) -> None:
+            print(f"mprviewer: {message}", file=sys.stderr)
+            outcome["code"] = 3
+            window.close()
+
+        window.first_frame_shown.connect(take_when_3d_ready)
+        window.load_failed.connect(fail)
+        window.runner.cancelled.connect(lambda: fail("loading was cancelled"))
+
+    window.show()
+    if source:
+        # Start after the window is on screen, so the user sees it at once.
+        QTimer.singleShot(0, lambda: window.open_source(source, series))
+    app.exec_()
+    return outcome["code"]

@@ -1,0 +1,651 @@
+"""The main window: four linked views, the side panel, menus, loading and screenshots.
+
+Everything shown follows one ``ViewerState`` per loaded volume. Loading runs in a worker
+thread; only a successful load replaces what is on screen, so a bad file or a cancelled load
+leaves the previous study open. Other panels (annotations) plug in through
+``add_side_panel`` and follow ``volume_changed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import QSize, Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QKeySequence
+from PyQt5.QtWidgets import (
+    QAction,
+    QDockWidget,
+    QFileDialog,
+    QGroupBox,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStyle,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mprviewer.errors import MprviewerError
+from mprviewer.gui import open_dialogs
+from mprviewer.gui.open_dialogs import Source
+from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBrowser
+from mprviewer.gui.statusbar import ViewerStatusBar
+from mprviewer.gui.views import ViewGrid
+from mprviewer.gui.worker import JobRunner
+
+log = logging.getLogger(__name__)
+
+KEYS_HELP = """\
+<h3>Mouse (2D views)</h3>
+<table>
+<tr><td><b>Left click / drag</b></td>
+<td>move the other two planes to the point (crosshair)</td></tr>
+<tr><td><b>Wheel</b></td><td>next / previous slice</td></tr>
+<tr><td><b>Right drag</b></td><td>window (left-right) and level (up-down)</td></tr>
+<tr><td><b>Middle drag</b>, Shift+left drag</td><td>pan</td></tr>
+<tr><td><b>Ctrl+wheel</b>, Ctrl+right drag</td><td>zoom</td></tr>
+<tr><td><b>Double-click</b></td><td>maximise / restore the view</td></tr>
+</table>
+<h3>Keys (focused 2D view)</h3>
+<table>
+<tr><td><b>Up / Right</b>, <b>Down / Left</b></td><td>next / previous slice</td></tr>
+<tr><td><b>Page Up / Page Down</b></td><td>10 slices</td></tr>
+<tr><td><b>Home / End</b></td><td>first / last slice</td></tr>
+<tr><td><b>+ / -</b>, <b>R</b></td><td>zoom, reset zoom and pan</td></tr>
+<tr><td><b>F11</b> or <b>Enter</b></td><td>maximise / restore the view</td></tr>
+<tr><td><b>Ctrl+1 ... Ctrl+4</b>, <b>Ctrl+0</b></td>
+<td>maximise axial, coronal, sagittal, 3D; back to 2x2</td></tr>
+</table>
+<h3>3D view</h3>
+<p>Left drag rotates, right drag or wheel zooms, middle drag pans; drag a plane to move that
+slice in every view; R resets the camera.</p>
+"""
+
+
+@dataclass
+class LoadResult:
+    """What a worker hands back: a new study (or None for another series of the same one)."""
+
+    study: Any
+    series_index: int
+    volume: Any
+    source: Source | None = None
+    of_study: Any = None  # for another series: the study it belongs to
+
+
+def default_series_index(study: Any) -> int:
+    """The series shown first: the one with the most voxels."""
+    series = list(study.series)
+    sizes = [s.shape[0] * s.shape[1] * s.shape[2] for s in series]
+    return sizes.index(max(sizes)) if sizes else 0
+
+
+def load_source(
+    source: Source, progress: Any, cancel: Any, series: int | None = None
+) -> LoadResult:
+    """Worker job: scan ``source`` and read its default (or chosen) series' pixels."""
+    from mprviewer import open_study
+
+    study = open_study(source, progress=progress, cancel=cancel)
+    try:
+        index = default_series_index(study) if series is None else series
+        if not 0 <= index < len(study.series):
+            raise MprviewerError(
+                f"{study.source_label}: no series {index}; the study has "
+                f"{len(study.series)} (0-{len(study.series) - 1})"
+            )
+        volume = study.series[index].load(progress=progress, cancel=cancel)
+    except BaseException:
+        study.close()
+        raise
+    return LoadResult(study, index, volume, source)
+
+
+def default_threshold(volume: Any) -> float:
+    """A useful first threshold: bone and contrast for CT, the bright tail otherwise."""
+    import numpy as np
+
+    lo, hi = volume.value_range()
+    if getattr(volume, "units", "") == "HU" and lo < 300 < hi:
+        return 300.0
+    flat = np.asarray(volume.array).reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)]
+    value = float(np.percentile(sample, 95))
+    return round(value) if np.issubdtype(volume.array.dtype, np.integer) else value
+
+
+class MainWindow(QMainWindow):
+    """The viewer window. Public attributes for other panels: study, series, series_index,
+    volume, store, state (a ViewerState), views (ViewGrid); signal ``volume_changed(volume)``
+    after a new volume is on screen, ``study_changed(study)`` when a new study opened."""
+
+    volume_changed = pyqtSignal(object)
+    study_changed = pyqtSignal(object)
+    first_frame_shown = pyqtSignal(float)  # seconds from set_volume to the 2D frames
+    load_failed = pyqtSignal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("mprviewer")
+        self.setAcceptDrops(True)
+        self.study: Any = None
+        self.source: Source | None = None
+        self.series: Any = None
+        self.series_index = -1
+        self.volume: Any = None
+        self.store: Any = None
+        self.state: Any = None
+        self.error_box: QMessageBox | None = None
+        self.timings: dict[str, float] = {}
+        self._pending_3d = False
+        self._frames_waiting: set[str] = set()
+        self._closed = False
+
+        self.views = ViewGrid(self)
+        self.setCentralWidget(self.views)
+        self.runner = JobRunner(self)
+        self.runner.finished.connect(self._on_loaded)
+        self.runner.failed.connect(self._on_load_failed)
+        self.runner.cancelled.connect(self._on_load_cancelled)
+
+        self._build_side_panel()
+        self.status = ViewerStatusBar(self)
+        self.setStatusBar(self.status)
+        self._build_actions()
+        self._build_menus()
+        self._connect_views()
+        self.status.showMessage("Open a study: File > Open, drop a folder or zip here, or "
+                                "File > Open demo study")
+
+    # -- construction ------------------------------------------------------------------
+    def _build_side_panel(self) -> None:
+        self.series_table = SeriesTable(self)
+        self.series_table.series_chosen.connect(self.open_series)
+        self.controls = DisplayControls(self)
+        self.controls.camera_requested.connect(self.set_camera)
+        self.data_table = DataTable(self)
+        self.tag_browser = TagBrowser(self)
+        self.side_tabs = QTabWidget(self)
+        self.side_tabs.addTab(self.data_table, "Series data")
+        self.side_tabs.addTab(self.tag_browser, "Slice tags")
+
+        series_box = QGroupBox("Series", self)
+        QVBoxLayout(series_box).addWidget(self.series_table)
+        series_box.layout().setContentsMargins(4, 4, 4, 4)
+        display_box = QGroupBox("Display", self)
+        QVBoxLayout(display_box).addWidget(self.controls)
+        display_box.layout().setContentsMargins(2, 2, 2, 2)
+
+        self.side_splitter = QSplitter(Qt.Vertical, self)
+        self.side_splitter.addWidget(series_box)
+        self.side_splitter.addWidget(display_box)
+        self.side_splitter.addWidget(self.side_tabs)
+        self.side_splitter.setStretchFactor(0, 1)
+        self.side_splitter.setStretchFactor(1, 0)
+        self.side_splitter.setStretchFactor(2, 3)
+        self.side_splitter.setSizes([150, 190, 500])
+        self.dock = QDockWidget("Study", self)
+        self.dock.setObjectName("side-panel")
+        self.dock.setWidget(self.side_splitter)
+        self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
+        self.dock.setMinimumWidth(330)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.resizeDocks([self.dock], [420], Qt.Horizontal)
+
+    def _action(self, text: str, slot: Any, shortcut: Any = None, icon: Any = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda _=False: slot())
+        self.addAction(action)  # shortcuts work while the menu bar is hidden too
+        return action
+
+    def _build_actions(self) -> None:
+        self.act_open_folder = self._action(
+            "Open &Folder…", self.ask_open_folder, QKeySequence.Open, QStyle.SP_DirOpenIcon,
+            "Open a folder of DICOM files (searched recursively)")
+        self.act_open_files = self._action(
+            "Open &Zip or Files…", self.ask_open_files, "Ctrl+Shift+O", QStyle.SP_FileIcon,
+            "Open a zip archive or DICOM files")
+        self.act_open_url = self._action(
+            "Open &URL…", self.ask_open_url, "Ctrl+L", QStyle.SP_DriveNetIcon,
+            "Open a zip or DICOM file from an http(s) address")
+        self.act_open_demo = self._action(
+            "Open &Demo Study", lambda: self.open_source("demo"), None, QStyle.SP_ComputerIcon,
+            "Open the built-in CT phantom")
+        self.act_screenshot = self._action(
+            "Save &Screenshot…", self.ask_save_screenshot, "Ctrl+Shift+S",
+            QStyle.SP_DialogSaveButton, "Save a PNG of the window")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.Quit)
+        self.act_grid = self._action("&2×2 Layout", self.views.restore, "Ctrl+0",
+                                     tip="Show all four views")
+        self.act_max = {
+            name: self._action(f"Maximise &{label}", lambda n=name: self.views.maximise(n),
+                               f"Ctrl+{n + 1}")
+            for n, (name, label) in enumerate(
+                (("axial", "Axial"), ("coronal", "Coronal"), ("sagittal", "Sagittal"), ("3d", "3D"))
+            )
+        }
+        self.act_toggle_focused = self._action(
+            "Maximise / Restore Focused View", self._toggle_focused, "F11")
+        self.act_reset = self._action("&Reset Views", self.reset_views, "Ctrl+R",
+                                      tip="Fit every view, reset the 3D camera")
+        self.act_overlay = self._action("Threshold &Overlay in 2D", self._toggle_overlay, "Ctrl+T")
+        self.act_overlay.setCheckable(True)
+        self.act_opacity = self._action("&Volume Rendering in 3D", self._toggle_opacity, "Ctrl+B")
+        self.act_opacity.setCheckable(True)
+        self.act_keys = self._action(
+            "&Keys and Mouse", self.show_keys_help, QKeySequence.HelpContents
+        )
+        self.act_about = self._action("&About", self.show_about)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for action in (self.act_open_folder, self.act_open_files, self.act_open_url,
+                       self.act_open_demo):
+            file_menu.addAction(action)
+        self.recent_menu = open_dialogs.RecentMenu(self.open_source, self)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        self.file_menu = file_menu
+        self._file_export_anchor = file_menu.addSeparator()
+        file_menu.addAction(self.act_screenshot)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.act_grid)
+        for action in self.act_max.values():
+            view_menu.addAction(action)
+        view_menu.addAction(self.act_toggle_focused)
+        view_menu.addSeparator()
+        view_menu.addAction(self.act_reset)
+        view_menu.addAction(self.dock.toggleViewAction())
+        self.view_menu = view_menu
+
+        display_menu = bar.addMenu("&Display")
+        self.preset_menu = display_menu.addMenu("Window &Preset")
+        self.preset_menu.aboutToShow.connect(self._fill_preset_menu)
+        display_menu.addAction(self.act_overlay)
+        display_menu.addAction(self.act_opacity)
+        self.display_menu = display_menu
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_keys)
+        help_menu.addAction(self.act_about)
+
+        tools = self.addToolBar("Main")
+        tools.setObjectName("main-toolbar")
+        tools.setIconSize(QSize(18, 18))
+        tools.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        for action in (self.act_open_folder, self.act_open_files, self.act_open_url):
+            tools.addAction(action)
+        tools.addSeparator()
+        tools.addAction(self.act_grid)
+        tools.addAction(self.act_reset)
+        tools.addAction(self.act_screenshot)
+        self.toolbar = tools
+
+    def _connect_views(self) -> None:
+        for view in self.views.slice_views.values():
+            view.hovered.connect(self.status.show_voxel)
+        self.views.volume_view.focused.connect(lambda _p: None)
+
+    # -- hooks for other panels --------------------------------------------------------
+    def add_side_panel(self, title: str, widget: QWidget, first: bool = True) -> int:
+        """Add a tab to the side panel (annotations...); returns its index and shows it."""
+        index = self.side_tabs.insertTab(0 if first else self.side_tabs.count(), widget, title)
+        self.side_tabs.setCurrentIndex(index)
+        return index
+
+    def add_file_action(self, action: QAction) -> None:
+        """Put an action (import/export) in the File menu, above Save Screenshot."""
+        self.file_menu.insertAction(self._file_export_anchor, action)
+        self.addAction(action)
+
+    @property
+    def focused_plane(self) -> str:
+        return self.state.focused_plane if self.state is not None else "axial"
+
+    # -- opening -----------------------------------------------------------------------
+    def ask_open_folder(self) -> None:
+        source = open_dialogs.ask_folder(self)
+        if source:
+            self.open_source(source)
+
+    def ask_open_files(self) -> None:
+        source = open_dialogs.ask_files(self)
+        if source:
+            self.open_source(source)
+
+    def ask_open_url(self) -> None:
+        source = open_dialogs.ask_url(self)
+        if source:
+            self.open_source(source)
+
+    def open_source(self, source: Source, series: int | None = None) -> None:
+        """Load a study in the background; the current one stays until the new one is ready."""
+        label = open_dialogs.source_label(source)
+        self.status.showMessage(f"Opening {label}…")
+        self.runner.start(
+            lambda progress, cancel: load_source(source, progress, cancel, series),
+            f"Opening {label}",
+        )
+
+    def open_series(self, index: int) -> None:
+        """Load another series of the open study (double-click in the series table)."""
+        if self.study is None or not 0 <= index < len(self.study.series):
+            return
+        if index == self.series_index and self.volume is not None:
+            return
+        series = self.study.series[index]
+        study = self.study
+        self.status.showMessage(f"Loading series {series.name}…")
+
+        def job(progress: Any, cancel: Any) -> LoadResult:
+            volume = series.load(progress=progress, cancel=cancel)
+            return LoadResult(None, index, volume, of_study=study)
+
+        self.runner.start(job, f"Loading {series.name}")
+
+    def _on_loaded(self, result: LoadResult) -> None:
+        if self._closed:
+            if result.study is not None:
+                result.study.close()
+            return
+        if result.study is not None:
+            old = self.study
+            self.study, self.source = result.study, result.source
+            if old is not None and old is not result.study:
+                old.close()
+            if result.source is not None:
+                open_dialogs.remember_source(result.source)
+            self.series_table.set_study(self.study, result.series_index)
+            self.study_changed.emit(self.study)
+        elif result.of_study is not self.study:  # a series of a study replaced meanwhile
+            return
+        self.series_index = result.series_index
+        self.series = self.study.series[result.series_index]
+        self.set_volume(result.volume, self.series)
+
+    def _on_load_failed(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        if isinstance(exc, MprviewerError):
+            message, details = str(exc), ""
+        else:  # a bug, not a user error: say so and keep the traceback for a report
+            message = f"Unexpected error while loading: {type(exc).__name__}: {exc}"
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.warning("load failed: %s", message)
+        keep = "The previous study stays open." if self.volume is not None else ""
+        self.status.showMessage(f"Could not open: {message}", 15000)
+        self.show_error("Cannot open", message, keep, details)
+        self.load_failed.emit(message)
+
+    def _on_load_cancelled(self) -> None:
+        if not self._closed:
+            self.status.showMessage("Loading cancelled.", 8000)
+
+    def show_error(
+        self, title: str, message: str, info: str = "", details: str = ""
+    ) -> QMessageBox:
+        """A non-blocking error dialog (the event loop keeps running behind it)."""
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
+        if info:
+            box.setInformativeText(info)
+        if details:
+            box.setDetailedText(details)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: setattr(self, "error_box", None))
+        self.error_box = box
+        box.open()
+        return box
+
+    # -- showing a volume --------------------------------------------------------------
+    def set_volume(self, volume: Any, series: Any = None) -> None:
+        """Show ``volume``: the 2D views first, the 3D view right after their first frame."""
+        from mprviewer.model.orientation import DisplayGrid
+        from mprviewer.model.presets import auto_window
+        from mprviewer.model.state import ViewerState
+        from mprviewer.render.image import ImageStore
+
+        start = time.perf_counter()
+        self.timings["set_volume"] = start
+        grid = DisplayGrid.for_volume(volume)
+        store = ImageStore(volume, grid)
+        window = volume.window if volume.window is not None else auto_window(volume.array)
+        state = ViewerState(grid, window=window, threshold=default_threshold(volume))
+        if self.state is not None:  # keep the user's display choices across series
+            state.threshold_overlay = self.state.threshold_overlay
+            state.volume_opacity = self.state.volume_opacity
+        self.views.volume_view.unbind()
+        self.volume, self.store, self.state = volume, store, state
+        if series is not None:
+            self.series = series
+        for view in self.views.slice_views.values():
+            view.bind(state, store)
+        state.slice_changed.connect(self._on_slice_changed)
+        state.display_changed.connect(self._on_display_changed)
+        self.controls.bind(state, volume)
+        self.status.set_store(store)
+        self.status.set_warnings(volume.warnings)
+        self.status.showMessage(self._describe(volume), 10000)
+        if self.series_index >= 0:
+            self.series_table.set_warnings(self.series_index, volume.warnings)
+        metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
+        self.data_table.set_metadata(metadata)
+        self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
+        self._on_slice_changed(grid.acquisition_plane, state.slices[grid.acquisition_plane])
+        self.act_overlay.setChecked(state.threshold_overlay)
+        self.act_opacity.setChecked(state.volume_opacity)
+        title = volume.name or getattr(self.series, "name", "") or "volume"
+        where = self.study.source_label if self.study is not None else ""
+        self.setWindowTitle(f"{title} — {where} — mprviewer" if where else f"{title} — mprviewer")
+        self._wait_for_2d_frames()
+        self.volume_changed.emit(volume)
+
+    def _describe(self, volume: Any) -> str:
+        nk, nj, ni = volume.shape
+        sx, sy, sz = volume.spacing
+        name = volume.name or "Volume"
+        return f"{name}: {ni} × {nj} × {nk} voxels, {sx:.3g} × {sy:.3g} × {sz:.3g} mm"
+
+    @staticmethod
+    def _metadata_of(volume: Any) -> dict[str, str]:
+        nk, nj, ni = volume.shape
+        return {
+            "Series": volume.name,
+            "Modality": volume.modality,
+            "Size (i × j × k)": f"{ni} × {nj} × {nk}",
+            "Spacing (mm)": " × ".join(f"{s:.4g}" for s in volume.spacing),
+            "Units": volume.units,
+        }
+
+    def _slice_header(self, k: int) -> Any:
+        series = self.series
+        if series is None or not hasattr(series, "geometry"):
+            return None
+        frames = series.geometry.frames
+        return frames[k].instance.header if 0 <= k < len(frames) else None
+
+    def _on_slice_changed(self, plane: str, index: int) -> None:
+        if self.state is None or plane != self.state.grid.acquisition_plane:
+            return
+        self.tag_browser.show_slice(self.state.grid.acquisition_k(plane, index))
+
+    def _on_display_changed(self, name: str, value: Any) -> None:
+        if name == "threshold_overlay":
+            self.act_overlay.setChecked(bool(value))
+        elif name == "volume_opacity":
+            self.act_opacity.setChecked(bool(value))
+
+    # -- first frame, then 3D ------------------------------------------------------------
+    def _wait_for_2d_frames(self) -> None:
+        """Build the 3D view only once the three 2D views have shown a frame."""
+        self._pending_3d = True
+        views = self.views.slice_views
+        self._frames_waiting = set(views) if self.isVisible() else set()
+        for plane, view in views.items():
+            with contextlib.suppress(TypeError):
+                view.interactor.frameSwapped.disconnect()
+            if plane in self._frames_waiting:
+                view.interactor.frameSwapped.connect(
+                    lambda p=plane: self._on_frame(p))
+            view.render()
+            view.interactor.update()
+        if not self._frames_waiting:
+            QTimer.singleShot(0, self._first_frames_done)
+        else:  # a view that never paints (minimised) must not keep the 3D view away
+            QTimer.singleShot(3000, self._first_frames_done)
+
+    def _on_frame(self, plane: str) -> None:
+        self._frames_waiting.discard(plane)
+        with contextlib.suppress(TypeError):
+            self.views.slice_views[plane].interactor.frameSwapped.disconnect()
+        if not self._frames_waiting:
+            self._first_frames_done()
+
+    def _first_frames_done(self) -> None:
+        if not self._pending_3d or self._closed:
+            return
+        self._pending_3d = False
+        now = time.perf_counter()
+        seconds = now - self.timings.get("set_volume", now)
+        self.timings["first_2d_frame"] = now
+        log.info("first 2D frames %.3f s after the volume arrived", seconds)
+        self.first_frame_shown.emit(seconds)
+        # Give Qt a moment to put the 2D frames on screen before the 3D scene is built.
+        QTimer.singleShot(30, self._build_3d)
+
+    def _build_3d(self) -> None:
+        if self._closed or self.state is None or self.views.volume_view.state is self.state:
+            return
+        start = time.perf_counter()
+        self.views.volume_view.bind(self.state, self.store)
+        self.views.volume_view.render()
+        self.timings["3d_built"] = time.perf_counter()
+        log.info("3D view built in %.3f s", time.perf_counter() - start)
+
+    @property
+    def is_3d_ready(self) -> bool:
+        return self.state is not None and self.views.volume_view.state is self.state
+
+    # -- commands ----------------------------------------------------------------------
+    def set_camera(self, name: str) -> None:
+        self.views.volume_view.set_camera(name)
+
+    def reset_views(self) -> None:
+        for view in self.views.slice_views.values():
+            view.reset_camera()
+        self.set_camera("reset")
+
+    def _toggle_focused(self) -> None:
+        focused = None
+        for name, view in self.views.views.items():
+            if view.interactor.hasFocus():
+                focused = name
+        self.views.toggle_maximised(focused or self.focused_plane)
+
+    def _toggle_overlay(self) -> None:
+        if self.state is not None:
+            self.state.set_threshold_overlay(not self.state.threshold_overlay)
+
+    def _toggle_opacity(self) -> None:
+        if self.state is not None:
+            self.state.set_volume_opacity(not self.state.volume_opacity)
+
+    def _fill_preset_menu(self) -> None:
+        self.preset_menu.clear()
+        for name in self.controls.preset_names():
+            if name != "custom":
+                self.preset_menu.addAction(name, lambda n=name: self.controls.apply_preset(n))
+        self.preset_menu.setEnabled(self.state is not None)
+
+    def show_keys_help(self) -> None:
+        box = QMessageBox(QMessageBox.NoIcon, "Keys and mouse", KEYS_HELP, QMessageBox.Close, self)
+        box.setTextFormat(Qt.RichText)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    def show_about(self) -> None:
+        from mprviewer import __version__
+
+        box = QMessageBox(QMessageBox.Information, "About mprviewer",
+                          f"mprviewer {__version__}\nDICOM viewer with axial, coronal, sagittal "
+                          "and 3D views and anomaly annotations.", QMessageBox.Close, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    # -- screenshots -------------------------------------------------------------------
+    def grab_screenshot(self) -> QImage:
+        """The whole window as it looks now, 3D and 2D views included."""
+        for view in self.views.views.values():
+            if view.isVisible():
+                view.render()
+        return self.grab().toImage()
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            path = path.with_suffix(".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.grab_screenshot().save(str(path)):
+            raise MprviewerError(f"{path}: cannot write the screenshot (check the folder)")
+        self.status.showMessage(f"Screenshot saved to {path}", 8000)
+        return path
+
+    def ask_save_screenshot(self) -> None:
+        default = str(Path.home() / "mprviewer.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", default, "PNG (*.png)")
+        if path:
+            try:
+                self.save_screenshot(path)
+            except MprviewerError as exc:
+                self.show_error("Cannot save screenshot", str(exc))
+
+    # -- drag and drop -----------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if open_dialogs.source_from_mime(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        source = open_dialogs.source_from_mime(event.mimeData())
+        if source is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_source(source)
+
+    # -- closing -----------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop workers, release render windows and temporary files."""
+        if not self._closed:
+            self._closed = True
+            self.runner.shutdown()
+            for view in self.views.slice_views.values():
+                with contextlib.suppress(TypeError):
+                    view.interactor.frameSwapped.disconnect()
+            self.controls.unbind()
+            self.views.close_views()
+            if self.study is not None:
+                self.study.close()
+            self.state = None
+        super().closeEvent(event)
