@@ -595,6 +595,8 @@ def write_series(
         convert: Callable[[np.ndarray], np.ndarray] = _color_converter(photometric)
         dtype = np.dtype(np.uint8)
     else:
+        if float_pixels:
+            bits_allocated, rescale = (32 if float_pixels == "float32" else 64), None
         convert = _StoredValues(rescale, bits_allocated, signed, float_pixels)
         dtype = convert.dtype
     if bits_stored is None:
