@@ -1,0 +1,320 @@
+"""DIMSE: C-FIND search, C-GET retrieval into a folder, C-STORE, all through pynetdicom.
+
+C-GET rather than C-MOVE: the instances come back on the same association, so the server needs
+to know our AE title but not a host and port to call back, and firewalls in between do not matter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mprviewer.io.pacs.errors import (
+    PacsAuthError,
+    PacsCancelled,
+    PacsConnectionError,
+    PacsError,
+    PacsNoImagesError,
+    PacsNotFoundError,
+)
+from mprviewer.io.pacs.results import (
+    SERIES_FIELDS,
+    STUDY_FIELDS,
+    SeriesResult,
+    StudyQuery,
+    StudyResult,
+    is_image_sop_class,
+    series_from_dataset,
+    sort_series,
+    sort_studies,
+    study_from_dataset,
+)
+from mprviewer.io.pacs.servers import Server
+
+Progress = Callable[[int, int], Any]
+_PENDING = (0xFF00, 0xFF01)
+_MAX_CONTEXTS = 128
+# Storage classes offered first for C-GET (what a volume viewer opens), then the rest.
+_PREFERRED_STORAGE = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection
+)
+
+
+def _ae(server: Server) -> Any:
+    from pynetdicom import AE
+
+    ae = AE(ae_title=server.calling_aet)
+    ae.acse_timeout = server.timeout
+    ae.dimse_timeout = server.timeout
+    ae.network_timeout = server.timeout
+    ae.connection_timeout = min(10.0, server.timeout)
+    return ae
+
+
+@contextlib.contextmanager
+def _association(
+    server: Server, ae: Any, what: str, **kwargs: Any
+) -> Iterator[Any]:
+    """An established association, released afterwards; failures become PacsErrors."""
+    assoc = ae.associate(server.host, server.port, ae_title=server.called_aet, **kwargs)
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            raise PacsAuthError(
+                f"{server.label} rejected the association while {what}: check that the server "
+                f"knows our AE title '{server.calling_aet}' and that its own AE title is "
+                f"'{server.called_aet}'"
+            )
+        if assoc.is_aborted:
+            raise PacsConnectionError(
+                f"{server.label} aborted the association while {what}: is it a DICOM server, and "
+                "is the AE title right?"
+            )
+        raise PacsConnectionError(
+            f"cannot reach {server.label} while {what}: no DICOM answer (is the server running, "
+            "and are the host and port right?)"
+        )
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _check_context(assoc: Any, server: Server, sop_class: str, service: str) -> None:
+    accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
+    if sop_class not in accepted:
+        raise PacsError(f"{server.label} does not offer {service}")
+
+
+def _status_text(status: Any) -> str:
+    code = int(getattr(status, "Status", -1))
+    comment = str(status.get("ErrorComment", "") or "") if status else ""
+    return f"status 0x{code:04X}" + (f" ({comment})" if comment else "")
+
+
+def _find(server: Server, identifier: Any, what: str, limit: int | None = None) -> list[Any]:
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+    ae = _ae(server)
+    ae.add_requested_context(FIND)
+    found: list[Any] = []
+    with _association(server, ae, what) as assoc:
+        _check_context(assoc, server, FIND, "C-FIND (study root)")
+        for status, answer in assoc.send_c_find(identifier, FIND):
+            if not status:
+                raise PacsConnectionError(
+                    f"connection to {server.label} was lost while {what}"
+                )
+            code = int(status.Status)
+            if code in _PENDING:
+                if answer is not None:
+                    found.append(answer)
+                continue
+            if code != 0x0000:
+                raise PacsError(f"{server.label} failed while {what}: {_status_text(status)}")
+    return found[:limit] if limit else found
+
+
+def _identifier(level: str, fields: Sequence[str], filters: dict[str, str]) -> Any:
+    from pydicom import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword in fields:
+        setattr(ds, keyword, "")
+    for keyword, value in filters.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def search_studies(server: Server, query: StudyQuery | None = None) -> list[StudyResult]:
+    """C-FIND at study level, newest first."""
+    query = query or StudyQuery()
+    identifier = _identifier("STUDY", STUDY_FIELDS, query.filters())
+    answers = _find(server, identifier, "searching studies (C-FIND)", query.limit)
+    return sort_studies([study_from_dataset(ds) for ds in answers])
+
+
+def search_series(server: Server, study_uid: str) -> list[SeriesResult]:
+    identifier = _identifier("SERIES", SERIES_FIELDS, {"StudyInstanceUID": study_uid})
+    answers = _find(server, identifier, f"listing the series of study {study_uid} (C-FIND)")
+    return sort_series([series_from_dataset(ds) for ds in answers])
+
+
+def list_instances(
+    server: Server, study_uid: str, series_uid: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(series UID, SOP instance UID, SOP class UID) of each instance, by C-FIND at IMAGE level."""
+    filters = {"StudyInstanceUID": study_uid}
+    if series_uid:
+        filters["SeriesInstanceUID"] = series_uid
+    identifier = _identifier(
+        "IMAGE", ("SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"), filters
+    )
+    answers = _find(server, identifier, f"listing the instances of study {study_uid} (C-FIND)")
+    return [
+        (str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")),
+         str(ds.get("SOPClassUID", "")))
+        for ds in answers
+        if ds.get("SOPInstanceUID")
+    ]
+
+
+def _storage_classes() -> list[str]:
+    from pynetdicom import StoragePresentationContexts
+
+    others = [cx.abstract_syntax for cx in StoragePresentationContexts]
+    ordered = list(_PREFERRED_STORAGE) + [uid for uid in others if uid not in _PREFERRED_STORAGE]
+    return ordered[: _MAX_CONTEXTS - 1]
+
+
+def retrieve(
+    server: Server,
+    study_uid: str,
+    series_uid: str | None,
+    dest: Path,
+    progress: Progress | None = None,
+    cancel: Any = None,
+) -> int:
+    """C-GET a study (or series) into ``dest`` as ``<SOPInstanceUID>.dcm``; returns the count.
+
+    ``progress(done, total)`` runs on this thread; ``cancel`` (threading.Event) aborts the
+    association and raises :class:`PacsCancelled`. Callers write into a temporary folder.
+    """
+    from pynetdicom import build_role, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+    instances = list_instances(server, study_uid, series_uid)
+    if not instances:
+        _raise_missing(server, study_uid, series_uid, what)
+    if not any(is_image_sop_class(c) for _s, _i, c in instances):
+        raise PacsNoImagesError(
+            f"{what} on {server.label} holds no images (only reports, key objects or similar)"
+        )
+    total = len(instances)
+    received: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def on_store(event: Any) -> int:
+        try:
+            sop = str(event.request.AffectedSOPInstanceUID)
+            (dest / f"{sop}.dcm").write_bytes(event.encoded_dataset(include_meta=True))
+            with lock:
+                received.append(sop)
+            return 0x0000
+        except Exception as exc:  # report it after the transfer, refuse this instance
+            errors.append(exc)
+            return 0xA700
+
+    ae = _ae(server)
+    ae.add_requested_context(GET)
+    roles = []
+    for uid in _storage_classes():
+        ae.add_requested_context(uid)
+        roles.append(build_role(uid, scp_role=True))
+    keys = {"StudyInstanceUID": study_uid}
+    if series_uid:
+        keys["SeriesInstanceUID"] = series_uid
+    identifier = _identifier("SERIES" if series_uid else "STUDY", (), keys)
+    if progress:
+        progress(0, total)
+    doing = f"retrieving {what} (C-GET)"
+    with _association(
+        server, ae, doing, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    ) as assoc:
+        _check_context(assoc, server, GET, "C-GET (study root)")
+        for status, _answer in assoc.send_c_get(identifier, GET):
+            if cancel is not None and cancel.is_set():
+                assoc.abort()
+                raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
+            if not status:
+                raise PacsConnectionError(f"connection to {server.label} was lost while {doing}")
+            code = int(status.Status)
+            if code in _PENDING:
+                if progress:
+                    progress(min(len(received), total), total)
+                continue
+            failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
+            if code == 0xFE00:
+                raise PacsCancelled(f"{server.label} cancelled the retrieval of {what}")
+            if code not in (0x0000, 0xB000) or failed:
+                detail = f": {errors[0]}" if errors else ""
+                raise PacsError(
+                    f"{server.label} failed while {doing}: {_status_text(status)}, "
+                    f"{failed} instance(s) not received{detail}"
+                )
+    if errors:
+        raise PacsError(f"cannot write instances retrieved from {server.label}: {errors[0]}")
+    if progress:
+        progress(len(received), max(total, len(received)))
+    if not received:
+        raise PacsNoImagesError(f"{server.label} sent no instances for {what}")
+    return len(received)
+
+
+def _raise_missing(server: Server, study_uid: str, series_uid: str | None, what: str) -> None:
+    if not search_studies(server, StudyQuery(study_uid=study_uid)):
+        raise PacsNotFoundError(f"{server.label} has no study {study_uid}")
+    if series_uid and series_uid not in {s.series_uid for s in search_series(server, study_uid)}:
+        raise PacsNotFoundError(f"{server.label} has no series {series_uid} in study {study_uid}")
+    raise PacsNoImagesError(f"{what} on {server.label} holds no instances")
+
+
+def store(server: Server, datasets: Sequence[Any]) -> int:
+    """C-STORE each dataset; returns how many were stored, raises on the first refusal."""
+    datasets = list(datasets)
+    if not datasets:
+        return 0
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ae = _ae(server)
+    contexts: dict[str, set[str]] = {}
+    for ds in datasets:
+        meta = getattr(ds, "file_meta", None)
+        syntax = str(getattr(meta, "TransferSyntaxUID", "") or ExplicitVRLittleEndian)
+        contexts.setdefault(str(ds.SOPClassUID), set()).update(
+            {syntax, ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+        )
+    if len(contexts) >= _MAX_CONTEXTS:
+        raise PacsError(f"too many kinds of instances to send to {server.label} at once")
+    for uid, syntaxes in contexts.items():
+        ae.add_requested_context(uid, sorted(syntaxes))
+    stored = 0
+    doing = "storing instances (C-STORE)"
+    with _association(server, ae, doing) as assoc:
+        for ds in datasets:
+            status = assoc.send_c_store(ds)
+            if not status:
+                raise PacsConnectionError(f"connection to {server.label} was lost while {doing}")
+            code = int(status.Status)
+            if code != 0x0000 and (code >> 12) != 0xB:
+                raise PacsError(
+                    f"{server.label} refused instance {ds.get('SOPInstanceUID', '?')}: "
+                    f"{_status_text(status)}"
+                )
+            stored += 1
+    return stored
+
+
+def echo(server: Server) -> None:
+    """C-ECHO: raises a PacsError unless the server answers."""
+    from pynetdicom.sop_class import Verification
+
+    ae = _ae(server)
+    ae.add_requested_context(Verification)
+    with _association(server, ae, "checking the connection (C-ECHO)") as assoc:
+        status = assoc.send_c_echo()
+        if not status or int(status.Status) != 0:
+            raise PacsError(f"{server.label} did not confirm C-ECHO")
