@@ -26,6 +26,7 @@ import io
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ __all__ = [
     "NATIVE_SYNTAXES",
     "SAGITTAL",
     "SOP_CLASSES",
+    "Grid",
     "WrittenSeries",
     "affine_for",
     "dataset_bytes",
@@ -163,6 +165,81 @@ def affine_for(
     affine[:3, 2] = slice_spacing * (normal + np.tan(np.radians(tilt_deg)) * col)
     affine[:3, 3] = np.asarray(origin, dtype=np.float64)
     return affine
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Geometry of one stack: cosines, spacings, origin, tilt, and its (i, j, k) affine."""
+
+    row_cos: np.ndarray
+    col_cos: np.ndarray
+    pixel_spacing: tuple[float, float]
+    slice_spacing: float
+    origin: np.ndarray
+    tilt: float = 0.0
+
+    @classmethod
+    def build(
+        cls,
+        affine: np.ndarray | None = None,
+        origin: Sequence[float] = (0.0, 0.0, 0.0),
+        orientation: str | Sequence[float] = "axial",
+        pixel_spacing: Sequence[float] = (1.0, 1.0),
+        slice_spacing: float = 1.0,
+        tilt: float = 0.0,
+    ) -> Grid:
+        """From a 4x4 ``affine`` (orthogonal columns) or from the separate parameters."""
+        if affine is not None:
+            affine = np.asarray(affine, dtype=np.float64)
+            spacing_ijk = np.linalg.norm(affine[:3, :3], axis=0)
+            row_cos = affine[:3, 0] / spacing_ijk[0]
+            col_cos = affine[:3, 1] / spacing_ijk[1]
+            normal = np.cross(row_cos, col_cos)
+            step = float(np.dot(affine[:3, 2], normal))
+            if np.linalg.norm(affine[:3, 2] - step * normal) > 1e-6 * max(abs(step), 1.0):
+                raise ValueError("affine columns must be orthogonal; use tilt for a sheared stack")
+            return cls(
+                row_cos,
+                col_cos,
+                (float(spacing_ijk[1]), float(spacing_ijk[0])),
+                step,
+                affine[:3, 3].copy(),
+                tilt,
+            )
+        row_cos, col_cos = orientation_cosines(orientation)
+        return cls(
+            row_cos,
+            col_cos,
+            (float(pixel_spacing[0]), float(pixel_spacing[1])),
+            float(slice_spacing),
+            np.asarray(origin, dtype=np.float64),
+            float(tilt),
+        )
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_cos, self.col_cos)
+
+    @property
+    def orientation(self) -> np.ndarray:
+        """The six ImageOrientationPatient values."""
+        return np.concatenate([self.row_cos, self.col_cos])
+
+    @property
+    def affine(self) -> np.ndarray:
+        return affine_for(
+            self.origin,
+            self.row_cos,
+            self.col_cos,
+            self.pixel_spacing,
+            self.slice_spacing,
+            self.tilt,
+        )
+
+    def positions(self, nk: int) -> np.ndarray:
+        """ImagePositionPatient of slices 0 .. nk-1."""
+        affine = self.affine
+        return affine[:3, 3] + np.arange(nk)[:, None] * affine[:3, 2]
 
 
 class WrittenSeries(list):  # type: ignore[type-arg]
@@ -527,6 +604,7 @@ def write_series(
     instance_numbers: str | Sequence[int] = "slice",
     slice_locations: bool | Sequence[float] = True,
     slice_thickness: float | None = None,
+    instance_uids: Sequence[str] | None = None,
     sink: Callable[[str, bytes], None] | None = None,
 ) -> WrittenSeries:
     """Write ``array[k, j, i]`` as one DICOM file per slice into ``folder``; return the paths.
@@ -555,11 +633,11 @@ def write_series(
     normal, False omits it, or explicit values per k. ``with_preamble=False`` writes a bare
     dataset (no preamble, no file meta) in implicit or explicit little endian.
 
-    UIDs: given ones are used; otherwise they are random, or derived from ``seed`` (so the
-    same call writes identical files). ``tags`` sets extra attributes on every file and
-    ``per_slice(k)`` returns attributes for slice ``k``. ``sink(name, data)``, when given,
-    receives each file's bytes instead of a file being written (to fill a zip directly);
-    the returned paths are then ``folder / name``.
+    UIDs: given ones (``instance_uids`` per k) are used; otherwise they are random, or
+    derived from ``seed`` (so the same call writes identical files). ``tags`` sets extra
+    attributes on every file and ``per_slice(k)`` returns attributes for slice ``k``.
+    ``sink(name, data)``, when given, receives each file's bytes instead of a file being
+    written (to fill a zip directly); the returned paths are then ``folder / name``.
     """
     folder = Path(folder)
     array = np.asarray(array)
@@ -569,25 +647,13 @@ def write_series(
     nk, rows, columns = (int(n) for n in array.shape[:3])
 
     # -- geometry ------------------------------------------------------------------------
-    if affine is not None:
-        affine = np.asarray(affine, dtype=np.float64)
-        spacing_ijk = np.linalg.norm(affine[:3, :3], axis=0)
-        row_cos = affine[:3, 0] / spacing_ijk[0]
-        col_cos = affine[:3, 1] / spacing_ijk[1]
-        pixel_spacing = (float(spacing_ijk[1]), float(spacing_ijk[0]))
-        normal = np.cross(row_cos, col_cos)
-        slice_spacing = float(np.dot(affine[:3, 2], normal))
-        origin = affine[:3, 3]
-        tilt_vec = affine[:3, 2] - slice_spacing * normal
-        if np.linalg.norm(tilt_vec) > 1e-6 * max(abs(slice_spacing), 1.0):
-            raise ValueError("affine columns must be orthogonal; use tilt for a sheared stack")
-    else:
-        row_cos, col_cos = orientation_cosines(orientation)
-    geometry = affine_for(origin, row_cos, col_cos, pixel_spacing, slice_spacing, tilt)
+    grid = Grid.build(affine, origin, orientation, pixel_spacing, slice_spacing, tilt)
+    row_cos, col_cos, normal = grid.row_cos, grid.col_cos, grid.normal
+    pixel_spacing, slice_spacing = grid.pixel_spacing, grid.slice_spacing
+    geometry = grid.affine
     if positions is None:
-        positions = geometry[:3, 3] + np.arange(nk)[:, None] * geometry[:3, 2]
+        positions = grid.positions(nk)
     positions = np.asarray(positions, dtype=np.float64).reshape(nk, 3)
-    normal = np.cross(row_cos, col_cos)
 
     # -- values --------------------------------------------------------------------------
     if is_color:
@@ -615,7 +681,12 @@ def write_series(
     skipped = {int(k) for k in skip}
     ks = [k for k in range(nk) if k not in skipped]
     order = _shuffled(ks, shuffle)
-    sop_by_k = {k: make_uid(seed, series_uid, "sop", k) for k in ks}
+    if instance_uids is not None:
+        if len(instance_uids) != nk:
+            raise ValueError("instance_uids needs one UID per slice")
+        sop_by_k = {k: str(instance_uids[k]) for k in ks}
+    else:
+        sop_by_k = {k: make_uid(seed, series_uid, "sop", k) for k in ks}
     inst = _instance_numbers(instance_numbers, nk, seed)
     locs = _slice_locations(slice_locations, positions, normal)
     names = _names(file_names, order, [sop_by_k[k] for k in order], extension)
