@@ -20,7 +20,7 @@ MAX_SLICES = 100_000
 """Most slices one range text may select."""
 
 _MAX_TEXT = 1_000_000  # characters; longer text is not a hand-typed range list
-_NUMBER = r"\s*(\d{1,12})\s*"
+_NUMBER = r"\s*([0-9]{1,12})\s*"
 _PART = re.compile(rf"^{_NUMBER}(?:[-\u2013\u2014]{_NUMBER})?$")
 _SEPARATORS = re.compile(r"[;,]")
 
