@@ -49,7 +49,11 @@ def make_interactor(parent: QWidget, multi_samples: int = 0) -> Any:
     """A pyvistaqt QtInteractor without multisampling, auto-render timer or mesh drops."""
     from pyvistaqt import QtInteractor
 
-    interactor = QtInteractor(parent, multi_samples=multi_samples, auto_update=False)
+    # off_screen=False: a window needs a live interactor (plane widgets) even when pyvista
+    # was told to render off screen (PYVISTA_OFF_SCREEN, used by scripts and tests).
+    interactor = QtInteractor(
+        parent, off_screen=False, multi_samples=multi_samples, auto_update=False
+    )
     interactor.setAcceptDrops(False)  # drops go to the main window (open a study)
     interactor.setFocusPolicy(Qt.StrongFocus)
     interactor.setMinimumSize(120, 120)

@@ -1,0 +1,189 @@
+"""The viewer window on a small volume: orientation on screen, scrolling, clicking, linking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import QPoint, QPointF, Qt
+from PyQt5.QtGui import QWheelEvent
+from PyQt5.QtWidgets import QApplication
+
+from tests import gui_fixtures
+from tests.gui_fixtures import BLOB_VALUE, blob_pixel, blob_volume, central, grey_mask
+
+qapp = gui_fixtures.qapp
+make_viewer = gui_fixtures.make_viewer
+
+pytestmark = pytest.mark.gui
+
+
+def _shown(make_viewer, qtbot, flip_i=True):
+    window = make_viewer()
+    volume = blob_volume(flip_i=flip_i)
+    window.set_volume(volume)
+    state = window.state
+    # Put all three planes through the cube's centre.
+    state.set_cursor(np.round(state.grid.lps_to_display(volume.blob_lps)))
+    qtbot.waitUntil(lambda: window.is_3d_ready or window.views.volume_view.info.text() != "",
+                    timeout=10000)
+    return window, volume
+
+
+def _blob_centre(view):
+    """(column, row) of the cube's grey pixels relative to the view centre, in [-0.5, 0.5]."""
+    image = central(view.grab_image())
+    mask = grey_mask(image)
+    assert mask.sum() > 50, f"{view.plane}: the cube is not on screen"
+    rows, cols = np.nonzero(mask)
+    h, w = mask.shape
+    return cols.mean() / w - 0.5, rows.mean() / h - 0.5
+
+
+@pytest.mark.parametrize("flip_i", [True, False])
+def test_patient_left_shows_on_screen_right(make_viewer, qtbot, flip_i):
+    window, _ = _shown(make_viewer, qtbot, flip_i)
+    views = window.views.slice_views
+    ax_x, ax_y = _blob_centre(views["axial"])
+    co_x, co_y = _blob_centre(views["coronal"])
+    sa_x, sa_y = _blob_centre(views["sagittal"])
+    # Left on the right in axial and coronal; anterior at the top of axial.
+    assert ax_x > 0.1 and co_x > 0.1
+    assert ax_y < -0.1
+    # Superior up in coronal and sagittal; anterior on the left of sagittal.
+    assert co_y < -0.1 and sa_y < -0.1
+    assert sa_x < -0.1
+
+
+def _wheel(widget, steps):
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(
+        pos, QPointF(widget.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, 120 * steps),
+        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_wheel_and_keys_step_slices_and_change_the_image(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    view = window.views.slice_views["axial"]
+    state = window.state
+    start = state.slices["axial"]
+    before = central(view.grab_image())
+    assert grey_mask(before).sum() > 50  # through the cube
+
+    _wheel(view.interactor, 3)
+    assert state.slices["axial"] == start + 3
+    assert view.slider.value() == start + 3
+    assert view.info.text().startswith(f"{start + 3} /")
+
+    view.interactor.setFocus()
+    qtbot.keyClick(view.interactor, Qt.Key_PageDown)
+    assert state.slices["axial"] == start + 3 - 10
+    qtbot.keyClick(view.interactor, Qt.Key_Down)
+    assert state.slices["axial"] == start + 3 - 11
+    after = central(view.grab_image())
+    # Below the cube: no cube grey left, and the dimmer slab is not there either.
+    assert grey_mask(after).sum() == 0
+    assert np.abs(after.astype(int) - before.astype(int)).sum() > 0
+    qtbot.keyClick(view.interactor, Qt.Key_Home)
+    assert state.slices["axial"] == 0
+
+
+def test_click_in_axial_moves_coronal_and_sagittal(make_viewer, qtbot):
+    window, volume = _shown(make_viewer, qtbot)
+    state = window.state
+    state.set_cursor((0, 0, state.slices["axial"]))  # planes away from the cube
+    axial = window.views.slice_views["axial"]
+    x, y = blob_pixel(axial.grab_image())
+    target = QPoint(round(x), round(y))
+    qtbot.mouseClick(axial.interactor, Qt.LeftButton, pos=target)
+    expected = state.grid.lps_to_display(volume.blob_lps)
+    assert abs(state.slices["sagittal"] - expected[0]) <= 1.0
+    assert abs(state.slices["coronal"] - expected[1]) <= 1.0
+    sliders = window.views.slice_views
+    assert sliders["sagittal"].slider.value() == state.slices["sagittal"]
+    assert sliders["coronal"].slider.value() == state.slices["coronal"]
+    # The sagittal view now cuts through the cube.
+    assert grey_mask(central(sliders["sagittal"].grab_image())).sum() > 50
+
+
+def test_moving_a_plane_updates_the_2d_view_and_slider(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    sagittal = window.views.slice_views["sagittal"]
+    before = central(sagittal.grab_image())
+    assert grey_mask(before).sum() > 50
+    # What the 3D plane widget does when dragged: the plane's slice in the shared state.
+    plane_move = window.state.set_slice
+    scene = window.views.volume_view.scene
+    if scene is not None and hasattr(scene, "plane_widget_moved"):
+        plane_move = scene.plane_widget_moved
+    plane_move("sagittal", 2)
+    assert window.state.slices["sagittal"] == 2
+    assert sagittal.slider.value() == 2
+    assert sagittal.info.text().startswith("2 /")
+    after = central(sagittal.grab_image())
+    assert grey_mask(after).sum() == 0
+
+
+def test_window_preset_changes_grey_levels(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    axial = window.views.slice_views["axial"]
+    x, y = (round(v) for v in blob_pixel(axial.grab_image()))
+
+    def cube_grey():
+        # Off the crosshair, which crosses at the cube centre.
+        return axial.grab_image()[y + 5 : y + 12, x + 5 : x + 12].mean()
+
+    grey = cube_grey()
+    controls = window.controls
+    assert "bone" in controls.preset_names() and "lung" in controls.preset_names()
+    controls.apply_preset("bone")  # centre 400, width 1800: 500 HU a little above mid grey
+    assert (window.state.window_center, window.state.window_width) == (400.0, 1800.0)
+    assert controls.center.value() == 400 and controls.width_box.value() == 1800
+    bone = cube_grey()
+    controls.apply_preset("lung")  # -600 / 1500: 500 HU is above the window, white
+    lung = cube_grey()
+    assert abs(grey - 255 * 0.5) < 8  # the file's window: 500 / 1000
+    assert abs(bone - 255 * (BLOB_VALUE - (400 - 900)) / 1800) < 8
+    assert lung > 250
+
+
+def test_right_drag_changes_window_and_level(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    axial = window.views.slice_views["axial"].interactor
+    c0, w0 = window.state.window_center, window.state.window_width
+    qtbot.mousePress(axial, Qt.RightButton, pos=QPoint(100, 100))
+    from PyQt5.QtGui import QMouseEvent
+
+    move = QMouseEvent(QMouseEvent.MouseMove, QPointF(160, 130), Qt.RightButton,
+                       Qt.RightButton, Qt.NoModifier)
+    QApplication.sendEvent(axial, move)
+    qtbot.mouseRelease(axial, Qt.RightButton, pos=QPoint(160, 130))
+    assert window.state.window_width > w0  # dragged right: wider
+    assert window.state.window_center > c0  # dragged down: higher level
+    assert window.controls.width_box.value() == pytest.approx(window.state.window_width)
+
+
+def test_status_bar_reads_voxel_under_the_mouse(make_viewer, qtbot):
+    window, volume = _shown(make_viewer, qtbot)
+    axial = window.views.slice_views["axial"]
+    from PyQt5.QtGui import QMouseEvent
+
+    pos = QPointF(*blob_pixel(axial.grab_image()))
+    QApplication.sendEvent(axial.interactor, QMouseEvent(
+        QMouseEvent.MouseMove, pos, Qt.NoButton, Qt.NoButton, Qt.NoModifier))
+    text = window.status.cursor_label.text()
+    assert f"value {BLOB_VALUE} HU" in text
+    i, j, k = (int(v) for v in text.split("voxel i,j,k ")[1].split("|")[0].split(","))
+    assert volume.array[k, j, i] == BLOB_VALUE
+
+
+def test_double_click_maximises_and_restores(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    coronal = window.views.slice_views["coronal"]
+    qtbot.mouseDClick(coronal.interactor, Qt.LeftButton, pos=QPoint(50, 50))
+    assert window.views.maximised == "coronal"
+    assert coronal.isVisible() and not window.views.slice_views["axial"].isVisible()
+    qtbot.mouseDClick(coronal.interactor, Qt.LeftButton, pos=QPoint(50, 50))
+    assert window.views.maximised is None
+    assert all(v.isVisible() for v in window.views.views.values())
