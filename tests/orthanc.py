@@ -154,9 +154,9 @@ class Orthanc:
     def stop(self) -> None:
         """Stop the server and remove its storage."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # a clean stop takes seconds; the storage is thrown away
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)

@@ -110,7 +110,7 @@ def test_broken_settings_file_is_named(tmp_path) -> None:
     from mprviewer.io.pacs.servers import config_path
 
     config_path().write_text("{not json")
-    with pytest.raises(PacsError, match="pacs.json"):
+    with pytest.raises(PacsError, match=r"pacs\.json"):
         parse_server("lab")
 
 

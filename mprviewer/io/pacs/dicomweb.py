@@ -39,6 +39,7 @@ from mprviewer.io.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
 
 Progress = Callable[[int, int], Any]
 DEFAULT_WORKERS = 4
+AS_STORED = (("application/dicom", "*"),)  # instances in the transfer syntax they were stored in
 
 
 class _HtmlAnswer(Exception):
@@ -70,6 +71,21 @@ def _literal_wildcards(url: str) -> str:
     for escaped, char in (("%2A", "*"), ("%2a", "*"), ("%3F", "?"), ("%3f", "?"), ("%2C", ",")):
         query = query.replace(escaped, char)
     return f"{base}?{query}"
+
+
+def _portable_filters(filters: dict[str, str]) -> dict[str, str]:
+    """Match ``^`` and spaces with the one-character wildcard ``?``.
+
+    They must be percent-encoded in a URL, and some servers (Orthanc 1.10) do not decode
+    query values, so ``DOE^JANE`` would never match. ``DOE?JANE`` matches the same names on
+    every server, plus the rare name that differs only in that one character.
+    """
+    out = {}
+    for key, value in filters.items():
+        if key in ("PatientName", "PatientID", "AccessionNumber"):
+            value = value.replace("^", "?").replace(" ", "?")
+        out[key] = value
+    return out
 
 
 def _session(server: Server) -> Any:
@@ -223,7 +239,7 @@ def search_studies(server: Server, query: StudyQuery | None = None) -> list[Stud
     with translate_errors(server, "searching studies"):
         items = client.search_for_studies(
             fields=list(STUDY_FIELDS),
-            search_filters=query.filters(),
+            search_filters=_portable_filters(query.filters()),
             limit=query.limit,
         )
         return sort_studies([study_from_dataset(ds) for ds in _datasets(items)])
@@ -274,10 +290,11 @@ def retrieve(
 ) -> int:
     """Fetch every instance of a study (or series) into ``dest`` as ``<SOPInstanceUID>.dcm``.
 
-    Instances are fetched ``workers`` at a time. ``progress(done, total)`` is called from this
-    thread; ``cancel`` (a threading.Event) stops the transfer with :class:`PacsCancelled`.
-    Returns the number of files written. On any error some files may be in ``dest``: callers
-    write into a temporary folder (see :mod:`mprviewer.io.pacs.cache`).
+    Each series comes as one streamed multipart answer (far fewer round trips than one request
+    per instance), up to ``workers`` series at a time, each instance written as it arrives.
+    ``progress(done, total)`` is called from this thread; ``cancel`` (a threading.Event) stops
+    the transfer with :class:`PacsCancelled`. Returns the number of files written. On error
+    some files may be in ``dest``: callers write into a temporary folder (see ``cache``).
     """
     what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
     instances = list_instances(server, study_uid, series_uid)
@@ -287,36 +304,62 @@ def retrieve(
         raise PacsNoImagesError(
             f"{what} on {server.label} holds no images (only reports, key objects or similar)"
         )
+    expected: dict[str, int] = {}
+    for series, _sop, _cls in instances:
+        expected[series] = expected.get(series, 0) + 1
     total = len(instances)
     if progress:
         progress(0, total)
-    local = threading.local()
+    stop = threading.Event()
+    lock = threading.Lock()
+    counter = [0]
 
-    def fetch(series: str, sop: str) -> None:
-        if cancel is not None and cancel.is_set():
-            return
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = make_client(server)
-        with translate_errors(server, f"retrieving {what}", f"it has no {what}"):
-            ds = client.retrieve_instance(study_uid, series, sop)
-        ds.save_as(dest / f"{sop}.dcm", enforce_file_format=False)
+    def fetch(series: str) -> None:
+        client = make_client(server)
+        doing = f"retrieving series {series} of study {study_uid}"
+        received = 0
+        with translate_errors(server, doing, f"it has no series {series}"):
+            stream = client.iter_series(study_uid, series, media_types=AS_STORED)
+            try:
+                for ds in stream:
+                    if stop.is_set() or (cancel is not None and cancel.is_set()):
+                        return
+                    sop = str(ds.get("SOPInstanceUID", "") or f"instance-{received}")
+                    ds.save_as(dest / f"{sop}.dcm", enforce_file_format=False)
+                    received += 1
+                    with lock:
+                        counter[0] += 1
+            finally:
+                stream.close()
+        if received < expected[series]:
+            raise PacsConnectionError(
+                f"{server.label} sent {received} of {expected[series]} instances of series "
+                f"{series}: the transfer was cut short"
+            )
 
-    done = 0
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="wado")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(expected))),
+                              thread_name_prefix="wado")
     try:
-        pending: set[Future] = {pool.submit(fetch, s, i) for s, i, _c in instances}
+        pending: set[Future] = {pool.submit(fetch, series) for series in expected}
+        reported = 0
         while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             if cancel is not None and cancel.is_set():
                 raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
             for future in finished:
                 future.result()  # re-raises the first failure
-                done += 1
-            if finished and progress:
-                progress(done, total)
+            with lock:
+                done = counter[0]
+            if progress and done != reported:
+                reported = done
+                progress(min(done, total), total)
     finally:
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
+    with lock:
+        done = counter[0]
+    if progress and done != reported:
+        progress(done, max(done, total))
     return done
 
 
