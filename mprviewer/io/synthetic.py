@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,18 +50,27 @@ from pydicom.uid import (
 __all__ = [
     "AXIAL",
     "CORONAL",
+    "JUNK_FILES",
     "NATIVE_SYNTAXES",
     "SAGITTAL",
     "SOP_CLASSES",
     "Grid",
+    "WrittenMultiframe",
     "WrittenSeries",
     "affine_for",
     "dataset_bytes",
     "encodable_syntaxes",
     "iter_files",
     "make_uid",
+    "mosaic_corner",
     "orientation_cosines",
+    "set_attribute",
+    "write_4d",
+    "write_mosaic",
+    "write_multiframe",
     "write_series",
+    "write_with_localizer",
+    "zip_folders",
 ]
 
 # Row cosine, column cosine (LPS) of the three standard planes.
@@ -265,6 +275,45 @@ class WrittenSeries(list):  # type: ignore[type-arg]
         return Path(self[0]).parent
 
 
+Key = str | int | tuple[int, int]
+
+
+def _tag_of(key: Key) -> int:
+    from pydicom.datadict import tag_for_keyword
+
+    if isinstance(key, str):
+        tag = tag_for_keyword(key)
+        if tag is None:
+            raise ValueError(f"unknown DICOM keyword {key!r}")
+        return int(tag)
+    if isinstance(key, tuple):
+        return (int(key[0]) << 16) | int(key[1])
+    return int(key)
+
+
+def set_attribute(ds: Dataset, key: Key, value: Any) -> None:
+    """Set (or with ``None`` delete) one attribute of ``ds``.
+
+    ``key`` is a keyword, or a tag (int or (group, element)) for private attributes, whose
+    ``value`` is then ``(VR, value)``; the private creator must be set like any other
+    attribute, e.g. ``{(0x0019, 0x0010): ("LO", "SIEMENS MR HEADER")}``.
+    """
+    if isinstance(key, str):
+        if value is None:
+            if key in ds:
+                delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+        return
+    tag = _tag_of(key)
+    if value is None:
+        if tag in ds:
+            del ds[tag]
+        return
+    vr, val = value
+    ds.add_new(tag, vr, val)
+
+
 def _fmt(value: float) -> str:
     """A DS string of at most 16 characters that keeps sub-micrometre precision."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -389,7 +438,7 @@ class _SliceWriter:
         self.pixel_keyword = pixel_keyword
         self.pixel_tag = int(tag_for_keyword(pixel_keyword))  # type: ignore[arg-type]
         self.encodings = convert_encodings(template.get("SpecificCharacterSet", "ISO_IR 100"))
-        skip = {int(tag_for_keyword(kw)) for kw in varying}  # type: ignore[arg-type]
+        skip = {_tag_of(key) for key in varying}
         skip.add(self.pixel_tag)
         self.static = [
             (int(e.tag), self._element_bytes(e)) for e in template if int(e.tag) not in skip
@@ -412,7 +461,7 @@ class _SliceWriter:
         changing = Dataset()
         for key, value in attrs.items():
             if value is not None:
-                setattr(changing, key, value)
+                set_attribute(changing, key, value)
         parts = list(self.static)
         parts.extend((int(e.tag), self._element_bytes(e)) for e in changing)
         parts.sort(key=lambda item: item[0])
@@ -439,11 +488,7 @@ class _SliceWriter:
     def _encode_compressed(self, attrs: Mapping[str, Any], pixels: np.ndarray) -> bytes:
         ds = self.template
         for key, value in attrs.items():
-            if value is None:
-                if key in ds:
-                    delattr(ds, key)
-            else:
-                setattr(ds, key, value)
+            set_attribute(ds, key, value)
         if "PixelData" in ds:
             del ds.PixelData
         kwargs: dict[str, Any] = {}
@@ -502,7 +547,7 @@ def _base_dataset(
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
     for key, value in (patient or {}).items():
-        setattr(ds, key, value)
+        set_attribute(ds, key, value)
     ds.SliceThickness = _fmt(slice_thickness)
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
@@ -595,8 +640,8 @@ def write_series(
     series_number: int = 1,
     description: str = "",
     patient: Mapping[str, Any] | None = None,
-    tags: Mapping[str, Any] | None = None,
-    per_slice: Callable[[int], Mapping[str, Any]] | None = None,
+    tags: Mapping[Key, Any] | None = None,
+    per_slice: Callable[[int], Mapping[Key, Any]] | None = None,
     shuffle: int | bool | None = None,
     file_names: str | Callable[[int, int], str] = "IM%04d",
     extension: str = ".dcm",
@@ -721,7 +766,7 @@ def write_series(
     if tilt:
         ds.GantryDetectorTilt = _fmt(tilt)
     for key, value in (tags or {}).items():
-        setattr(ds, key, value)
+        set_attribute(ds, key, value)
     if not with_preamble and transfer_syntax not in (
         ExplicitVRLittleEndian,
         ImplicitVRLittleEndian,
@@ -730,7 +775,12 @@ def write_series(
     pixel_keyword = "PixelData"
     if float_pixels:
         pixel_keyword = "FloatPixelData" if float_pixels == "float32" else "DoubleFloatPixelData"
-    varying = {"SOPInstanceUID", "ImagePositionPatient", "InstanceNumber", "SliceLocation"}
+    varying: set[Key] = {
+        "SOPInstanceUID",
+        "ImagePositionPatient",
+        "InstanceNumber",
+        "SliceLocation",
+    }
     for extra in extras.values():
         varying.update(extra)
     writer = _SliceWriter(
@@ -855,3 +905,649 @@ def dataset_bytes(ds: Dataset, *, with_preamble: bool = True) -> bytes:
 def iter_files(folder: str | Path) -> Iterator[Path]:
     """Every regular file below ``folder`` in name order (a small helper for tests)."""
     yield from sorted(p for p in Path(folder).rglob("*") if p.is_file())
+
+
+# -- several volumes in one series ------------------------------------------------------
+
+_4D_KINDS = ("time", "echo", "diffusion", "acquisition")
+
+
+def _volume_tags(
+    kind: str, v: int, nv: int, value: float, direction: Sequence[float] | None
+) -> dict[Key, Any]:
+    """Attributes that tell volume ``v`` of a 4D series apart, as scanners write them."""
+    if kind == "time":
+        return {
+            "TemporalPositionIdentifier": v + 1,
+            "NumberOfTemporalPositions": nv,
+            "AcquisitionNumber": v + 1,
+            "TriggerTime": _fmt(value),
+        }
+    if kind == "echo":
+        return {"EchoNumbers": v + 1, "EchoTime": _fmt(value), "AcquisitionNumber": 1}
+    if kind == "diffusion":
+        tags: dict[Key, Any] = {
+            "DiffusionBValue": float(value),
+            "DiffusionDirectionality": "DIRECTIONAL" if value > 0 else "NONE",
+            "AcquisitionNumber": v + 1,
+            (0x0019, 0x0010): ("LO", "SIEMENS MR HEADER"),
+            (0x0019, 0x100C): ("IS", str(round(value))),
+        }
+        if value > 0 and direction is not None:
+            unit = [float(c) for c in np.asarray(direction) / np.linalg.norm(direction)]
+            tags["DiffusionGradientOrientation"] = unit
+            tags[(0x0019, 0x100E)] = ("FD", unit)
+        return tags
+    return {"AcquisitionNumber": v + 1}
+
+
+def write_4d(
+    folder: str | Path,
+    array: np.ndarray,
+    *,
+    kind: str = "time",
+    values: Sequence[float] | None = None,
+    directions: Sequence[Sequence[float]] | None = None,
+    shuffle: int | bool | None = None,
+    seed: int | str | None = None,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+    modality: str | None = None,
+    file_names: str = "IM%05d",
+    extension: str = ".dcm",
+    tags: Mapping[Key, Any] | None = None,
+    **kwargs: Any,
+) -> list[WrittenSeries]:
+    """Write ``array[v, k, j, i]`` as ONE series of ``v`` volumes at the same positions.
+
+    ``kind`` says what tells the volumes apart: "time" (TemporalPositionIdentifier,
+    NumberOfTemporalPositions, AcquisitionNumber, TriggerTime = ``values[v]`` ms), "echo"
+    (EchoNumbers, EchoTime = ``values[v]``), "diffusion" (DiffusionBValue = ``values[v]``,
+    DiffusionGradientOrientation = ``directions[v]``, plus Siemens' private (0019,100C) and
+    (0019,100E)) or "acquisition" (AcquisitionNumber only). Files of all volumes are
+    shuffled together and InstanceNumber runs 1..v*k through them. Other keyword
+    arguments go to ``write_series`` (geometry, values, syntax). Returns one
+    ``WrittenSeries`` per volume, all with the same SeriesInstanceUID.
+    """
+    if kind not in _4D_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_4D_KINDS)}")
+    array = np.asarray(array)
+    nv, nk = int(array.shape[0]), int(array.shape[1])
+    if values is None:
+        defaults = {
+            "time": [2000.0 * v for v in range(nv)],
+            "echo": [10.0 * (v + 1) for v in range(nv)],
+            "diffusion": [0.0] + [1000.0] * (nv - 1),
+            "acquisition": [float(v) for v in range(nv)],
+        }
+        values = defaults[kind]
+    if kind == "diffusion" and directions is None:
+        axes = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
+        directions = [axes[v % len(axes)] for v in range(nv)]
+    if modality is None:
+        modality = "CT" if kind in ("time", "acquisition") else "MR"
+    study_uid = study_uid or make_uid(seed, "study")
+    series_uid = series_uid or make_uid(seed, "series-4d", kind, nv, nk)
+    frame_uid = frame_of_reference_uid or make_uid(seed, "frame", study_uid)
+    order = _shuffled(list(range(nv * nk)), shuffle)
+    name_number = {g: n for n, g in enumerate(order)}
+    results = []
+    for v in range(nv):
+        direction = directions[v] if directions is not None else None
+        volume_tags = {**(tags or {}), **_volume_tags(kind, v, nv, values[v], direction)}
+
+        def name(_n: int, k: int, v: int = v) -> str:
+            return file_names % name_number[v * nk + k]
+
+        written = write_series(
+            folder,
+            array[v],
+            seed=seed,
+            series_uid=series_uid,
+            study_uid=study_uid,
+            frame_of_reference_uid=frame_uid,
+            modality=modality,
+            tags=volume_tags,
+            instance_numbers=[v * nk + k + 1 for k in range(nk)],
+            instance_uids=[make_uid(seed, series_uid, "sop", v, k) for k in range(nk)],
+            file_names=name,
+            extension=extension,
+            **kwargs,
+        )
+        results.append(written)
+    return results
+
+
+def write_with_localizer(
+    folder: str | Path,
+    array: np.ndarray,
+    *,
+    localizer_orientation: str = "coronal",
+    seed: int | str | None = None,
+    shuffle: int | bool | None = None,
+    **kwargs: Any,
+) -> tuple[WrittenSeries, WrittenSeries]:
+    """An axial (or any) series with a localizer image mixed into the same series.
+
+    The localizer is one image of another orientation ("coronal" or "sagittal") and size,
+    through the middle of the volume, with ImageType ORIGINAL\\PRIMARY\\LOCALIZER and the
+    same SeriesInstanceUID, SeriesNumber and folder, InstanceNumber 1 (the stack's files
+    are 2..). A reader must leave it out of the volume (or show it as its own stack).
+    Returns (stack, localizer).
+    """
+    array = np.asarray(array)
+    nk, rows, cols = (int(n) for n in array.shape[:3])
+    grid_kwargs = {
+        key: kwargs.pop(key)
+        for key in ("affine", "origin", "orientation", "pixel_spacing", "slice_spacing")
+        if key in kwargs
+    }
+    grid = Grid.build(**grid_kwargs)
+    series_uid = kwargs.pop("series_uid", None) or make_uid(seed, "series-loc", nk, rows)
+    study_uid = kwargs.pop("study_uid", None) or make_uid(seed, "study")
+    frame_uid = kwargs.pop("frame_of_reference_uid", None) or make_uid(seed, "frame", study_uid)
+    extension = kwargs.pop("extension", ".dcm")
+    common = {
+        "series_uid": series_uid,
+        "study_uid": study_uid,
+        "frame_of_reference_uid": frame_uid,
+        "seed": seed,
+        "extension": extension,
+        **kwargs,
+    }
+    stack = write_series(
+        folder,
+        array,
+        affine=grid.affine,
+        shuffle=shuffle,
+        instance_numbers=list(range(2, nk + 2)),
+        file_names=lambda n, k: f"IM{n + 1:04d}",
+        **common,
+    )
+    # The localizer: a projection through the volume, 1.5x coarser in-plane, twice as many
+    # rows as the stack has slices; its centre is the volume's centre.
+    centre = grid.affine @ np.array([(cols - 1) / 2, (rows - 1) / 2, (nk - 1) / 2, 1.0])
+    loc_row, loc_col = orientation_cosines(localizer_orientation)
+    extent = np.abs(grid.affine[:3, :3]) @ np.array([cols, rows, nk])
+    loc_spacing = 1.5 * min(grid.pixel_spacing)
+    loc_cols = int(np.ceil(abs(loc_row) @ extent / loc_spacing))
+    loc_rows = int(np.ceil(abs(loc_col) @ extent / loc_spacing))
+    origin = centre[:3] - loc_row * loc_spacing * (loc_cols - 1) / 2
+    origin -= loc_col * loc_spacing * (loc_rows - 1) / 2
+    image = _projection(
+        array, grid.affine, origin, loc_row, loc_col, loc_spacing, loc_rows, loc_cols
+    )
+    localizer = write_series(
+        folder,
+        image[None],
+        origin=origin,
+        orientation=np.concatenate([loc_row, loc_col]),
+        pixel_spacing=(loc_spacing, loc_spacing),
+        slice_spacing=1.0,
+        instance_numbers=[1],
+        instance_uids=[make_uid(seed, series_uid, "localizer")],
+        file_names=lambda n, k: "IM0000",
+        tags={**(kwargs.get("tags") or {}), "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+        **{key: value for key, value in common.items() if key != "tags"},
+    )
+    return stack, localizer
+
+
+def _projection(
+    array: np.ndarray,
+    affine: np.ndarray,
+    origin: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    spacing: float,
+    rows: int,
+    cols: int,
+) -> np.ndarray:
+    """Mean of ``array`` along the localizer's normal, sampled on its grid (nearest voxel)."""
+    normal = np.cross(row, col)
+    inv = np.linalg.inv(affine)
+    r, c = np.mgrid[0:rows, 0:cols]
+    extent = np.abs(affine[:3, :3]) @ np.array(array.shape[2::-1][:3])
+    depth = np.linspace(-0.5, 0.5, 32)[:, None, None] * float(abs(normal) @ extent)
+    pts = (
+        origin[None, None, None, :]
+        + (c[None, ..., None] * row + r[None, ..., None] * col) * spacing
+        + depth[..., None] * normal
+    )
+    ijk = np.rint(pts @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+    nk, nj, ni = array.shape[:3]
+    inside = (
+        (ijk[..., 0] >= 0) & (ijk[..., 0] < ni) & (ijk[..., 1] >= 0) & (ijk[..., 1] < nj)
+        & (ijk[..., 2] >= 0) & (ijk[..., 2] < nk)
+    )  # fmt: skip
+    ijk = np.where(inside[..., None], ijk, 0)
+    samples = np.where(inside, array[ijk[..., 2], ijk[..., 1], ijk[..., 0]], array.min())
+    return samples.mean(axis=0).astype(array.dtype)
+
+
+# -- mosaics ----------------------------------------------------------------------------
+
+
+def mosaic_corner(
+    first_slice_position: Sequence[float],
+    row_cos: Sequence[float],
+    col_cos: Sequence[float],
+    spacing_rc: Sequence[float],
+    tile_shape: tuple[int, int],
+    mosaic_shape: tuple[int, int],
+) -> np.ndarray:
+    """The ImagePositionPatient Siemens writes for a mosaic whose first tile starts at
+    ``first_slice_position``.
+
+    Siemens stores the corner of the whole mosaic as if it were one large image centred
+    where the first slice is centred. A reader recovers the first slice's position with
+
+        true = ipp + col_cos * row_spacing * (mosaic_rows - rows) / 2
+                   + row_cos * col_spacing * (mosaic_cols - cols) / 2
+
+    (the same correction as dcm2niix and nibabel); this function is its inverse.
+    """
+    rows, cols = tile_shape
+    m_rows, m_cols = mosaic_shape
+    shift = np.asarray(col_cos, dtype=np.float64) * float(spacing_rc[0]) * (m_rows - rows) / 2
+    shift += np.asarray(row_cos, dtype=np.float64) * float(spacing_rc[1]) * (m_cols - cols) / 2
+    return np.asarray(first_slice_position, dtype=np.float64) - shift
+
+
+def write_mosaic(
+    folder: str | Path,
+    array: np.ndarray,
+    *,
+    affine: np.ndarray | None = None,
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    orientation: str | Sequence[float] = "axial",
+    pixel_spacing: Sequence[float] = (3.0, 3.0),
+    slice_spacing: float = 3.0,
+    seed: int | str | None = None,
+    **kwargs: Any,
+) -> WrittenSeries:
+    """Write ``array[t, k, j, i]`` (or ``[k, j, i]``) as Siemens mosaics, one file per volume.
+
+    Each file holds the ``k`` slices as tiles of an ``n x n`` grid (``n = ceil(sqrt(k))``),
+    row by row from the top left, unused tiles zero. Tags: ImageType ...\\MOSAIC,
+    Manufacturer SIEMENS, the private NumberOfImagesInMosaic (0019,100A) under creator
+    "SIEMENS MR HEADER", SpacingBetweenSlices, and the mosaic ImagePositionPatient as
+    Siemens writes it (see ``mosaic_corner``). There is no CSA header, so a reader takes
+    the slice direction as row x column cosine. The geometry arguments describe the
+    unpacked volume; the result's ``affine`` is that volume's (i, j, k) -> LPS affine and
+    its paths are per time point. Other keyword arguments go to ``write_series``.
+    """
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[None]
+    nt, nk, rows, cols = (int(n) for n in array.shape)
+    n = int(np.ceil(np.sqrt(nk)))
+    grid = Grid.build(affine, origin, orientation, pixel_spacing, slice_spacing)
+    mosaics = np.zeros((nt, n * rows, n * cols), dtype=array.dtype)
+    for s in range(nk):
+        r, c = divmod(s, n)
+        mosaics[:, r * rows : (r + 1) * rows, c * cols : (c + 1) * cols] = array[:, s]
+    corner = mosaic_corner(
+        grid.origin,
+        grid.row_cos,
+        grid.col_cos,
+        grid.pixel_spacing,
+        (rows, cols),
+        (n * rows, n * cols),
+    )
+    tags = {
+        "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM", "MOSAIC"],
+        "Manufacturer": "SIEMENS",
+        "SpacingBetweenSlices": _fmt(abs(grid.slice_spacing)),
+        "AcquisitionMatrix": [0, cols, rows, 0],
+        (0x0019, 0x0010): ("LO", "SIEMENS MR HEADER"),
+        (0x0019, 0x100A): ("US", nk),
+        **(kwargs.pop("tags", None) or {}),
+    }
+    written = write_series(
+        folder,
+        mosaics,
+        positions=np.repeat(corner[None], nt, axis=0),
+        orientation=grid.orientation,
+        pixel_spacing=grid.pixel_spacing,
+        slice_spacing=grid.slice_spacing,
+        slice_thickness=abs(grid.slice_spacing),
+        modality=kwargs.pop("modality", "MR"),
+        per_slice=lambda t: {"AcquisitionNumber": t + 1, "TemporalPositionIdentifier": t + 1},
+        slice_locations=kwargs.pop("slice_locations", False),
+        seed=seed,
+        tags=tags,
+        **kwargs,
+    )
+    written.affine = grid.affine
+    written.ks = list(range(nk))
+    written.positions = grid.positions(nk)
+    return written
+
+
+# -- multi-frame objects ----------------------------------------------------------------
+
+
+@dataclass
+class WrittenMultiframe:
+    """A written multi-frame file and the truth about its frames.
+
+    ``frames[f] = (stack, k)``: frame ``f`` (0-based, file order) is slice ``k`` of stack
+    ``stack``; ``affines[stack]`` is that stack's (i, j, k) -> LPS affine.
+    """
+
+    path: Path
+    frames: list[tuple[int, int]]
+    affines: list[np.ndarray]
+    series_uid: str
+    study_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+
+
+def _sequence_item(**attrs: Any) -> Dataset:
+    item = Dataset()
+    for key, value in attrs.items():
+        setattr(item, key, value)
+    return item
+
+
+def write_multiframe(
+    path: str | Path,
+    stacks: np.ndarray | Sequence[np.ndarray],
+    *,
+    grids: Grid | Sequence[Grid] | None = None,
+    kind: str = "enhanced",
+    modality: str = "CT",
+    stack_dimension: str = "stack",
+    frame_order: str = "stacked",
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
+    bits_allocated: int = 16,
+    signed: bool = True,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    seed: int | str | None = None,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    series_number: int = 1,
+    description: str = "",
+    patient: Mapping[str, Any] | None = None,
+    tags: Mapping[Key, Any] | None = None,
+    **geometry: Any,
+) -> WrittenMultiframe:
+    """Write one or more stacks ``[k, j, i]`` (same rows and columns) into ONE multi-frame file.
+
+    ``kind="enhanced"``: Enhanced CT/MR Image Storage with shared and per-frame functional
+    groups: PixelMeasuresSequence, PlaneOrientationSequence (shared when all stacks share
+    it, else per frame), PlanePositionSequence per frame, FrameContentSequence with
+    DimensionIndexValues (stack, in-stack position) described by DimensionIndexSequence;
+    ``stack_dimension="time"`` indexes stacks by TemporalPositionIndex instead of StackID.
+    ``frame_order``: "stacked" (stack by stack), "interleaved" (position by position) or
+    "shuffled" (seeded random order), so a reader must use the positions and indices.
+
+    ``kind="legacy"``: one stack as a Multi-frame Grayscale Secondary Capture with the
+    classic top-level ImagePositionPatient (first frame), ImageOrientationPatient,
+    PixelSpacing, SpacingBetweenSlices and SliceLocationVector as FrameIncrementPointer;
+    frames are in ``k`` order.
+
+    ``grids`` (one per stack) place the stacks; without them every stack uses the
+    geometry keyword arguments (``affine`` or ``origin``, ``orientation``,
+    ``pixel_spacing``, ``slice_spacing``), which is what a "time" series wants.
+    """
+    if isinstance(stacks, np.ndarray) and stacks.ndim == 3:
+        stacks = [stacks]
+    arrays = [np.asarray(a) for a in stacks]
+    if len({a.shape[1:] for a in arrays}) != 1:
+        raise ValueError("all stacks need the same rows and columns")
+    if grids is None:
+        grids = [Grid.build(**geometry)] * len(arrays)
+    elif isinstance(grids, Grid):
+        grids = [grids] * len(arrays)
+    grids = list(grids)
+    if len(grids) != len(arrays):
+        raise ValueError("give one grid per stack")
+    if kind not in ("enhanced", "legacy"):
+        raise ValueError("kind must be 'enhanced' or 'legacy'")
+    if kind == "legacy" and len(arrays) != 1:
+        raise ValueError("a legacy multi-frame object holds one stack")
+
+    frames = [(s, k) for s, a in enumerate(arrays) for k in range(a.shape[0])]
+    if frame_order == "interleaved":
+        frames.sort(key=lambda sk: (sk[1], sk[0]))
+    elif frame_order == "shuffled":
+        frames = [frames[n] for n in _shuffled(list(range(len(frames))), seed or 0)]
+    elif frame_order != "stacked":
+        raise ValueError("frame_order must be stacked, interleaved or shuffled")
+    if kind == "legacy":
+        frames = [(0, k) for k in range(arrays[0].shape[0])]
+
+    convert = _StoredValues(rescale, bits_allocated, signed, None)
+    pixels = np.stack([convert(arrays[s][k]) for s, k in frames])
+    rows, cols = (int(n) for n in arrays[0].shape[1:3])
+    study_uid = study_uid or make_uid(seed, "study")
+    series_uid = series_uid or make_uid(seed, "series-mf", kind, series_number, description)
+    sop_uid = make_uid(seed, series_uid, "sop")
+    frame_uid = make_uid(seed, "frame", study_uid)
+    if kind == "legacy":
+        sop_class = (
+            SOP_CLASSES["MF_GRAY_WORD_SC"]
+            if bits_allocated > 8
+            else ("1.2.840.10008.5.1.4.1.1.7.2")
+        )
+    else:
+        sop_class = SOP_CLASSES["ENHANCED_MR" if modality == "MR" else "ENHANCED_CT"]
+    ds = _base_dataset(
+        modality=modality,
+        sop_class=sop_class,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        frame_uid=frame_uid,
+        series_number=series_number,
+        description=description,
+        rows=rows,
+        columns=cols,
+        pixel_spacing=grids[0].pixel_spacing,
+        orientation=grids[0].orientation,
+        slice_thickness=abs(grids[0].slice_spacing),
+        photometric="MONOCHROME2",
+        bits_allocated=bits_allocated,
+        bits_stored=bits_allocated,
+        signed=signed,
+        samples=1,
+        rescale=rescale if rescale is not None else (1.0, 0.0),
+        window=window,
+        patient=patient,
+        float_pixels=None,
+    )
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = len(frames)
+    if kind == "legacy":
+        grid = grids[0]
+        positions = grid.positions(len(frames))
+        ds.ImagePositionPatient = _ds(positions[0])
+        ds.SpacingBetweenSlices = _fmt(abs(grid.slice_spacing))
+        ds.SliceLocationVector = _ds(positions @ grid.normal)
+        ds.FrameIncrementPointer = 0x00182005
+        if modality == "CT":
+            ds.RescaleType = "US"
+    else:
+        _enhanced_groups(ds, frames, grids, stack_dimension, modality, seed, series_uid)
+    for key, value in (tags or {}).items():
+        set_attribute(ds, key, value)
+
+    ds.file_meta = _file_meta(sop_class, transfer_syntax)
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    tsyntax = UID(transfer_syntax)
+    if tsyntax.is_compressed:
+        ds.compress(tsyntax, pixels, generate_instance_uid=False)
+    else:
+        data = pixels if tsyntax.is_little_endian else pixels.astype(pixels.dtype.newbyteorder(">"))
+        ds.PixelData = np.ascontiguousarray(data).tobytes()
+        ds["PixelData"].VR = "OB" if bits_allocated <= 8 else "OW"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(dataset_bytes(ds))
+    return WrittenMultiframe(
+        path=path,
+        frames=frames,
+        affines=[g.affine for g in grids],
+        series_uid=series_uid,
+        study_uid=study_uid,
+        sop_instance_uid=sop_uid,
+        transfer_syntax=str(tsyntax),
+    )
+
+
+def _enhanced_groups(
+    ds: Dataset,
+    frames: list[tuple[int, int]],
+    grids: list[Grid],
+    stack_dimension: str,
+    modality: str,
+    seed: int | str | None,
+    series_uid: str,
+) -> None:
+    """Shared and per-frame functional groups and the dimension index of an enhanced object."""
+    shared = Dataset()
+    same_orientation = all(np.allclose(g.orientation, grids[0].orientation) for g in grids)
+    same_spacing = all(
+        np.allclose(g.pixel_spacing, grids[0].pixel_spacing)
+        and np.isclose(g.slice_spacing, grids[0].slice_spacing)
+        for g in grids
+    )
+
+    def measures(grid: Grid) -> Dataset:
+        return _sequence_item(
+            PixelSpacing=_ds(grid.pixel_spacing),
+            SliceThickness=_fmt(abs(grid.slice_spacing)),
+            SpacingBetweenSlices=_fmt(abs(grid.slice_spacing)),
+        )
+
+    if same_spacing:
+        shared.PixelMeasuresSequence = [measures(grids[0])]
+    if same_orientation:
+        shared.PlaneOrientationSequence = [
+            _sequence_item(ImageOrientationPatient=_ds(grids[0].orientation))
+        ]
+    transform = _sequence_item(
+        RescaleIntercept=ds.RescaleIntercept,
+        RescaleSlope=ds.RescaleSlope,
+        RescaleType=ds.get("RescaleType", "US"),
+    )
+    shared.PixelValueTransformationSequence = [transform]
+    if "WindowCenter" in ds:
+        shared.FrameVOILUTSequence = [
+            _sequence_item(WindowCenter=ds.WindowCenter, WindowWidth=ds.WindowWidth)
+        ]
+    frame_type = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    if modality == "MR":
+        shared.MRImageFrameTypeSequence = [_sequence_item(FrameType=frame_type)]
+    else:
+        shared.CTImageFrameTypeSequence = [_sequence_item(FrameType=frame_type)]
+    for keyword in ("ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                    "RescaleIntercept", "RescaleSlope", "RescaleType", "WindowCenter",
+                    "WindowWidth"):  # fmt: skip
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.ImageType = frame_type
+    ds.ContentQualification = "PRODUCT"
+    ds.BurnedInAnnotation = "NO"
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.AcquisitionDateTime = ds.StudyDate + ds.StudyTime
+    ds.SharedFunctionalGroupsSequence = [shared]
+
+    by_time = stack_dimension == "time"
+    positions = [g.positions(int(max(k for s2, k in frames if s2 == s) + 1))
+                 for s, g in enumerate(grids)]  # fmt: skip
+    per_frame = []
+    for s, k in frames:
+        content = Dataset()
+        if by_time:
+            content.TemporalPositionIndex = s + 1
+        else:
+            content.StackID = str(s + 1)
+            content.InStackPositionNumber = k + 1
+        content.DimensionIndexValues = [s + 1, k + 1]
+        item = Dataset()
+        item.FrameContentSequence = [content]
+        item.PlanePositionSequence = [_sequence_item(ImagePositionPatient=_ds(positions[s][k]))]
+        if not same_orientation:
+            item.PlaneOrientationSequence = [
+                _sequence_item(ImageOrientationPatient=_ds(grids[s].orientation))
+            ]
+        if not same_spacing:
+            item.PixelMeasuresSequence = [measures(grids[s])]
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+
+    org_uid = make_uid(seed, series_uid, "dimensions")
+    ds.DimensionOrganizationSequence = [_sequence_item(DimensionOrganizationUID=org_uid)]
+    first = (0x00209128, "Temporal Position Index") if by_time else (0x00209056, "Stack ID")
+    second = (0x00209057, "In-Stack Position Number")
+    ds.DimensionIndexSequence = [
+        _sequence_item(
+            DimensionOrganizationUID=org_uid,
+            DimensionIndexPointer=pointer,
+            FunctionalGroupPointer=0x00209111,
+            DimensionDescriptionLabel=label,
+        )
+        for pointer, label in (first, second)
+    ]
+    if by_time:
+        for item, (_s, k) in zip(per_frame, frames, strict=True):
+            item.FrameContentSequence[0].InStackPositionNumber = k + 1
+            item.FrameContentSequence[0].StackID = "1"
+
+
+# -- archives ---------------------------------------------------------------------------
+
+_ZIP_DATE = (2024, 1, 15, 9, 30, 0)
+JUNK_FILES: dict[str, bytes] = {
+    "__MACOSX/._IM0001": b"\0\5\26\7\0\2\0\0Mac OS X        ",
+    ".DS_Store": b"\0\0\0\1Bud1" + b"\0" * 24,
+    "Thumbs.db": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 24,
+    "README.txt": b"Exported images.\n",
+    "DICOMDIR.bak": b"not a dicom file\n",
+}
+
+
+def zip_folders(
+    zip_path: str | Path,
+    folders: Sequence[str | Path] | Mapping[str, str | Path],
+    *,
+    junk: bool = False,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> Path:
+    """Pack folders (each as a top-level folder named after it, or after the mapping's key)
+    into ``zip_path``, deterministically (fixed dates, sorted names).
+
+    A mapping value may be a file (e.g. another zip, to nest archives) stored under its key.
+    ``junk=True`` adds what real exports carry: ``__MACOSX`` resource forks, ``.DS_Store``,
+    ``Thumbs.db``, a README and a non-DICOM file.
+    """
+    items = (
+        folders.items() if isinstance(folders, Mapping) else [(Path(f).name, f) for f in folders]
+    )
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", compression=compression) as zf:
+
+        def add(name: str, data: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = compression
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+
+        for arcname, source in items:
+            source = Path(source)
+            if source.is_file():
+                add(str(arcname), source.read_bytes())
+                continue
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                add(f"{arcname}/{file.relative_to(source).as_posix()}", file.read_bytes())
+        if junk:
+            for name, data in JUNK_FILES.items():
+                add(name, data)
+    return zip_path
