@@ -24,7 +24,12 @@ from mprviewer.io.synthetic import (
     affine_for,
     encodable_syntaxes,
     orientation_cosines,
+    write_4d,
+    write_mosaic,
+    write_multiframe,
     write_series,
+    write_with_localizer,
+    zip_folders,
 )
 
 
@@ -233,3 +238,198 @@ def test_monochrome1_rgb_ybr_and_float(tmp_path):
     ds = pydicom.dcmread(written[1])
     assert "FloatPixelData" in ds and "PixelData" not in ds
     np.testing.assert_array_equal(ds.pixel_array, values[1])
+
+
+# -- several volumes, localizers, mosaics, multi-frame, zips ---------------------------
+
+
+def _position(ds) -> np.ndarray:
+    return np.array([float(v) for v in ds.ImagePositionPatient])
+
+
+def test_4d_series_repeats_positions_with_volume_tags(tmp_path):
+    base = _volume((4, 16, 16))
+    data = np.stack([base, base + 3000, base + 6000])
+    volumes = write_4d(tmp_path, data, kind="time", values=[0, 1500, 3000], shuffle=4, seed=2)
+    assert len({w.series_uid for w in volumes}) == 1
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 12
+    seen = {}
+    for path in files:
+        ds = pydicom.dcmread(path)
+        v = int(ds.TemporalPositionIdentifier) - 1
+        k = round(_position(ds)[2])  # axial, 1 mm slices from z = 0
+        assert float(ds.TriggerTime) == [0, 1500, 3000][v] and int(ds.AcquisitionNumber) == v + 1
+        np.testing.assert_array_equal(ds.pixel_array, data[v, k])
+        seen[(v, k)] = int(ds.InstanceNumber)
+    assert sorted(seen.values()) == list(range(1, 13))
+    # Names are shuffled across volumes, not grouped by volume.
+    first = [int(pydicom.dcmread(p).TemporalPositionIdentifier) for p in files[:6]]
+    assert len(set(first)) > 1
+
+
+def test_4d_echoes_and_diffusion_tags(tmp_path):
+    data = np.stack([_volume((2, 8, 8))] * 3)
+    echoes = write_4d(tmp_path / "e", data, kind="echo", values=[12.0, 40.0, 90.0])
+    ds = pydicom.dcmread(echoes[2][0])
+    assert (int(ds.EchoNumbers), float(ds.EchoTime), ds.Modality) == (3, 90.0, "MR")
+    dwi = write_4d(tmp_path / "d", data, kind="diffusion", values=[0, 800, 800])
+    b0, b1, b2 = (pydicom.dcmread(w[0]) for w in dwi)
+    assert (b0.DiffusionBValue, b1.DiffusionBValue) == (0.0, 800.0)
+    assert "DiffusionGradientOrientation" not in b0
+    assert list(b1.DiffusionGradientOrientation) != list(b2.DiffusionGradientOrientation)
+    assert b2[0x0019, 0x100C].value == 800 and b2[0x0019, 0x0010].value == "SIEMENS MR HEADER"
+
+
+def test_localizer_is_mixed_into_the_stack(tmp_path):
+    array = _volume((6, 16, 20))
+    stack, localizer = write_with_localizer(
+        tmp_path, array, slice_spacing=3.0, pixel_spacing=(1.0, 1.0), shuffle=2, seed=1
+    )
+    assert len(list(tmp_path.iterdir())) == 7 and localizer[0].parent == stack[0].parent
+    loc = pydicom.dcmread(localizer[0])
+    assert loc.ImageType[2] == "LOCALIZER" and loc.SeriesInstanceUID == stack.series_uid
+    assert [float(v) for v in loc.ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
+    assert (loc.Rows, loc.Columns) != (16, 20)
+    for k, path in zip(stack.ks, stack, strict=True):
+        ds = pydicom.dcmread(path)
+        assert "LOCALIZER" not in ds.ImageType
+        np.testing.assert_allclose(_position(ds), [0.0, 0.0, 3.0 * k])
+    # The localizer is centred on the stack: its centre pixel maps to the volume centre.
+    centre = _position(loc) + (np.array([1, 0, 0]) * (loc.Columns - 1) + np.array(
+        [0, 0, -1]) * (loc.Rows - 1)) * float(loc.PixelSpacing[0]) / 2  # fmt: skip
+    np.testing.assert_allclose(centre, [9.5, 7.5, 7.5], atol=1e-6)
+
+
+def test_mosaic_tiles_and_documented_position_correction(tmp_path):
+    volume = _volume((10, 12, 14))
+    orientation = (1.0, 0.0, 0.0, 0.0, 0.8, 0.6)
+    written = write_mosaic(
+        tmp_path,
+        np.stack([volume, volume + 7]),
+        origin=(10.0, -20.0, 30.0),
+        orientation=orientation,
+        pixel_spacing=(2.0, 2.5),
+        slice_spacing=4.0,
+        seed=1,
+    )
+    assert len(written) == 2
+    ds = pydicom.dcmread(written[1])
+    assert "MOSAIC" in ds.ImageType and ds[0x0019, 0x100A].value == 10
+    assert (ds.Rows, ds.Columns) == (4 * 12, 4 * 14)
+    mosaic = ds.pixel_array
+    for s in range(10):
+        r, c = divmod(s, 4)
+        np.testing.assert_array_equal(mosaic[r * 12 : (r + 1) * 12, c * 14 : (c + 1) * 14],
+                                      volume[s] + 7)  # fmt: skip
+    assert not mosaic[36:, 28:].any()  # unused tiles
+    # The formula in mosaic_corner's docstring recovers the first slice's true position.
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+    row_sp, col_sp = (float(v) for v in ds.PixelSpacing)
+    true = (
+        _position(ds)
+        + iop[3:] * row_sp * (ds.Rows - 12) / 2
+        + iop[:3] * col_sp * (ds.Columns - 14) / 2
+    )
+    np.testing.assert_allclose(true, [10.0, -20.0, 30.0], atol=1e-5)
+    assert not np.allclose(_position(ds), true)
+    np.testing.assert_allclose(written.affine[:3, 2], 4.0 * np.cross(iop[:3], iop[3:]))
+
+
+def test_enhanced_multiframe_geometry_matches_simpleitk(tmp_path):
+    array = _volume((6, 20, 24)) + 600  # HU from -900
+    written = write_multiframe(
+        tmp_path / "ct.dcm",
+        array,
+        origin=(5.0, 6.0, 7.0),
+        orientation="sagittal",
+        pixel_spacing=(0.5, 0.6),
+        slice_spacing=1.5,
+        rescale=(1.0, -1024.0),
+        signed=False,
+        window=(40, 400),
+    )
+    ds = pydicom.dcmread(written.path)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2.1" and int(ds.NumberOfFrames) == 6
+    assert "ImagePositionPatient" not in ds and "PixelSpacing" not in ds
+    image = sitk.ReadImage(str(written.path))
+    affine = written.affines[0]
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    np.testing.assert_allclose(image.GetOrigin(), affine[:3, 3], atol=1e-5)
+    np.testing.assert_allclose(image.GetSpacing(), spacing, atol=1e-5)
+    np.testing.assert_allclose(
+        np.reshape(image.GetDirection(), (3, 3)), affine[:3, :3] / spacing, atol=1e-6
+    )
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), array)
+
+
+@pytest.mark.parametrize("dimension", ["stack", "time"])
+def test_enhanced_multiframe_with_several_stacks_in_shuffled_frames(tmp_path, dimension):
+    from mprviewer.io.synthetic import Grid
+
+    a, b = _volume((5, 16, 16)), _volume((5, 16, 16), seed=1) + 500
+    if dimension == "stack":
+        grids = [Grid.build(origin=(0, 0, 0)), Grid.build(origin=(1, 2, 3), orientation="coronal")]
+    else:
+        grids = [Grid.build(origin=(0, 0, 0), slice_spacing=2.0)] * 2
+    written = write_multiframe(
+        tmp_path / "mf.dcm",
+        [a, b],
+        grids=grids,
+        stack_dimension=dimension,
+        frame_order="shuffled",
+        modality="MR",
+        transfer_syntax=RLELossless,
+        seed=3,
+    )
+    ds = pydicom.dcmread(written.path)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.1"
+    assert [sk for sk in written.frames] != sorted(written.frames)
+    pointers = [int(item.DimensionIndexPointer) for item in ds.DimensionIndexSequence]
+    assert pointers == [0x00209128 if dimension == "time" else 0x00209056, 0x00209057]
+    pixels = ds.pixel_array
+    for f, (s, k) in enumerate(written.frames):
+        item = ds.PerFrameFunctionalGroupsSequence[f]
+        assert list(item.FrameContentSequence[0].DimensionIndexValues) == [s + 1, k + 1]
+        expected = (written.affines[s] @ np.array([0, 0, k, 1.0]))[:3]
+        np.testing.assert_allclose(_position(item.PlanePositionSequence[0]), expected)
+        orientation = item if dimension == "stack" else ds.SharedFunctionalGroupsSequence[0]
+        iop = [float(v) for v in orientation.PlaneOrientationSequence[0].ImageOrientationPatient]
+        np.testing.assert_allclose(iop[:3], written.affines[s][:3, 0] / 1.0)
+        np.testing.assert_array_equal(pixels[f], (a, b)[s][k])
+
+
+def test_legacy_multiframe_keeps_classic_geometry(tmp_path):
+    array = _volume((4, 12, 12))
+    written = write_multiframe(
+        tmp_path / "legacy.dcm", array, kind="legacy", origin=(1, 2, 3), slice_spacing=2.5
+    )
+    ds = pydicom.dcmread(written.path)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7.3" and int(ds.NumberOfFrames) == 4
+    np.testing.assert_allclose(_position(ds), [1, 2, 3])
+    assert float(ds.SpacingBetweenSlices) == 2.5 and ds.FrameIncrementPointer == 0x00182005
+    assert [float(v) for v in ds.SliceLocationVector] == [3.0, 5.5, 8.0, 10.5]
+    np.testing.assert_array_equal(ds.pixel_array, array)
+
+
+def test_zip_folders_nests_and_adds_junk_deterministically(tmp_path):
+    import zipfile
+
+    a = write_series(tmp_path / "A", _volume((2, 8, 8)), seed=1)
+    b = write_series(tmp_path / "B", _volume((3, 8, 8)), seed=2)
+    inner = zip_folders(tmp_path / "inner.zip", [a.folder])
+    outer = zip_folders(
+        tmp_path / "outer.zip", {"CT_B": b.folder, "more/inner.zip": inner}, junk=True
+    )
+    again = zip_folders(
+        tmp_path / "again.zip", {"CT_B": b.folder, "more/inner.zip": inner}, junk=True
+    )
+    assert outer.read_bytes() == again.read_bytes()
+    with zipfile.ZipFile(outer) as zf:
+        names = zf.namelist()
+        assert sorted(n for n in names if n.startswith("CT_B/")) == [
+            f"CT_B/{p.name}" for p in sorted(b, key=lambda p: p.name)
+        ]
+        assert "__MACOSX/._IM0001" in names and ".DS_Store" in names
+        with zipfile.ZipFile(zf.open("more/inner.zip")) as nested:
+            assert sorted(nested.namelist()) == sorted(f"A/{p.name}" for p in a)
