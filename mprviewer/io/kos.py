@@ -83,9 +83,13 @@ def select_images(
         ref = _ref_for(ref_list, series)
         acq = (getattr(ref, "acquisition_plane", "") if ref is not None else "") or getattr(
             series, "acquisition_plane", "")
+        if not acq:
+            sel.skipped.append(f"{where}: {entry.label}, {entry.plane} {entry.ranges} - the "
+                               "series' images are not known; open the study to export them")
+            continue
         if entry.plane != acq:
             sel.skipped.append(f"{where}: {entry.label}, {entry.plane} {entry.ranges} - not the "
-                               f"acquisition plane{f' ({acq})' if acq else ''}, no stored images")
+                               f"acquisition plane ({acq}), no stored images")
             continue
         series_uid = getattr(series, "uid", "") or (ref.uid if ref is not None else "")
         sop_class = (ref.sop_class_uid if ref is not None else "") or getattr(
