@@ -78,8 +78,20 @@ def series_metadata(series: Series) -> dict[str, str]:
     except Exception:
         table["Transfer syntax"] = ts
     table["Files"] = str(len({f.instance.member.name for f in series.frames}))
+    if series.num_images != len({f.instance.member.name for f in series.frames}):
+        table["Images (frames or tiles)"] = str(series.num_images)
     if series.split_label:
         table["Stack"] = series.split_label
+    table.update(series.notes)
+    plan = series.geometry.plan
+    if plan is not None:
+        made = sum(1 for f in series.geometry.slice_frames if f is None)
+        table["Resampled"] = (
+            f"onto a regular orthogonal grid: {series.num_images} images -> "
+            f"{plan.num_slices} slices"
+            + (f" ({made} interpolated)" if made else "")
+            + ("; in-plane shift for gantry tilt" if plan.shifts is not None else "")
+        )
     if series.warnings:
         table["Warnings"] = "; ".join(series.warnings)
     return table

@@ -2,8 +2,10 @@
 
 Native (uncompressed little-endian) files on disk are read with one ``readinto`` per slice
 at the pixel data offset found during the header scan; everything else goes through
-pydicom's decoders (and its codec plugins). Slices are read by a small thread pool: file
-reads, numpy and the C decoders release the GIL.
+pydicom's decoders (and its codec plugins), ONCE per instance: a multi-frame object or a
+mosaic is decoded a single time and its frames or tiles copied out. Colour data comes out as
+RGB (YBR converted by pydicom, palette colour through its lookup table). Work is spread over
+a small thread pool: file reads, numpy and the C decoders release the GIL.
 """
 
 from __future__ import annotations
@@ -18,35 +20,23 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from mprviewer.errors import DicomError, LoadCancelled, MissingCodecError
+from mprviewer.io.codecs import CODEC_PACKAGES, ensure_decodable, missing_codec_message
 from mprviewer.io.geometry import Frame
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
-CODEC_PACKAGES = {
-    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg or pyjpegls",
-    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg or pyjpegls",
-    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
-}
-
-
 class PixelFormat:
     """How stored values become output values for one slice."""
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, rescale: tuple[float, float] | None = None) -> None:
         self.bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
         self.bits_stored = int(ds.get("BitsStored", self.bits_allocated) or self.bits_allocated)
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
         self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
         self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
-        slope, intercept = _rescale(ds)
+        slope, intercept = rescale if rescale is not None else _rescale(ds)
         self.slope, self.intercept = slope, intercept
 
     @property
@@ -113,7 +103,7 @@ def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.nd
     """Stored values of a native single-frame file on disk, read in one call; None if not."""
     inst = frame.instance
     if (inst.pixel_offset is None or inst.member.path is None or inst.frames != 1
-            or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
+            or frame.tile is not None or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
             or fmt.bits_allocated not in (8, 16, 32) or fmt.is_float):
         return None
     nbytes = rows * cols * fmt.bits_allocated // 8
@@ -139,27 +129,53 @@ def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.nd
     return out
 
 
-def _decoded_slice(frame: Frame) -> np.ndarray:
-    """Stored values of any frame through pydicom's decoders."""
+def decode_instance(frame: Frame) -> np.ndarray:
+    """Every frame of an instance through pydicom's decoders: [rows, cols(, 3)] for one
+    frame, [frames, rows, cols(, 3)] for several. Colour comes out as RGB."""
     inst = frame.instance
     ts = inst.transfer_syntax
+    ensure_decodable(ts, inst.member.name)
     try:
+        from pydicom.pixels import pixel_array
+
         with inst.member.open() as fh:
             ds = pydicom.dcmread(fh, force=True)
-        arr = ds.pixel_array
-        if inst.frames > 1:
-            arr = arr[frame.frame]
-    except (NotImplementedError, RuntimeError, ValueError, ImportError) as exc:
+        arr = pixel_array(ds, as_rgb=True)
+        if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
+            arr = _palette_to_rgb(arr, ds)
+    except (NotImplementedError, RuntimeError, ValueError, ImportError, AttributeError,
+            KeyError) as exc:
         text = str(exc)
         if ts in CODEC_PACKAGES and ("decod" in text.lower() or "plugin" in text.lower()
                                      or "available" in text.lower()):
-            raise MissingCodecError(
-                f"{inst.member.name}: pixel data uses transfer syntax {ts} "
-                f"({pydicom.uid.UID(ts).name}) and no installed plugin can decode it; "
-                f"install {CODEC_PACKAGES[ts]}"
-            ) from exc
+            raise MissingCodecError(missing_codec_message(ts, inst.member.name)) from exc
         raise DicomError(f"{inst.member.name}: pixel data cannot be decoded: {text}") from exc
     return np.asarray(arr)
+
+
+def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """PALETTE COLOR indices through the palette, scaled to 8 bits when the LUT is 16-bit."""
+    from pydicom.pixels import apply_color_lut
+
+    rgb = apply_color_lut(arr, ds)
+    if rgb.dtype.itemsize > 1:
+        top = int(rgb.max()) if rgb.size else 0
+        rgb = (rgb >> 8).astype(np.uint8) if top > 255 else rgb.astype(np.uint8)
+    return rgb
+
+
+def frame_of(decoded: np.ndarray, frame: Frame) -> np.ndarray:
+    """One frame (or mosaic tile) of a decoded instance."""
+    image = decoded[frame.frame] if frame.instance.frames > 1 else decoded
+    if frame.tile is not None:
+        r0, c0, nr, nc = frame.tile
+        image = image[r0:r0 + nr, c0:c0 + nc]
+    return image
+
+
+def _decoded_slice(frame: Frame) -> np.ndarray:
+    """Stored values of one frame through pydicom's decoders (decodes the whole instance)."""
+    return frame_of(decode_instance(frame), frame)
 
 
 def _mask_bits(stored: np.ndarray, fmt: PixelFormat) -> np.ndarray:
@@ -174,11 +190,14 @@ def _mask_bits(stored: np.ndarray, fmt: PixelFormat) -> np.ndarray:
 
 
 def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
-                     cols: int) -> None:
-    """Read one frame's stored values into ``out`` (a view of the volume)."""
-    stored = _native_slice(frame, fmt, rows, cols)
+                     cols: int, decoded: np.ndarray | None = None) -> None:
+    """Read one frame's stored values into ``out`` (a view of the volume).
+
+    ``decoded`` is the instance's decoded pixel array when the caller already has it.
+    """
+    stored = None if decoded is not None else _native_slice(frame, fmt, rows, cols)
     if stored is None:
-        stored = _decoded_slice(frame)
+        stored = frame_of(decoded, frame) if decoded is not None else _decoded_slice(frame)
     stored = _mask_bits(stored, fmt)  # idempotent where a decoder already did it
     if stored.shape[:2] != (rows, cols):
         raise DicomError(
@@ -220,30 +239,44 @@ def load_frames(
     peak memory stays near the volume's own size.
     """
     first = frames[0].instance
-    rows, cols = first.rows, first.columns
-    formats = [PixelFormat(f.instance.header) for f in frames]
+    rows, cols = frames[0].rows, frames[0].columns
+    formats = [PixelFormat(f.instance.header, f.rescale) for f in frames]
     notes: list[str] = []
-    rgb = formats[0].samples == 3
-    if any((f.samples == 3) != rgb for f in formats):
+    rgb = formats[0].samples == 3 or formats[0].photometric == "PALETTE COLOR"
+    if any((f.samples == 3 or f.photometric == "PALETTE COLOR") != rgb for f in formats):
         raise DicomError(f"{first.member.name}: series mixes colour and greyscale images")
-    raw_dtype = np.dtype(np.uint8) if rgb else stored_dtype(formats)
+    if rgb:
+        raw_dtype = np.dtype(np.uint16 if max(f.bits_allocated for f in formats) > 8
+                             and formats[0].photometric != "PALETTE COLOR" else np.uint8)
+    else:
+        raw_dtype = stored_dtype(formats)
     shape = (len(frames), rows, cols, 3) if rgb else (len(frames), rows, cols)
     raw = np.empty(shape, dtype=raw_dtype)
     done = 0
     lock = threading.Lock()
+    # One task per single-frame file (fast native path), one per multi-frame instance or
+    # mosaic (decoded once, every frame copied out).
+    by_instance: dict[int, list[int]] = {}
+    for k, f in enumerate(frames):
+        by_instance.setdefault(id(f.instance), []).append(k)
+    tasks = list(by_instance.values())
 
-    def read(k: int) -> None:
+    def read(ks: list[int]) -> None:
         nonlocal done
         if cancel is not None and cancel.is_set():
             return
-        read_stored_into(raw[k], frames[k], formats[k], rows, cols)
+        decoded = None
+        if len(ks) > 1 or frames[ks[0]].instance.frames > 1 or frames[ks[0]].tile is not None:
+            decoded = decode_instance(frames[ks[0]])
+        for k in ks:
+            read_stored_into(raw[k], frames[k], formats[k], rows, cols, decoded)
         with lock:
-            done += 1
+            done += len(ks)
             if progress:
                 progress(done, len(frames))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(read, range(len(frames))))
+        list(pool.map(read, tasks))
     if cancel is not None and cancel.is_set():
         raise LoadCancelled("loading was cancelled")
     if rgb:

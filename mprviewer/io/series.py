@@ -23,13 +23,22 @@ from mprviewer.io.volume import Volume
 
 # Tags that tell repeated acquisitions at the same positions apart, most specific first.
 REPEAT_KEYS: tuple[tuple[str, str], ...] = (
+    ("StackID", "stack"),
     ("TemporalPositionIdentifier", "time point"),
     ("TriggerTime", "trigger time"),
     ("EchoNumbers", "echo"),
+    ("EchoTime", "echo time"),
     ("DiffusionBValue", "b-value"),
     ("DiffusionGradientOrientation", "gradient"),
+    ("ImageType", "image type"),
     ("AcquisitionNumber", "acquisition"),
+    ("DimensionIndexValues", "dimension index"),
 )
+# Private tags some vendors use instead (Siemens b-value and gradient direction).
+PRIVATE_KEYS: dict[str, tuple[int, str, int]] = {
+    "DiffusionBValue": (0x0019, "SIEMENS MR HEADER", 0x0C),
+    "DiffusionGradientOrientation": (0x0019, "SIEMENS MR HEADER", 0x0E),
+}
 
 
 class Series:
@@ -50,6 +59,7 @@ class Series:
             self.number = None
         self.name: str = ""
         self.extra_warnings: list[str] = []
+        self.notes: dict[str, str] = {}  # extra rows for the data table (how it was split)
         self._geometry: StackGeometry | None = None
 
     # -- geometry ----------------------------------------------------------------------
@@ -62,13 +72,18 @@ class Series:
 
     @property
     def num_slices(self) -> int:
+        """Slices of the loaded volume (more than the images when gaps are filled)."""
+        return self.shape[0]
+
+    @property
+    def num_images(self) -> int:
+        """2D images (files, frames or mosaic tiles) the series is made of."""
         return len(self.frames)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """(slices, rows, columns)."""
-        first = self.frames[0].instance
-        return (len(self.frames), first.rows, first.columns)
+        """(slices, rows, columns) of the volume ``load()`` returns."""
+        return self.geometry.shape
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -98,7 +113,15 @@ class Series:
 
     @property
     def sop_instance_uids(self) -> list[str]:
-        return [f.instance.sop_uid for f in self.geometry.frames]
+        """Per output slice k: the SOP instance shown there, "" for an interpolated slice."""
+        return [f.instance.sop_uid if f is not None else ""
+                for f in self.geometry.slice_frames]
+
+    def slice_header(self, k: int) -> Any:
+        """The header of the image shown as slice k (None for an interpolated slice)."""
+        slices = self.geometry.slice_frames
+        frame = slices[k] if 0 <= k < len(slices) else None
+        return frame.instance.header if frame is not None else None
 
     # -- pixels ------------------------------------------------------------------------
     def load(
@@ -122,6 +145,10 @@ class Series:
                 f"series {self.name!r}: pixel data cannot be read "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
+        if geometry.plan is not None:
+            from mprviewer.io.resample import apply_plan
+
+            array = apply_plan(array, geometry.plan)
         header = self.header
         return Volume(
             array=array,
@@ -133,7 +160,7 @@ class Series:
             modality=self.modality,
             units=_units(header, self.modality),
             window=_window(header, notes),
-            sop_instance_uids=[f.instance.sop_uid for f in geometry.frames],
+            sop_instance_uids=self.sop_instance_uids,
             sop_class_uid=geometry.frames[0].instance.sop_class_uid,
             slice_positions=geometry.positions.copy(),
         )
@@ -171,24 +198,62 @@ def _is_multi(value: Any) -> bool:
 
 
 # -- grouping ----------------------------------------------------------------------------
+def _is_localizer(frame: Frame) -> bool:
+    image_type = frame.instance.header.get("ImageType") or []
+    if isinstance(image_type, str):
+        image_type = image_type.split("\\")
+    return any(str(v).upper() in ("LOCALIZER", "SCOUT") for v in image_type)
+
+
 def _stack_key(frame: Frame) -> tuple:
     inst = frame.instance
     orientation = frame_orientation(frame)
     rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
-    spacing = None if inst.pixel_spacing is None else tuple(np.round(inst.pixel_spacing, 4))
+    spacing = frame.spacing
+    spacing = None if spacing is None else tuple(np.round(spacing, 4))
     samples = int(inst.header.get("SamplesPerPixel", 1) or 1)
-    return (inst.rows, inst.columns, rounded, spacing, samples)
+    return (frame.rows, frame.columns, rounded, spacing, samples, _is_localizer(frame),
+            frame.keys.get("StackID", ""))
 
 
-def frames_of(instance: Instance) -> list[Frame]:
-    """The 2D frames an instance contributes (one for single-frame images)."""
+def frames_of(instance: Instance) -> tuple[list[Frame], list[str]]:
+    """The 2D frames an instance contributes (one for single-frame images) and notes."""
     from mprviewer.io.multiframe import expand_frames
 
     return expand_frames(instance)
 
 
+def repeat_value(frame: Frame, keyword: str) -> str:
+    """The value of a splitting key for a frame: functional groups, header, private tags."""
+    if keyword in frame.keys:
+        return frame.keys[keyword]
+    header = frame.instance.header
+    value = header.get(keyword)
+    if value in (None, "") and keyword in PRIVATE_KEYS:
+        group, creator, offset = PRIVATE_KEYS[keyword]
+        try:
+            value = header.private_block(group, creator)[offset].value
+        except (KeyError, ValueError):
+            value = None
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(_short(v) for v in value)
+    return _short(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    try:
+        return f"{float(str(value)):.6g}" if str(value).strip() else ""
+    except ValueError:
+        return str(value).strip()
+
+
 def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
-    """Split frames that revisit the same positions into separate stacks."""
+    """Split frames that revisit the same positions into separate stacks (4D: time points,
+    echoes, diffusion directions, acquisitions), labelled by what tells them apart."""
     def pos_key(f: Frame) -> tuple | None:
         p = frame_position(f)
         return None if p is None else tuple(np.round(p, 2))
@@ -196,15 +261,30 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     keys = [pos_key(f) for f in frames]
     if any(k is None for k in keys) or len(set(keys)) == len(keys):
         return [("", frames)]
+
+    def unique_positions(groups: dict[Any, list[Frame]]) -> bool:
+        return all(len({pos_key(f) for f in g}) == len(g) for g in groups.values())
+
+    varying: list[tuple[str, str]] = []
     for keyword, label in REPEAT_KEYS:
         groups: dict[str, list[Frame]] = defaultdict(list)
         for f in frames:
-            groups[str(f.instance.header.get(keyword, ""))].append(f)
-        if len(groups) > 1 and all(
-            len({pos_key(f) for f in g}) == len(g) for g in groups.values()
-        ):
-            return [(f"{label} {value}" if value else label, g)
-                    for value, g in sorted(groups.items(), key=lambda kv: _natural(kv[0]))]
+            groups[repeat_value(f, keyword)].append(f)
+        if len(groups) > 1:
+            varying.append((keyword, label))
+            if unique_positions(groups):
+                return [(f"{label} {value}" if value else label, g)
+                        for value, g in sorted(groups.items(), key=lambda kv: _natural(kv[0]))]
+    if len(varying) > 1:  # e.g. several echoes at several time points: split on all of them
+        combined: dict[tuple[str, ...], list[Frame]] = defaultdict(list)
+        for f in frames:
+            combined[tuple(repeat_value(f, kw) for kw, _ in varying)].append(f)
+        if unique_positions(combined):
+            def label_of(values: tuple[str, ...]) -> str:
+                return ", ".join(f"{lab} {v}" for (_, lab), v in zip(varying, values,
+                                                                      strict=True) if v)
+            return [(label_of(values), g) for values, g in
+                    sorted(combined.items(), key=lambda kv: [_natural(v) for v in kv[0]])]
     # No tag tells them apart: the n-th visit of each position forms the n-th stack.
     seen: dict[tuple, int] = defaultdict(int)
     groups_by_visit: dict[int, list[Frame]] = defaultdict(list)
@@ -232,8 +312,11 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
     for uid, members in by_uid.items():
         members = _dedupe(members, skipped)
         frames: list[Frame] = []
+        notes: list[str] = []
         for inst in members:
-            frames.extend(frames_of(inst))
+            inst_frames, inst_notes = frames_of(inst)
+            frames.extend(inst_frames)
+            notes.extend(n for n in inst_notes if n not in notes)
         stacks: dict[tuple, list[Frame]] = defaultdict(list)
         for f in frames:
             stacks[_stack_key(f)].append(f)
@@ -245,10 +328,12 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 pieces.append((", ".join(x for x in (label, repeat_label) if x), part))
         for label, part in pieces:
             series = Series(part, label)
+            series.extra_warnings.extend(notes)
             if len(pieces) > 1:
                 series.extra_warnings.append(
                     f"series {uid} holds {len(pieces)} stacks; this one is: {label}"
                 )
+                series.notes["Split"] = f"stack of {len(pieces)} in the series: {label}"
             try:
                 series.geometry  # noqa: B018 - validate now so a bad stack is skipped early
             except (GeometryError, ValueError, np.linalg.LinAlgError) as exc:
@@ -277,12 +362,12 @@ def _dedupe(members: list[Instance], skipped: list[tuple[str, str]]) -> list[Ins
 def _stack_label(stack: list[Frame], n: int) -> str:
     from mprviewer.io.geometry import orientation_label
 
-    first = stack[0].instance
-    image_type = [str(v).upper() for v in (first.header.get("ImageType") or [])]
     kind = orientation_label(frame_orientation(stack[0]))
-    if "LOCALIZER" in image_type or (len(stack) <= 3 and n > 0):
+    stack_id = stack[0].keys.get("StackID", "")
+    if _is_localizer(stack[0]) or (len(stack) <= 3 and n > 0):
         return f"localizer {kind}"
-    return f"{kind} {first.rows}x{first.columns}"
+    label = f"{kind} {stack[0].columns}x{stack[0].rows}"
+    return f"stack {stack_id} {label}" if stack_id else label
 
 
 def _assign_names(series_list: list[Series]) -> None:
