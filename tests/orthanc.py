@@ -153,13 +153,7 @@ class Orthanc:
 
     def stop(self) -> None:
         """Stop the server and remove its storage."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # a clean stop takes seconds; the storage is thrown away
-            try:
-                self.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.kill()  # a clean shutdown takes seconds, and the storage is thrown away anyway
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def upload(self, files: Iterable[str | Path]) -> list[str]:

@@ -74,6 +74,12 @@ def _association(
                 f"knows our AE title '{server.calling_aet}' and that its own AE title is "
                 f"'{server.called_aet}'"
             )
+        reachable, reason = _tcp_reachable(server)
+        if not reachable:
+            raise PacsConnectionError(
+                f"cannot reach {server.label} while {what}: {reason} (is the server running, "
+                "and are the host and port right?)"
+            )
         if assoc.is_aborted:
             raise PacsConnectionError(
                 f"{server.label} aborted the association while {what}: is it a DICOM server, and "
@@ -88,6 +94,21 @@ def _association(
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def _tcp_reachable(server: Server) -> tuple[bool, str]:
+    """Whether anything accepts TCP connections there, to explain a failed association."""
+    import socket
+
+    try:
+        with socket.create_connection((server.host, server.port), timeout=min(5.0, server.timeout)):
+            return True, ""
+    except TimeoutError:
+        return False, "no answer"
+    except ConnectionRefusedError:
+        return False, "connection refused"
+    except OSError as exc:
+        return False, exc.strerror or str(exc)
 
 
 def _check_context(assoc: Any, server: Server, sop_class: str, service: str) -> None:
