@@ -56,7 +56,6 @@ class ImageStore:
         self.image.GetPointData().SetScalars(scalars)
         self._scalars = scalars  # keeps the numpy buffer alive with the VTK array
         self._range: tuple[float, float] | None = None
-        self._reduced: dict[int, vtkImageData] = {}
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -106,29 +105,3 @@ class ImageStore:
 
     def contains(self, xyz: tuple[int, int, int]) -> bool:
         return all(0 <= int(xyz[d]) < self.shape[d] for d in range(3))
-
-    # -- reduced copy for interactive volume rendering -----------------------------------
-    def reduced(self, max_voxels: int = 4_000_000) -> tuple[vtkImageData, int]:
-        """A strided copy with at most about ``max_voxels`` voxels, and its step.
-
-        Used by the 3D view while the camera moves; the full image is used when it stops.
-        """
-        total = int(np.prod(self.shape))
-        step = 1
-        while total / step**3 > max_voxels:
-            step += 1
-        if step == 1:
-            return self.image, 1
-        if step not in self._reduced:
-            sub = np.ascontiguousarray(self.array[::step, ::step, ::step])
-            img = vtkImageData()
-            nz, ny, nx = sub.shape[:3]
-            img.SetDimensions(nx, ny, nz)
-            img.SetSpacing(*(s * step for s in self.spacing))
-            img.SetOrigin(*self.origin)
-            flat = sub.reshape(-1, self.components) if self.is_rgb else sub.reshape(-1)
-            arr = numpy_support.numpy_to_vtk(flat, deep=True)
-            arr.SetName("values")
-            img.GetPointData().SetScalars(arr)
-            self._reduced[step] = img
-        return self._reduced[step], step

@@ -55,8 +55,8 @@ def volume_property(
     prop.SetColor(vtkColorTransferFunction())
     prop.SetInterpolationTypeToLinear()
     prop.ShadeOn()
-    prop.SetAmbient(0.3)
-    prop.SetDiffuse(0.7)
+    prop.SetAmbient(0.45)
+    prop.SetDiffuse(0.6)
     prop.SetSpecular(0.15)
     update_volume_property(prop, threshold, scalar_range, window)
     return prop
