@@ -31,15 +31,13 @@ def qapp() -> Any:
     return ensure_app()
 
 
-def _open_plotters() -> int:
-    from pyvista.plotting import plotter
-
-    return sum(1 for p in list(plotter._ALL_PLOTTERS.values()) if not getattr(p, "_closed", True))
-
-
 @pytest.fixture
 def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
-    """``make_viewer(show=True, size=(1000, 760))`` -> a MainWindow, closed after the test."""
+    """``make_viewer(show=True, size=(1000, 760))`` -> a MainWindow, closed after the test.
+
+    Fails the test when, after closing, a new top-level widget survives, a loader thread is
+    still running or a view's VTK render window was not closed.
+    """
     from PyQt5.QtCore import QCoreApplication, QEvent, Qt
     from PyQt5.QtWidgets import QApplication
 
@@ -47,7 +45,6 @@ def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
     from mprviewer.gui.worker import running_workers
 
     before = {id(w) for w in QApplication.topLevelWidgets()}
-    plotters_before = _open_plotters()
     windows: list[Any] = []
 
     def factory(show: bool = True, size: tuple[int, int] = (1000, 760)) -> MainWindow:
@@ -62,6 +59,7 @@ def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
 
     yield factory
 
+    interactors = [v.interactor for w in windows for v in w.views.views.values()]
     for window in windows:
         with contextlib.suppress(RuntimeError):  # already deleted by the test
             window.close()
@@ -87,8 +85,11 @@ def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
             w.close()
             w.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    if _open_plotters() > plotters_before:
-        problems.append("VTK render windows were left open (plotter.close() not called)")
+    still_open = [i for i in interactors if not getattr(i, "_closed", True)]
+    if still_open:
+        problems.append(f"{len(still_open)} VTK render window(s) left open (plotter.close())")
+        for interactor in still_open:
+            interactor.close()
     if problems:
         pytest.fail("leaks after closing the viewer: " + "; ".join(problems))
 

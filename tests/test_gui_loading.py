@@ -1,0 +1,172 @@
+"""Opening studies in the window: background loading, series switching, errors, cancel, drops."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PyQt5.QtGui import QDragEnterEvent, QDropEvent
+
+from mprviewer.errors import LoadCancelled
+from tests import gui_fixtures
+
+qapp = gui_fixtures.qapp
+make_viewer = gui_fixtures.make_viewer
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def small_study(tmp_path):
+    """Two tiny series in a folder: 12 axial slices of 32x32 and 8 of 24x24."""
+    from mprviewer.io.synthetic import write_series
+
+    rng = np.random.default_rng(5)
+    first = rng.integers(-100, 100, size=(12, 32, 32)).astype(np.int16)
+    first[6, 10:20, 20:28] = 900
+    write_series(tmp_path / "study" / "a", first, slice_spacing=2.0, series_number=1,
+                 description="First", window=(40, 400), seed=1, study_uid="1.2.826.0.1.9")
+    second = rng.integers(0, 50, size=(8, 24, 24)).astype(np.int16)
+    write_series(tmp_path / "study" / "b", second, series_number=2, description="Second",
+                 seed=2, study_uid="1.2.826.0.1.9")
+    return tmp_path / "study"
+
+
+def _open(window, qtbot, source, timeout=30000):
+    with qtbot.waitSignal(window.volume_changed, timeout=timeout) as blocker:
+        window.open_source(str(source))
+    return blocker.args[0]
+
+
+def test_open_folder_in_background_then_switch_series(make_viewer, qtbot, small_study):
+    window = make_viewer()
+    volume = _open(window, qtbot, small_study)
+    assert volume.shape == (12, 32, 32)  # the largest series first
+    assert window.series_table.table.rowCount() == 2
+    assert window.study is not None and window.series.description == "First"
+    assert (window.state.window_center, window.state.window_width) == (40.0, 400.0)
+    data = dict(window.data_table.rows())
+    assert "First" in " ".join(data.values())
+    from mprviewer.gui.open_dialogs import recent_sources
+
+    assert recent_sources()[0] == str(small_study)
+
+    row = [s.description for s in window.study.series].index("Second")
+    with qtbot.waitSignal(window.volume_changed, timeout=20000) as blocker:
+        window.series_table.series_chosen.emit(row)
+    assert blocker.args[0].shape == (8, 24, 24)
+    assert window.series_index == row and window.series.description == "Second"
+    assert window.state.grid.plane_size("axial") == 8
+    assert window.views.slice_views["axial"].slider.maximum() == 7
+
+
+def test_slice_tags_follow_the_acquisition_slice(make_viewer, qtbot, small_study):
+    window = make_viewer()
+    volume = _open(window, qtbot, small_study)
+    window.side_tabs.setCurrentWidget(window.tag_browser)
+    window.state.set_slice("axial", 3)
+    k = window.state.grid.acquisition_k("axial", 3)
+
+    def shown_uid():
+        tree = window.tag_browser.tree
+        for n in range(tree.topLevelItemCount()):
+            item = tree.topLevelItem(n)
+            if item.text(0) == "(0008,0018)":
+                return item.text(3)
+        return None
+
+    qtbot.waitUntil(lambda: shown_uid() == volume.sop_instance_uids[k], timeout=5000)
+
+
+def test_load_error_keeps_the_previous_study(make_viewer, qtbot, small_study, tmp_path):
+    window = make_viewer()
+    volume = _open(window, qtbot, small_study)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not an image")
+    with qtbot.waitSignal(window.load_failed, timeout=20000) as blocker:
+        window.open_source(str(junk))
+    assert "junk" in blocker.args[0]
+    box = window.error_box
+    assert box is not None and box.isVisible()
+    assert "junk" in box.text() and "previous study stays open" in box.informativeText()
+    assert window.volume is volume and window.study.series[0].description == "First"
+    assert window.views.slice_views["axial"].scene is not None
+    box.button(box.Ok).click()
+    qtbot.waitUntil(lambda: window.error_box is None, timeout=2000)
+    # The window still works after the error.
+    window.state.step("axial", 1)
+    assert window.views.slice_views["axial"].slider.value() == window.state.slices["axial"]
+
+
+def test_a_load_can_be_cancelled(make_viewer, qtbot, small_study, monkeypatch):
+    window = make_viewer()
+    volume = _open(window, qtbot, small_study)
+    reached = threading.Event()
+
+    def slow_load(source, progress, cancel, series=None):
+        for n in range(500):
+            progress(n, 500)
+            reached.set()
+            time.sleep(0.01)
+        raise AssertionError("the job was not cancelled")
+
+    import mprviewer.gui.main_window as main_window
+
+    monkeypatch.setattr(main_window, "load_source", slow_load)
+    with qtbot.waitSignal(window.runner.cancelled, timeout=10000):
+        window.open_source("slow")
+        qtbot.waitUntil(lambda: window.runner.dialog is not None
+                        and window.runner.dialog.isVisible(), timeout=5000)
+        assert reached.is_set()
+        assert "files read" in window.runner.dialog.labelText()
+        # The user presses Cancel in the progress dialog.
+        window.runner.dialog.canceled.emit()
+    assert not window.runner.busy
+    assert window.volume is volume
+    assert window.error_box is None  # cancelling is not an error
+    assert window.runner.dialog is None
+
+
+def test_cancel_reaches_the_real_loader(make_viewer, qtbot):
+    from mprviewer.gui.main_window import load_source
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(LoadCancelled):
+        load_source("demo", lambda done, total: None, cancel)
+
+
+def test_dropping_a_folder_opens_it(make_viewer, qtbot, small_study):
+    window = make_viewer()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(small_study))])
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    text_only = QMimeData()
+    text_only.setText("hello")
+    refused = QDragEnterEvent(QPoint(20, 20), Qt.CopyAction, text_only, Qt.LeftButton,
+                              Qt.NoModifier)
+    window.dragEnterEvent(refused)
+    assert not refused.isAccepted()
+    drop = QDropEvent(QPointF(20, 20), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.volume_changed, timeout=30000) as blocker:
+        window.dropEvent(drop)
+    assert blocker.args[0].shape == (12, 32, 32)
+
+
+def test_demo_study_opens_with_both_series(make_viewer, qtbot):
+    window = make_viewer()
+    with qtbot.waitSignal(window.first_frame_shown, timeout=60000):
+        window.open_source("demo")
+    assert window.series_table.table.rowCount() == 2
+    assert window.volume.units == "HU"
+    nk, nj, ni = window.volume.shape
+    assert ni >= 256 and nj >= 256 and nk >= 120
+    assert window.controls.preset.currentData() in ("file", "custom")
+    qtbot.waitUntil(lambda: window.is_3d_ready or "not available"
+                    in window.views.volume_view.info.text(), timeout=20000)
