@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Benchmark mprviewer's loading, interaction and start-up next to SimpleITK, VTK and the
+original pydicom approach, and write BENCHMARKS.md.
+
+A benchmark, not a test: nothing here fails on a slow number. Run on a quiet machine:
+
+    ./scripts/setup && .venv/bin/python scripts/bench.py            # full run, ~10 minutes
+    .venv/bin/python scripts/bench.py --quick                        # small smoke run
+    .venv/bin/python scripts/bench.py --only load --reps 7           # one part
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+PARTS = ("load", "interaction", "startup")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time mprviewer against SimpleITK, vtkDICOMImageReader, the original "
+        "pydicom approach and the raw-bytes floor; write BENCHMARKS.md.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="small data and 2 repetitions: checks the machinery in a minute")
+    parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
+                        help="run only this part (load, interaction, startup); repeatable")
+    parser.add_argument("--large", action="store_true",
+                        help="also load a 512x512x1000 series (about 500 MB of files)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions per candidate (default 5, 2 with --quick)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where generated series are cached (default bench-data/)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="report path (default BENCHMARKS.md; "
+                             "bench-data/BENCHMARKS-quick.md with --quick)")
+    parser.add_argument("--size", default="1000x800",
+                        help="off-screen window size for the interaction part (WxH)")
+    args = parser.parse_args(argv)
+    if args.reps is not None and args.reps < 1:
+        parser.error("--reps must be 1 or more")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # No display for the in-process parts: VTK renders through EGL (the viewer's own
+    # start-up is measured under a private Xvfb).
+    os.environ.pop("DISPLAY", None)
+    os.environ.pop("WAYLAND_DISPLAY", None)
+
+    import bench_data
+    import bench_report
+    from bench_measure import median
+
+    parts = tuple(args.only or PARTS)
+    reps = args.reps or (2 if args.quick else 5)
+    root = args.data_dir or bench_data.DEFAULT_ROOT
+    output = args.output or (root / "BENCHMARKS-quick.md" if args.quick
+                             else bench_data.REPO / "BENCHMARKS.md")
+    specs = list(bench_data.QUICK if args.quick else bench_data.FULL)
+    if args.large:
+        specs.append(bench_data.LARGE)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+
+    report = bench_report.Report(
+        command="scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        reps=reps,
+    )
+    report.load_average.append(bench_report.load_average())
+    folders = {spec.name: bench_data.ensure_dataset(spec, root) for spec in specs}
+
+    if "load" in parts:
+        import bench_load
+
+        print("loading (imports done; timing starts)")
+        for spec in specs:
+            result = bench_load.run_load(spec, folders[spec.name], reps)
+            result.check = bench_load.check_against_simpleitk(folders[spec.name])
+            report.loads.append(result)
+            for name, samples in result.samples.items():
+                print(f"  {spec.name}: {name}: {median([s.seconds for s in samples]):.3f} s")
+            print(f"  {spec.name}: voxels equal to SimpleITK: {result.check['voxels_equal']}, "
+                  f"affine diff {result.check['affine_max_diff']:.1e}")
+
+    renderer = None
+    if "interaction" in parts:
+        import bench_load
+        import bench_render
+
+        renderer = bench_render.renderer_string()
+        ct = specs[0]
+        volume = bench_load.load_mprviewer(folders[ct.name])
+        print(f"interaction at {size[0]}x{size[1]} on {ct.label} ({renderer})")
+        frames = 10 if args.quick else 30
+        report.interaction = bench_render.run_interaction(volume, size, frames, reps)
+        report.interaction_note = (
+            f"{size[0]}x{size[1]} (EGL, no display) on the {ct.label} volume; "
+            f"{frames} frames per block for 2D and plane moves, blocks of change and floor "
+            f"alternating, {reps} blocks each; after every frame the GL pipeline is drained "
+            "(glFinish)")
+        del volume
+    if "startup" in parts:
+        import bench_startup
+
+        print("start-up (fresh processes)")
+        report.startup = bench_startup.run_startup(root / "home", max(1, min(reps, 3) if
+                                                                      args.quick else reps))
+    if renderer is None and "interaction" not in parts:
+        try:
+            import bench_render
+
+            renderer = bench_render.renderer_string()
+        except Exception as exc:  # the report still says what it can
+            renderer = f"unknown ({type(exc).__name__})"
+    report.machine = bench_report.machine_info(renderer)
+    report.versions = bench_report.versions()
+    report.load_average.append(bench_report.load_average())
+    path = bench_report.write(report, output)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

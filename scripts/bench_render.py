@@ -1,0 +1,191 @@
+"""Interaction timings off screen (EGL, no X server): each change next to its floor.
+
+The floor of a change is an unchanged re-render of the same view: what a frame costs when
+nothing has to be updated. After every frame we wait for the GL pipeline to finish
+(``WaitForCompletion``, a glFinish), so queued work is not carried into the next frame's
+time. Rows whose scene class is not available are reported as not measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench_measure import median
+
+from mprviewer.render.offscreen import prepare_offscreen
+
+prepare_offscreen()
+
+
+@dataclass
+class Row:
+    name: str
+    ms: float | None  # median ms per frame
+    floor_name: str | None = None
+    floor_ms: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ms is None or not self.floor_ms:
+            return None
+        return self.ms / self.floor_ms
+
+
+def _per_frame_ms(step: Callable[[int], None], finish: Callable[[], None], frames: int) -> float:
+    t0 = time.perf_counter()
+    for n in range(frames):
+        step(n)
+        finish()
+    return (time.perf_counter() - t0) * 1000.0 / frames
+
+
+def _alternate(change: Callable[[int], None], floor: Callable[[int], None],
+               finish: Callable[[], None], frames: int, reps: int,
+               warmup: int = 3) -> tuple[float, float]:
+    """Median ms per frame of ``change`` and ``floor``, in alternating blocks."""
+    for fn in (change, floor):  # warm-up: first texture uploads, shader compiles
+        _per_frame_ms(fn, finish, warmup)
+    changes, floors = [], []
+    for rep in range(reps):
+        order = [(change, changes), (floor, floors)]
+        for fn, out in order if rep % 2 == 0 else order[::-1]:
+            out.append(_per_frame_ms(fn, finish, frames))
+    return median(changes), median(floors)
+
+
+def _slice_stepper(state: Any, plane: str, n: int,
+                   after: Callable[[], None]) -> Callable[[int], None]:
+    """A step that moves ``plane`` one slice on every call (a sweep back and forth), so each
+    call is a real change; the scenes re-render themselves on ``slice_changed``."""
+    counter = itertools.count(1)
+    lo, span = n // 4, max(2, n // 2)
+
+    def step(_i: int) -> None:
+        c = next(counter) % (2 * span)
+        state.set_slice(plane, lo + (c if c < span else 2 * span - c))
+        after()
+
+    return step
+
+
+def _finisher(plotter: Any) -> Callable[[], None]:
+    window = plotter.render_window
+    return window.WaitForCompletion
+
+
+def renderer_string() -> str:
+    """The OpenGL renderer and version (Mesa llvmpipe here) as VTK reports them."""
+    import pyvista
+
+    info = pyvista.GPUInfo()
+    return f"{info.renderer}; OpenGL {info.version}; {info.vendor}"
+
+
+def bench_slice_step(volume: Any, size: tuple[int, int], frames: int, reps: int) -> Row:
+    from mprviewer.model.orientation import DisplayGrid
+    from mprviewer.model.state import ViewerState
+    from mprviewer.render.image import ImageStore
+    from mprviewer.render.offscreen import offscreen_plotter
+    from mprviewer.render.slice_scene import SliceScene
+
+    grid = DisplayGrid.for_volume(volume)
+    store = ImageStore(volume, grid)
+    state = ViewerState(grid, window=(40.0, 400.0))
+    plotter = offscreen_plotter(size)
+    scene = SliceScene(plotter, store, state, "axial")
+    try:
+        plotter.show(auto_close=False)
+        step = _slice_stepper(state, "axial", grid.plane_size("axial"), lambda: None)
+
+        ms, floor_ms = _alternate(step, lambda _i: plotter.render(), _finisher(plotter),
+                                  frames, reps)
+    finally:
+        scene.close()
+        plotter.close()
+    return Row("2D slice step (set slice + render), axial", ms,
+               "unchanged re-render of the 2D view", floor_ms)
+
+
+def bench_3d(volume: Any, size: tuple[int, int], frames: int, reps: int) -> list[Row]:
+    """Plane move in the 3D view, and the volume rendering at full and interactive quality."""
+    try:
+        from mprviewer.render.volume_scene import VolumeScene
+    except ImportError as exc:
+        why = f"not measured (mprviewer.render.volume_scene not available: {exc})"
+        return [Row("3D plane move (planes + outline)", None, note=why),
+                Row("volume rendering, full resolution", None, note=why),
+                Row("volume rendering, interactive resolution", None, note=why)]
+    from mprviewer.model.orientation import DisplayGrid
+    from mprviewer.model.state import ViewerState
+    from mprviewer.render.image import ImageStore
+    from mprviewer.render.offscreen import offscreen_plotter
+
+    grid = DisplayGrid.for_volume(volume)
+    store = ImageStore(volume, grid)
+    state = ViewerState(grid, window=(40.0, 400.0), threshold=150.0)
+    plotter = offscreen_plotter(size)
+    scene = VolumeScene(plotter, store, state)
+    rows: list[Row] = []
+    finish = _finisher(plotter)
+    try:
+        plotter.show(auto_close=False)
+        render = plotter.render
+        move = _slice_stepper(state, "axial", grid.plane_size("axial"), lambda: None)
+
+        ms, floor_ms = _alternate(move, lambda _i: render(), finish, frames, reps)
+        rows.append(Row("3D plane move (planes + outline)", ms,
+                        "unchanged re-render of the 3D view", floor_ms))
+        rows.extend(_volume_rows(plotter, scene, state, finish, frames, reps))
+    finally:
+        scene.close()
+        plotter.close()
+    return rows
+
+
+def _volume_rows(plotter: Any, scene: Any, state: Any, finish: Callable[[], None],
+                 frames: int, reps: int) -> list[Row]:
+    """Threshold-opacity volume rendering, the camera turning a little every frame.
+
+    Full versus interactive quality is chosen the way a VTK interactor chooses it: the
+    render window's desired update rate is raised while the mouse is down (15 frames/s,
+    vtkRenderWindowInteractor's default) and dropped when it is released.
+    """
+    state.set_volume_opacity(True)
+    camera = plotter.camera
+    window = plotter.render_window
+    still_rate = window.GetDesiredUpdateRate()
+
+    def orbit(_i: int) -> None:
+        camera.Azimuth(2.0)
+        plotter.render()
+
+    rows = []
+    # A full-quality frame of a large CT takes seconds on CPU OpenGL: one frame per block.
+    for label, rate, n in (("full resolution", 0.0001, 1),
+                           ("interactive resolution", 15.0, max(2, frames // 4))):
+        window.SetDesiredUpdateRate(rate)
+        plotter.render()  # first frame at this quality: shader compile, texture upload
+        ms, floor_ms = _alternate(orbit, lambda _i: plotter.render(), finish, n, reps,
+                                  warmup=1)
+        rows.append(Row(f"volume rendering, {label} (camera orbit)", ms,
+                        "unchanged re-render, same view", floor_ms,
+                        note=f"desired update rate {rate:g}/s"))
+    window.SetDesiredUpdateRate(still_rate)
+    state.set_volume_opacity(False)
+    return rows
+
+
+def run_interaction(volume: Any, size: tuple[int, int], frames: int, reps: int,
+                    log=print) -> list[Row]:
+    rows = [bench_slice_step(volume, size, frames, reps)]
+    log(f"  {rows[-1].name}: {rows[-1].ms:.1f} ms (floor {rows[-1].floor_ms:.1f} ms)")
+    for row in bench_3d(volume, size, frames, reps):
+        rows.append(row)
+        log(f"  {row.name}: " + (f"{row.ms:.1f} ms (floor {row.floor_ms:.1f} ms)"
+                                 if row.ms is not None else row.note))
+    return rows
