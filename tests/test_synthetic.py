@@ -16,6 +16,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
 )
@@ -129,11 +131,12 @@ LOSSLESS = [
     RLELossless,
     JPEG2000Lossless,
     JPEGLSLossless,
+    JPEGLosslessSV1,
 ]
 
 
 def test_claimed_syntaxes_are_installed():
-    assert set(LOSSLESS) | {JPEG2000} <= set(encodable_syntaxes())
+    assert set(LOSSLESS) | {JPEG2000, JPEGBaseline8Bit} <= set(encodable_syntaxes())
 
 
 @pytest.mark.parametrize("syntax", LOSSLESS, ids=lambda uid: uid.name)
@@ -157,6 +160,38 @@ def test_lossy_jpeg2000_stays_close(tmp_path):
     written = write_series(tmp_path, array, transfer_syntax=JPEG2000, signed=False)
     decoded = pydicom.dcmread(written[1]).pixel_array.astype(np.float64)
     assert np.abs(decoded - array[1]).mean() < 20
+
+
+def test_lossy_jpeg_baseline_stays_close(tmp_path):
+    gray = np.tile(np.linspace(0, 250, 32), (2, 32, 1)).astype(np.uint8)
+    written = write_series(
+        tmp_path / "g", gray, transfer_syntax=JPEGBaseline8Bit, bits_allocated=8, signed=False
+    )
+    ds = pydicom.dcmread(written[0])
+    assert ds.LossyImageCompression == "01"
+    assert np.abs(ds.pixel_array.astype(int) - gray[0]).mean() < 3
+    rgb = np.zeros((1, 16, 16, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[:, :, 8:, 2] = 200, 255
+    written = write_series(
+        tmp_path / "c", rgb, photometric="RGB", transfer_syntax=JPEGBaseline8Bit, modality="OT"
+    )
+    ds = pydicom.dcmread(written[0])
+    assert ds.PhotometricInterpretation == "YBR_FULL"
+    assert np.abs(ds.pixel_array.astype(int) - rgb[0]).max() < 12
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_lossless_jpeg_of_12_bit_data_decodes_with_gdcm_too(tmp_path, signed):
+    rng = np.random.default_rng(4)
+    low, high = (-2048, 2047) if signed else (0, 4095)
+    array = rng.integers(low, high + 1, size=(3, 21, 19)).astype(np.int16 if signed else np.uint16)
+    array[1, :8, :8] = high  # flat runs and extremes
+    written = write_series(
+        tmp_path, array, transfer_syntax=JPEGLosslessSV1, signed=signed, bits_stored=12
+    )
+    for k, path in enumerate(written):
+        np.testing.assert_array_equal(pydicom.dcmread(path).pixel_array, array[k])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(_read_sitk(tmp_path)), array)
 
 
 def test_files_without_preamble_are_bare_datasets(tmp_path):

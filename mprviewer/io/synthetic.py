@@ -42,6 +42,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
     generate_uid,
@@ -60,6 +62,8 @@ __all__ = [
     "affine_for",
     "dataset_bytes",
     "encodable_syntaxes",
+    "encode_jpeg_baseline",
+    "encode_jpeg_lossless",
     "iter_files",
     "make_uid",
     "mosaic_corner",
@@ -98,6 +102,8 @@ NATIVE_SYNTAXES: tuple[str, ...] = (
     DeflatedExplicitVRLittleEndian,
 )
 _COMPRESSED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless)
+# Encoded here, since pydicom has no encoder for them (baseline needs Pillow).
+_OWN_JPEG = (JPEGLosslessSV1, JPEGBaseline8Bit)
 _UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root, used for generated UIDs
 
 
@@ -117,6 +123,13 @@ def encodable_syntaxes() -> list[str]:
     from pydicom.pixels import get_encoder
 
     found = list(NATIVE_SYNTAXES)
+    found.append(str(JPEGLosslessSV1))
+    try:
+        import PIL  # noqa: F401
+
+        found.append(str(JPEGBaseline8Bit))
+    except ImportError:
+        pass
     for uid in _COMPRESSED:
         try:
             if get_encoder(uid).is_available:
@@ -491,6 +504,11 @@ class _SliceWriter:
             set_attribute(ds, key, value)
         if "PixelData" in ds:
             del ds.PixelData
+        if self.tsyntax in _OWN_JPEG:
+            _encode_jpeg_frames(ds, np.asarray(pixels)[None], self.tsyntax)
+            ds.file_meta = _file_meta(ds.SOPClassUID, self.tsyntax)
+            ds.file_meta.MediaStorageSOPInstanceUID = attrs["SOPInstanceUID"]
+            return dataset_bytes(ds, with_preamble=self.with_preamble)
         kwargs: dict[str, Any] = {}
         if self.tsyntax == JPEG2000:
             kwargs["j2k_cr"] = [20]
@@ -1380,7 +1398,9 @@ def write_multiframe(
     ds.file_meta = _file_meta(sop_class, transfer_syntax)
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     tsyntax = UID(transfer_syntax)
-    if tsyntax.is_compressed:
+    if tsyntax in _OWN_JPEG:
+        _encode_jpeg_frames(ds, pixels, tsyntax)
+    elif tsyntax.is_compressed:
         ds.compress(tsyntax, pixels, generate_instance_uid=False)
     else:
         data = pixels if tsyntax.is_little_endian else pixels.astype(pixels.dtype.newbyteorder(">"))
@@ -1499,6 +1519,126 @@ def _enhanced_groups(
         for item, (_s, k) in zip(per_frame, frames, strict=True):
             item.FrameContentSequence[0].InStackPositionNumber = k + 1
             item.FrameContentSequence[0].StackID = "1"
+
+
+# -- JPEG codecs pydicom cannot encode --------------------------------------------------
+
+# Code lengths given to the difference categories, most frequent first. Their Kraft sum is
+# below 1, so no code is all ones, as JPEG requires.
+_LOSSLESS_CODE_LENGTHS = (2, 3, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+
+def _huffman_table(categories: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A DHT segment body and per-category (code, length) for 17 lossless categories."""
+    counts = np.bincount(categories.ravel(), minlength=17)
+    symbols = sorted(range(17), key=lambda s: (-int(counts[s]), s))
+    lengths = np.zeros(17, dtype=np.int64)
+    for symbol, length in zip(symbols, _LOSSLESS_CODE_LENGTHS, strict=True):
+        lengths[symbol] = length
+    codes = np.zeros(17, dtype=np.int64)
+    code = 0
+    bits = bytearray(16)
+    huffval = bytearray()
+    for length in range(1, 17):
+        for symbol in symbols:
+            if lengths[symbol] == length:
+                codes[symbol] = code
+                code += 1
+                bits[length - 1] += 1
+                huffval.append(symbol)
+        code <<= 1
+    return bytes([0x00]) + bytes(bits) + bytes(huffval), codes, lengths
+
+
+def _pack_bits(values: np.ndarray, nbits: np.ndarray) -> bytes:
+    """Concatenate ``values[n]`` as ``nbits[n]``-bit big-endian fields; pad with ones; stuff."""
+    nbits = nbits.astype(np.int64)
+    total = int(nbits.sum())
+    owner = np.repeat(np.arange(values.size), nbits)
+    starts = np.cumsum(nbits) - nbits
+    offset = np.arange(total, dtype=np.int64) - np.repeat(starts, nbits)
+    shift = nbits[owner] - 1 - offset
+    bits = ((values[owner] >> shift) & 1).astype(np.uint8)
+    pad = (-total) % 8
+    if pad:
+        bits = np.concatenate([bits, np.ones(pad, dtype=np.uint8)])
+    packed = np.packbits(bits)
+    ff = np.flatnonzero(packed == 0xFF)
+    return np.insert(packed, ff + 1, 0).tobytes()
+
+
+def encode_jpeg_lossless(frame: np.ndarray, precision: int) -> bytes:
+    """One grayscale frame as lossless JPEG, process 14, first-order prediction (SV1).
+
+    ``frame`` holds integers; signed values are coded as their ``precision``-bit two's
+    complement, which is how DICOM stores signed data in JPEG Lossless (1.2.840.10008.1.2.4.70).
+    """
+    rows, cols = frame.shape
+    mask = (1 << precision) - 1
+    x = frame.astype(np.int64) & mask
+    pred = np.empty_like(x)
+    pred[0, 0] = 1 << (precision - 1)
+    pred[0, 1:] = x[0, :-1]
+    pred[1:, 0] = x[:-1, 0]
+    pred[1:, 1:] = x[1:, :-1]
+    diff = (x - pred) & 0xFFFF
+    diff = np.where(diff >= 0x8000, diff - 0x10000, diff)
+    magnitude = np.abs(diff)
+    category = np.zeros_like(diff)
+    nonzero = magnitude > 0
+    category[nonzero] = np.floor(np.log2(magnitude[nonzero])).astype(np.int64) + 1
+    category = np.minimum(category, 16)
+    extra = np.where(diff < 0, diff - 1, diff) & ((1 << category) - 1)
+    extra_bits = np.where(category == 16, 0, category)
+    dht, codes, lengths = _huffman_table(category)
+    values = (codes[category] << extra_bits) | np.where(category == 16, 0, extra)
+    scan = _pack_bits(values.ravel(), (lengths[category] + extra_bits).ravel())
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return struct.pack(">HH", marker, len(body) + 2) + body
+
+    sof = struct.pack(">BHHB", precision, rows, cols, 1) + bytes([1, 0x11, 0])
+    sos = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, Ss = predictor 1
+    return (
+        b"\xff\xd8"
+        + segment(0xFFC3, sof)
+        + segment(0xFFC4, dht)
+        + segment(0xFFDA, sos)
+        + scan
+        + b"\xff\xd9"
+    )
+
+
+def encode_jpeg_baseline(frame: np.ndarray, quality: int = 90) -> bytes:
+    """One 8-bit frame (grayscale, or RGB kept at full chroma resolution) as baseline JPEG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(
+        buf, "JPEG", quality=quality, subsampling=0
+    )
+    return buf.getvalue()
+
+
+def _encode_jpeg_frames(ds: Dataset, frames: np.ndarray, tsyntax: str) -> None:
+    """Encapsulate ``frames`` ([n, rows, cols(, 3)]) with one of the JPEG processes above."""
+    from pydicom.encaps import encapsulate
+
+    if tsyntax == JPEGLosslessSV1:
+        if ds.SamplesPerPixel != 1:
+            raise ValueError("the lossless JPEG writer handles grayscale frames only")
+        encoded = [encode_jpeg_lossless(f, int(ds.BitsStored)) for f in frames]
+    else:
+        if ds.BitsAllocated != 8:
+            raise ValueError("baseline JPEG needs 8-bit data (bits_allocated=8)")
+        encoded = [encode_jpeg_baseline(f) for f in frames]
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        if ds.SamplesPerPixel == 3:
+            ds.PhotometricInterpretation = "YBR_FULL"
+    ds.PixelData = encapsulate(encoded)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
 
 
 # -- archives ---------------------------------------------------------------------------
