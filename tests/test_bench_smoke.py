@@ -1,0 +1,107 @@
+"""A tiny run of the benchmark machinery: data, every loader, the SimpleITK check, the report.
+
+No timing assertions: what counts here is that the benchmark measures the right thing (each
+loader really returns the series, mprviewer's volume is SimpleITK's voxel for voxel and
+equals the values written) and that the report says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import bench_data
+import bench_load
+import bench_report
+from bench_measure import measure
+
+TINY_CT = bench_data.DatasetSpec("tiny-ct", (9, 40, 48), spacing=(2.5, 1.2, 0.9), seed=3)
+TINY_J2K = bench_data.DatasetSpec("tiny-j2k", (5, 40, 48), bench_data.JPEG2000_LOSSLESS,
+                                  spacing=(2.5, 1.2, 0.9), seed=4)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bench-data")
+    return {spec.name: bench_data.ensure_dataset(spec, root, log=lambda _m: None)
+            for spec in (TINY_CT, TINY_J2K)}
+
+
+def test_dataset_is_cached_and_deterministic(folders, tmp_path):
+    folder = folders[TINY_CT.name]
+    files = sorted(p.name for p in bench_data.dicom_files(folder))
+    stamp_before = {p.name: p.stat().st_mtime_ns for p in bench_data.dicom_files(folder)}
+    again = bench_data.ensure_dataset(TINY_CT, folder.parent, log=lambda _m: None)
+    assert again == folder
+    assert {p.name: p.stat().st_mtime_ns for p in bench_data.dicom_files(folder)} == stamp_before
+    other = bench_data.ensure_dataset(TINY_CT, tmp_path, log=lambda _m: None)
+    assert sorted(p.name for p in bench_data.dicom_files(other)) == files
+    for name in files[:3]:
+        assert (other / name).read_bytes() == (folder / name).read_bytes()
+
+
+def test_mprviewer_equals_simpleitk_and_the_written_values(folders):
+    for spec in (TINY_CT, TINY_J2K):
+        check = bench_load.check_against_simpleitk(folders[spec.name])
+        assert check["voxels_equal"], check
+        assert check["affine_ok"], check
+        assert check["shape"] == spec.shape
+        volume = bench_load.load_mprviewer(folders[spec.name])
+        np.testing.assert_array_equal(volume.array, bench_data.hu_volume(spec))
+
+
+def test_every_loader_returns_the_series(folders):
+    folder = folders[TINY_CT.name]
+    truth = bench_data.hu_volume(TINY_CT)
+    original = bench_load.load_original(folder)
+    assert original.dtype == np.float64
+    np.testing.assert_array_equal(original, truth)
+    image = bench_load.load_vtk(folder)
+    assert image.GetDimensions() == (48, 40, 9)
+    total = bench_load.read_all_bytes(folder)
+    assert total == sum(p.stat().st_size for p in bench_data.dicom_files(folder))
+    assert total > truth.nbytes  # the files hold at least the pixels
+
+
+def test_peak_memory_sees_c_allocations():
+    n = 40 * 1024 * 1024
+    sample, held = measure(lambda: np.ones(n, dtype=np.uint8))
+    assert held.nbytes == n
+    assert 0.9 * n <= sample.peak_bytes <= 1.5 * n
+    assert sample.seconds >= 0 and sample.cpu_seconds >= 0
+
+
+def test_report_lists_every_candidate_and_target(folders, tmp_path):
+    report = bench_report.Report(command="scripts/bench.py --test", reps=1)
+    for spec in (TINY_CT, TINY_J2K):
+        result = bench_load.run_load(spec, folders[spec.name], reps=1, log=lambda _m: None)
+        result.check = bench_load.check_against_simpleitk(folders[spec.name])
+        report.loads.append(result)
+    report.machine = bench_report.machine_info("test renderer")
+    report.versions = bench_report.versions()
+    report.load_average = ["0 0 0", "0 0 0"]
+    path = bench_report.write(report, tmp_path / "BENCHMARKS.md")
+    text = path.read_text()
+
+    ct, j2k = report.loads
+    assert set(ct.samples) == {c.name for c in bench_load.CANDIDATES}
+    assert bench_load.VTK in j2k.skipped and bench_load.VTK not in j2k.samples
+    for cand in bench_load.CANDIDATES:
+        assert f"| {cand.name} |" in text
+    assert text.count("every voxel equal") == 2
+    assert "SimpleITK: " in text and "numpy: " in text and "CPU: " in text
+    assert ".venv/bin/python scripts/bench.py" in text
+    goals = bench_report.targets(report)
+    names = [g[0] for g in goals]
+    assert any("3x faster than SimpleITK" in n for n in names)
+    assert any("1.5x faster than vtkDICOMImageReader" in n for n in names)
+    assert any("raw-bytes floor" in n for n in names)
+    assert sum("peak memory" in n for n in names) == 2
+    assert all(ok is not None for _n, _m, ok in goals)  # all measured in this run
+    equal_rows = [g for g in goals if "voxel for voxel" in g[0]]
+    assert [ok for _n, _m, ok in equal_rows] == [True, True]
