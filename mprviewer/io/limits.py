@@ -109,4 +109,4 @@ def describe_size(n: float) -> str:
 
 def cap_hint(field_name: str) -> str:
     """Where to change a cap, for error messages."""
-    return f"if the input is genuine, raise the limit with {env_name(field_name)}"
+    return f"If the input is genuine, raise the limit with {env_name(field_name)}."

@@ -102,8 +102,12 @@ class UnzipBudget:
         self._furthest: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def declare(self, label: str, infos: list[zipfile.ZipInfo]) -> None:
-        """Check what an archive's directory claims before anything is read."""
+    def declare(self, label: str, infos: list[zipfile.ZipInfo], archive_bytes: int) -> None:
+        """Check what an archive's directory claims before anything is read.
+
+        A compressed size is never taken as larger than the archive itself, so a directory
+        that overstates it cannot make a bomb's ratio look harmless.
+        """
         lim = self.limits
         with self._lock:
             self.members += len(infos)
@@ -111,17 +115,17 @@ class UnzipBudget:
             members, declared = self.members, self.declared
         if members > lim.max_zip_members:
             raise LimitExceeded(
-                f"{label}: holds more than {lim.max_zip_members:.0f} files; "
+                f"{label}: holds more than {lim.max_zip_members:.0f} files. "
                 f"{cap_hint('max_zip_members')}"
             )
         if declared > lim.max_unzipped_bytes:
             raise LimitExceeded(
                 f"{label}: unpacks to {describe_size(declared)}, more than the limit of "
-                f"{describe_size(lim.max_unzipped_bytes)}; {cap_hint('max_unzipped_bytes')}"
+                f"{describe_size(lim.max_unzipped_bytes)}. {cap_hint('max_unzipped_bytes')}"
             )
         for info in infos:
-            self._check_ratio(f"{label}!/{info.filename}", info.file_size, info.compress_size,
-                              declared_only=True)
+            self._check_ratio(f"{label}!/{info.filename}", info.file_size,
+                              min(info.compress_size, archive_bytes), declared_only=True)
 
     def charge(self, name: str, position: int, compressed: int) -> None:
         """Record that ``name`` has now given ``position`` bytes; raise past a cap."""
@@ -136,7 +140,7 @@ class UnzipBudget:
             raise LimitExceeded(
                 f"{name}: the archive unpacked to more than "
                 f"{describe_size(self.limits.max_unzipped_bytes)} (the limit); stopped. "
-                f"{cap_hint('max_unzipped_bytes').capitalize()}"
+                f"{cap_hint('max_unzipped_bytes')}"
             )
         self._check_ratio(name, position, compressed, declared_only=False)
 
@@ -150,7 +154,7 @@ class UnzipBudget:
             f"{name}: {verb} {ratio:.0f} times ({describe_size(compressed)} to "
             f"{'at least ' if not declared_only else ''}{describe_size(size)}), more than the "
             f"limit of {lim.max_zip_ratio:g}; the archive looks like a zip bomb and was not "
-            f"unpacked. {cap_hint('max_zip_ratio').capitalize()}"
+            f"unpacked. {cap_hint('max_zip_ratio')}"
         )
 
 
@@ -470,7 +474,8 @@ def _add_zip_file(out: ExpandedSource, path: Path, cancel: threading.Event | Non
     except (OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise SourceError(f"{path}: not a readable zip archive ({exc})") from exc
     out._closers.append(archive.close)
-    _add_zip_members(out, archive, str(path), cancel, depth=1)
+    _add_zip_members(out, archive, str(path), cancel, depth=1,
+                     archive_bytes=path.stat().st_size)
 
 
 def _special_member(info: zipfile.ZipInfo) -> str | None:
@@ -494,11 +499,12 @@ def _add_zip_members(
     label: str,
     cancel: threading.Event | None,
     depth: int,
+    archive_bytes: int,
 ) -> None:
     assert out.budget is not None
     lock = threading.Lock()
     infos = [i for i in archive.infolist() if not i.is_dir()]
-    out.budget.declare(label, infos)
+    out.budget.declare(label, infos, archive_bytes)
     for info in infos:
         _check_cancel(cancel)
         member_name = f"{label}!/{info.filename}"
@@ -520,7 +526,8 @@ def _add_zip_members(
             out.skipped.append((member_name, special))
             continue
         folder = f"{label}!/{PurePosixPath(info.filename).parent}"
-        opener = _zip_member_opener(archive, info, lock, member_name, out.budget)
+        opener = _zip_member_opener(archive, info, lock, member_name, out.budget,
+                                    min(info.compress_size, archive_bytes))
         try:
             is_zip = _member_is_zip(info, opener)
         except OSError as exc:
@@ -529,8 +536,8 @@ def _add_zip_members(
         if is_zip:
             if depth >= out.limits.max_zip_depth:
                 out.skipped.append((member_name, f"zip nested more than "
-                                    f"{out.limits.max_zip_depth} levels deep; not opened "
-                                    f"({cap_hint('max_zip_depth')})"))
+                                    f"{out.limits.max_zip_depth} levels deep; not opened. "
+                                    f"{cap_hint('max_zip_depth')}"))
                 continue
             try:
                 nested = _open_nested_zip(out, info, opener, member_name)
@@ -540,7 +547,8 @@ def _add_zip_members(
                 out.skipped.append((member_name, f"nested zip cannot be read: {exc}"))
                 continue
             out._closers.append(nested.close)
-            _add_zip_members(out, nested, member_name, cancel, depth + 1)
+            _add_zip_members(out, nested, member_name, cancel, depth + 1,
+                             archive_bytes=info.file_size)
             continue
         out.members.append(
             Member(name=member_name, folder=folder, size=info.file_size, opener=opener)
@@ -549,7 +557,7 @@ def _add_zip_members(
 
 def _zip_member_opener(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, lock: threading.Lock, name: str,
-    budget: UnzipBudget,
+    budget: UnzipBudget, compressed: int,
 ) -> Callable[[], BinaryIO]:
     def opener() -> BinaryIO:
         with lock:  # zipfile shares one file handle; reads are locked inside zipfile
@@ -557,7 +565,7 @@ def _zip_member_opener(
                 inner = archive.open(info)
             except _ZIP_ERRORS as exc:
                 raise DamagedMember(errno.EIO, f"damaged zip member ({exc})", name) from exc
-        return GuardedMember(inner, name, info.compress_size, info.file_size,
+        return GuardedMember(inner, name, compressed, info.file_size,
                              budget)  # type: ignore[return-value]
 
     return opener
