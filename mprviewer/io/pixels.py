@@ -19,8 +19,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from mprviewer.errors import DicomError, LoadCancelled, MissingCodecError
-from mprviewer.io.codecs import CODEC_PACKAGES, ensure_decodable, missing_codec_message
+from mprviewer.errors import DicomError, LoadCancelled
+from mprviewer.io.codecs import ensure_decodable
 from mprviewer.io.geometry import Frame
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
@@ -37,6 +37,8 @@ class PixelFormat:
         self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
         slope, intercept = rescale if rescale is not None else _rescale(ds)
+        if "DoseGridScaling" in ds and "RescaleSlope" not in ds and rescale is None:
+            slope = _positive(ds.get("DoseGridScaling"), 1.0)  # RT dose: stored * scaling = Gy
         self.slope, self.intercept = slope, intercept
 
     @property
@@ -66,6 +68,14 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
     if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
         return 1.0, 0.0
     return slope, intercept
+
+
+def _positive(value: object, default: float) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if np.isfinite(number) and number > 0 else default
 
 
 def stored_dtype(formats: list[PixelFormat]) -> np.dtype:
@@ -103,7 +113,8 @@ def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.nd
     """Stored values of a native single-frame file on disk, read in one call; None if not."""
     inst = frame.instance
     if (inst.pixel_offset is None or inst.member.path is None or inst.frames != 1
-            or frame.tile is not None or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
+            or frame.tile is not None or not fmt.photometric.startswith("MONOCHROME")
+            or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
             or fmt.bits_allocated not in (8, 16, 32) or fmt.is_float):
         return None
     nbytes = rows * cols * fmt.bits_allocated // 8
@@ -145,11 +156,13 @@ def decode_instance(frame: Frame) -> np.ndarray:
             arr = _palette_to_rgb(arr, ds)
     except (NotImplementedError, RuntimeError, ValueError, ImportError, AttributeError,
             KeyError) as exc:
-        text = str(exc)
-        if ts in CODEC_PACKAGES and ("decod" in text.lower() or "plugin" in text.lower()
-                                     or "available" in text.lower()):
-            raise MissingCodecError(missing_codec_message(ts, inst.member.name)) from exc
-        raise DicomError(f"{inst.member.name}: pixel data cannot be decoded: {text}") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = " ".join(str(exc).split())[:300]
+        raise DicomError(
+            f"{inst.member.name}: pixel data cannot be decoded ({type(exc).__name__}: "
+            f"{detail or first_line}); the file may be damaged or use a variant the "
+            "installed decoders do not support"
+        ) from exc
     return np.asarray(arr)
 
 
@@ -246,8 +259,9 @@ def load_frames(
     if any((f.samples == 3 or f.photometric == "PALETTE COLOR") != rgb for f in formats):
         raise DicomError(f"{first.member.name}: series mixes colour and greyscale images")
     if rgb:
-        raw_dtype = np.dtype(np.uint16 if max(f.bits_allocated for f in formats) > 8
-                             and formats[0].photometric != "PALETTE COLOR" else np.uint8)
+        bits = 8 if formats[0].photometric == "PALETTE COLOR" else max(
+            f.bits_allocated for f in formats)
+        raw_dtype = np.dtype({8: np.uint8, 16: np.uint16}.get(bits, np.uint32))
     else:
         raw_dtype = stored_dtype(formats)
     shape = (len(frames), rows, cols, 3) if rgb else (len(frames), rows, cols)

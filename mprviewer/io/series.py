@@ -170,6 +170,9 @@ class Series:
 
 
 def _units(header: Any, modality: str) -> str:
+    if modality.upper() == "RTDOSE":
+        return str(header.get("DoseUnits", "GY")).capitalize() if "DoseGridScaling" in header \
+            else ""
     rescale_type = str(header.get("RescaleType", "")).upper()
     if rescale_type in ("HU",) or (modality.upper() == "CT" and rescale_type in ("", "US")):
         return "HU" if modality.upper() == "CT" or rescale_type == "HU" else ""
