@@ -85,6 +85,13 @@ def lesion_center_ijk(
     return centre + lesion_center_mm(shape, spacing) / np.array([dx, dy, dz])
 
 
+def _window(centre: float, radius: float, half: float, step: float, n: int) -> tuple[int, int]:
+    """Index range covering normalised ``centre +- radius`` on an axis of ``n`` voxels."""
+    lo = (centre - radius) * half / step + (n - 1) / 2.0
+    hi = (centre + radius) * half / step + (n - 1) / 2.0
+    return max(int(np.floor(lo)), 0), min(int(np.ceil(hi)) + 1, n)
+
+
 def ct_phantom(
     shape: tuple[int, int, int] = (128, 256, 256),
     spacing: tuple[float, float, float] = (2.5, 0.9, 0.9),
@@ -157,8 +164,15 @@ def ct_phantom(
                         pu = hu + np.cos(ang) * t * 0.9 * (1 if cu > 0 else -1)
                         pv = hv + np.sin(ang) * t * 0.9
                         rad = 0.022 - 0.04 * t
-                        blob = ((u - pu) ** 2 + ((v - pv) * aspect) ** 2 <= rad**2) & lung
-                        sl[blob] = 40
+                        # Only the window around the vessel: cheap at any matrix size.
+                        i0, i1 = _window(pu, rad, half[0], dx, ni)
+                        j0, j1 = _window(pv, rad / aspect, half[1], dy, nj)
+                        if i0 >= i1 or j0 >= j1:
+                            continue
+                        uu, vv = u[:, i0:i1], v[j0:j1, :]
+                        blob = (uu - pu) ** 2 + ((vv - pv) * aspect) ** 2 <= rad**2
+                        blob &= lung[j0:j1, i0:i1]
+                        sl[j0:j1, i0:i1][blob] = 40
         # Heart: anterior, left of the midline, lower part of the chest.
         heart_w = (w + 0.05) / 0.30
         if abs(heart_w) < 1.0:
