@@ -19,6 +19,7 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
+    JPEGLSNearLossless,
     RLELossless,
 )
 
@@ -155,11 +156,17 @@ def test_transfer_syntax_decodes_to_the_same_pixels(tmp_path, syntax, signed):
         assert raw[:2] == int(array[0, 0, 0]).to_bytes(2, "big", signed=signed)
 
 
-def test_lossy_jpeg2000_stays_close(tmp_path):
+@pytest.mark.parametrize("syntax", [JPEG2000, JPEGLSNearLossless], ids=lambda uid: uid.name)
+def test_lossy_syntaxes_stay_close(tmp_path, syntax):
     array = np.tile(np.linspace(0, 2000, 64, dtype=np.float64), (2, 64, 1)).astype(np.uint16)
-    written = write_series(tmp_path, array, transfer_syntax=JPEG2000, signed=False)
-    decoded = pydicom.dcmread(written[1]).pixel_array.astype(np.float64)
+    array[:, 20:30, 20:30] += 700
+    written = write_series(tmp_path, array, transfer_syntax=syntax, signed=False)
+    ds = pydicom.dcmread(written[1])
+    assert ds.file_meta.TransferSyntaxUID == syntax
+    decoded = ds.pixel_array.astype(np.float64)
     assert np.abs(decoded - array[1]).mean() < 20
+    if syntax == JPEGLSNearLossless:
+        assert np.abs(decoded - array[1]).max() <= 2  # the promised error bound
 
 
 def test_lossy_jpeg_baseline_stays_close(tmp_path):

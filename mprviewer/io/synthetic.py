@@ -17,7 +17,28 @@ Conventions (DICOM, and what ``mprviewer.io.volume.Volume`` uses):
   ``normal = row_cosine x column_cosine``, so a reader sorting by position along the normal
   gets ``k`` back when ``slice_spacing > 0``.
 
-Only numpy and pydicom (plus pydicom's encoder plugins for compressed syntaxes) are used.
+What is here:
+
+- ``write_series``: one file per slice (the workhorse; see its docstring for every option).
+- ``write_4d``: several volumes at the same positions in one series (time points, echoes,
+  diffusion b-values, acquisitions).
+- ``write_with_localizer``: a stack with a localizer image of another orientation mixed in.
+- ``write_mosaic``: Siemens mosaics, with the shifted ImagePositionPatient Siemens writes
+  (``mosaic_corner`` documents the correction).
+- ``write_multiframe``: Enhanced CT/MR (per-frame functional groups, several stacks,
+  dimension indices) and legacy multi-frame objects.
+- ``zip_folders``: deterministic zips of series folders, nested zips and export junk.
+- ``affine_for`` / ``Grid``: the (i, j, k) -> LPS affine a reader must reproduce.
+
+Transfer syntaxes written: explicit and implicit VR little endian, explicit VR big endian
+and deflated explicit little endian (no plugin); RLE Lossless, JPEG 2000 (lossless, and
+lossy at 20:1), JPEG-LS (lossless, and near-lossless with error 2) through pydicom's
+encoders (pylibjpeg, pyjpegls); JPEG Lossless SV1 (process 14) with the small encoder in
+this module; JPEG Baseline (8-bit) through Pillow. Not written: JPEG Extended (12-bit
+lossy), HTJ2K and the video syntaxes. ``encodable_syntaxes()`` lists what this
+installation can write.
+
+Only numpy, pydicom and pydicom's encoder plugins (and Pillow for baseline JPEG) are used.
 """
 
 from __future__ import annotations
@@ -45,6 +66,7 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
+    JPEGLSNearLossless,
     RLELossless,
     generate_uid,
 )
@@ -101,7 +123,7 @@ NATIVE_SYNTAXES: tuple[str, ...] = (
     ExplicitVRBigEndian,
     DeflatedExplicitVRLittleEndian,
 )
-_COMPRESSED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless)
+_COMPRESSED = (RLELossless, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless)
 # Encoded here, since pydicom has no encoder for them (baseline needs Pillow).
 _OWN_JPEG = (JPEGLosslessSV1, JPEGBaseline8Bit)
 _UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root, used for generated UIDs
@@ -420,6 +442,15 @@ def _meta_bytes(sop_class: str, sop_uid: str, transfer_syntax: str) -> bytes:
     return short(0, "UL", struct.pack("<I", len(body))) + body
 
 
+def _compress_options(tsyntax: str) -> dict[str, Any]:
+    """Encoder options for the lossy syntaxes (lossless ones need none)."""
+    if tsyntax == JPEG2000:
+        return {"j2k_cr": [20]}
+    if tsyntax == JPEGLSNearLossless:
+        return {"jls_error": 2}
+    return {}
+
+
 class _SliceWriter:
     """Serialises many files that share one template dataset.
 
@@ -509,9 +540,7 @@ class _SliceWriter:
             ds.file_meta = _file_meta(ds.SOPClassUID, self.tsyntax)
             ds.file_meta.MediaStorageSOPInstanceUID = attrs["SOPInstanceUID"]
             return dataset_bytes(ds, with_preamble=self.with_preamble)
-        kwargs: dict[str, Any] = {}
-        if self.tsyntax == JPEG2000:
-            kwargs["j2k_cr"] = [20]
+        kwargs = _compress_options(self.tsyntax)
         ds.compress(
             self.tsyntax, np.ascontiguousarray(pixels), generate_instance_uid=False, **kwargs
         )
@@ -821,9 +850,9 @@ def write_series(
         }
         attrs.update(extras.get(k, {}))
         pixels = convert(array[k])
+        if dtype.kind in "iu" and bits_stored < bits_allocated:
+            _check_bits_stored(pixels, bits_stored)
         if noise_mask is not None:
-            if pixels.max() >= (1 << bits_stored):
-                raise ValueError("stored values exceed bits_stored")
             pixels = pixels | noise_mask
         blob = writer.encode(attrs, pixels)
         path = folder / names[n]
@@ -843,6 +872,19 @@ def write_series(
     result.sop_instance_uids = [sop_by_k[k] for k in ks]
     result.transfer_syntax = str(transfer_syntax)
     return result
+
+
+def _check_bits_stored(pixels: np.ndarray, bits_stored: int) -> None:
+    """Refuse values that BitsStored cannot hold (a reader would mask them into garbage)."""
+    if pixels.dtype.kind == "i":
+        low, high = -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
+    else:
+        low, high = 0, (1 << bits_stored) - 1
+    if pixels.min() < low or pixels.max() > high:
+        raise ValueError(
+            f"stored values {pixels.min()}..{pixels.max()} need more than bits_stored="
+            f"{bits_stored} bits: raise bits_stored or change rescale"
+        )
 
 
 def _color_converter(photometric: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -1401,7 +1443,7 @@ def write_multiframe(
     if tsyntax in _OWN_JPEG:
         _encode_jpeg_frames(ds, pixels, tsyntax)
     elif tsyntax.is_compressed:
-        ds.compress(tsyntax, pixels, generate_instance_uid=False)
+        ds.compress(tsyntax, pixels, generate_instance_uid=False, **_compress_options(tsyntax))
     else:
         data = pixels if tsyntax.is_little_endian else pixels.astype(pixels.dtype.newbyteorder(">"))
         ds.PixelData = np.ascontiguousarray(data).tobytes()
