@@ -26,9 +26,9 @@ class SeriesOnDisk:
 def ct_series(folder: Path, *, slices: int = 6, size: int = 32, seed: str = "pacs-ct",
               patient: tuple[str, str] = ("DOE^JANE", "P-001"), accession: str = "ACC-CT-1",
               date: str = "20240115", modality: str = "CT") -> SeriesOnDisk:
-    """A CT series whose every voxel differs (value = k*1000 + j*size + i - 1000, in HU)."""
+    """A CT series whose neighbouring voxels all differ (a ramp through the volume, in HU)."""
     k, j, i = np.meshgrid(np.arange(slices), np.arange(size), np.arange(size), indexing="ij")
-    array = (k * 1000 + j * size + i - 1000).astype(np.float64)
+    array = ((k * 997 + j * size + i) % 4000 - 1000).astype(np.float64)
     study_uid = make_uid(seed, "study")
     series_uid = make_uid(seed, "series")
     files = write_series(

@@ -324,8 +324,7 @@ def retrieve(
                 for ds in stream:
                     if stop.is_set() or (cancel is not None and cancel.is_set()):
                         return
-                    sop = str(ds.get("SOPInstanceUID", "") or f"instance-{received}")
-                    ds.save_as(dest / f"{sop}.dcm", enforce_file_format=False)
+                    _write_instance(ds, dest, f"instance-{series}-{received}", server)
                     received += 1
                     with lock:
                         counter[0] += 1
@@ -361,6 +360,33 @@ def retrieve(
     if progress and done != reported:
         progress(done, max(done, total))
     return done
+
+
+def _truncated(ds: Any) -> bool:
+    """True when uncompressed pixel data is shorter than the image attributes require."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if "PixelData" not in ds or syntax is None or syntax.is_compressed:
+        return False
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        need = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+                * int(ds.BitsAllocated) * frames + 7) // 8
+        return len(ds.PixelData) < need
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _write_instance(ds: Any, dest: Path, fallback: str, server: Server) -> Path:
+    """Save one retrieved instance as ``<SOPInstanceUID>.dcm``, as the server sent it."""
+    if _truncated(ds):
+        raise PacsConnectionError(
+            f"instance {ds.get('SOPInstanceUID', '?')} from {server.label} arrived truncated: "
+            "the transfer was cut short"
+        )
+    path = dest / f"{ds.get('SOPInstanceUID', '') or fallback}.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    return path
 
 
 def _raise_missing(server: Server, study_uid: str, series_uid: str | None, what: str) -> None:

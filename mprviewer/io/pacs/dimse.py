@@ -230,10 +230,9 @@ def retrieve(
 
     def on_store(event: Any) -> int:
         try:
-            sop = str(event.request.AffectedSOPInstanceUID)
-            (dest / f"{sop}.dcm").write_bytes(event.encoded_dataset(include_meta=True))
+            path = _write_instance(event, dest)
             with lock:
-                received.append(sop)
+                received.append(path.stem)
             return 0x0000
         except Exception as exc:  # report it after the transfer, refuse this instance
             errors.append(exc)
@@ -283,6 +282,13 @@ def retrieve(
     if not received:
         raise PacsNoImagesError(f"{server.label} sent no instances for {what}")
     return len(received)
+
+
+def _write_instance(event: Any, dest: Path) -> Path:
+    """Save one instance received by C-STORE as ``<SOPInstanceUID>.dcm``, bytes as sent."""
+    path = dest / f"{event.request.AffectedSOPInstanceUID}.dcm"
+    path.write_bytes(event.encoded_dataset(include_meta=True))
+    return path
 
 
 def _raise_missing(server: Server, study_uid: str, series_uid: str | None, what: str) -> None:
