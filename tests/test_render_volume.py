@@ -9,7 +9,7 @@ from mprviewer.io.volume import Volume
 from mprviewer.model.orientation import DisplayGrid
 from mprviewer.model.state import ViewerState
 from mprviewer.render.image import ImageStore
-from mprviewer.render.offscreen import offscreen_plotter, render_image
+from mprviewer.render.offscreen import offscreen_plotter, pyvista_plotter, render_image
 from mprviewer.render.volume_scene import VolumeScene
 
 pytestmark = pytest.mark.render
@@ -25,12 +25,12 @@ def ramp_ball(n: int = 32) -> Volume:
     return Volume(arr, np.eye(4), units="HU")
 
 
-def scene_for(vol: Volume, **state_kw):
+def scene_for(vol: Volume, pyvista: bool = False, **state_kw):
     grid = DisplayGrid.for_volume(vol)
     state = ViewerState(grid, window=(2000.0, 100.0))  # everything below 1950 shows black
     for key, value in state_kw.items():
         getattr(state, f"set_{key}")(value)
-    plotter = offscreen_plotter((SIZE, SIZE))
+    plotter = (pyvista_plotter if pyvista else offscreen_plotter)((SIZE, SIZE))
     return VolumeScene(plotter, ImageStore(vol, grid), state), state, plotter
 
 
@@ -110,7 +110,8 @@ def test_anterior_camera_shows_patient_left_on_the_right() -> None:
 
 
 def test_plane_widget_drag_sets_the_slice_and_follows_it() -> None:
-    scene, state, plotter = scene_for(ramp_ball())
+    """On a pyvista plotter with an interactor, as in the viewer."""
+    scene, state, plotter = scene_for(ramp_ball(), pyvista=True)
     scene.enable_plane_widgets()
     widget = scene._widgets["axial"]
     rep = widget.GetRepresentation()
@@ -121,6 +122,8 @@ def test_plane_widget_drag_sets_the_slice_and_follows_it() -> None:
     assert state.slices["axial"] == 7
     state.set_slice("coronal", 3)
     assert scene._widgets["coronal"].GetRepresentation().GetOrigin()[1] == pytest.approx(3.0)
+    image = render_image(plotter)  # the scene renders in a pyvista window too
+    assert image.shape == (SIZE, SIZE, 3) and image.max() > 200
     scene.close()
     plotter.close()
 

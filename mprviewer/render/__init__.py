@@ -13,7 +13,8 @@ __all__ = ["save_screenshot", "screenshot"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from mprviewer.render import screenshot as _module
+        import importlib
 
-        return getattr(_module, name)
+        module = importlib.import_module("mprviewer.render.screenshot")
+        return getattr(module, name)
     raise AttributeError(f"module 'mprviewer.render' has no attribute {name!r}")

@@ -156,3 +156,64 @@ class Frame:
 
     def set_visible(self, on: bool) -> None:
         self.actor.SetVisibility(bool(on))
+
+
+class OrientationMarker:
+    """Patient axes (L, P, S) in a corner of a 3D view, turning with its camera.
+
+    A small renderer in the layer above, its camera copied from the main one before each
+    render: works in any render window, with or without an interactor.
+    """
+
+    def __init__(self, renderer: vtkRenderer, fraction: float = 0.26) -> None:
+        from vtkmodules.vtkRenderingAnnotation import vtkAxesActor
+
+        self.main = renderer
+        self.fraction = fraction
+        self.renderer = vtkRenderer()
+        self.renderer.SetLayer(1)
+        self.renderer.InteractiveOff()
+        axes = vtkAxesActor()
+        axes.SetXAxisLabelText("L")
+        axes.SetYAxisLabelText("P")
+        axes.SetZAxisLabelText("S")
+        axes.SetShaftTypeToCylinder()
+        axes.SetCylinderRadius(0.03)
+        for caption in (
+            axes.GetXAxisCaptionActor2D(),
+            axes.GetYAxisCaptionActor2D(),
+            axes.GetZAxisCaptionActor2D(),
+        ):
+            text = caption.GetCaptionTextProperty()
+            text.SetColor(1.0, 1.0, 1.0)
+            text.BoldOn()
+            text.ItalicOff()
+            text.ShadowOn()
+        self.axes = axes
+        self.renderer.AddViewProp(axes)
+        ren_win = renderer.GetRenderWindow()
+        if ren_win.GetNumberOfLayers() < 2:
+            ren_win.SetNumberOfLayers(2)
+        ren_win.AddRenderer(self.renderer)
+        self._observer = renderer.AddObserver("StartEvent", self._sync)
+
+    def _sync(self, *_: object) -> None:
+        x0, y0, x1, y1 = self.main.GetViewport()
+        side = min(x1 - x0, y1 - y0) * self.fraction
+        self.renderer.SetViewport(x0, y0, x0 + side, y0 + side)
+        src = self.main.GetActiveCamera()
+        cam = self.renderer.GetActiveCamera()
+        fx, fy, fz = src.GetFocalPoint()
+        px, py, pz = src.GetPosition()
+        dx, dy, dz = px - fx, py - fy, pz - fz
+        norm = max((dx * dx + dy * dy + dz * dz) ** 0.5, 1e-9)
+        cam.SetFocalPoint(0.0, 0.0, 0.0)
+        cam.SetPosition(dx / norm * 5.0, dy / norm * 5.0, dz / norm * 5.0)
+        cam.SetViewUp(*src.GetViewUp())
+        self.renderer.ResetCamera()
+
+    def remove(self) -> None:
+        self.main.RemoveObserver(self._observer)
+        ren_win = self.main.GetRenderWindow()
+        if ren_win is not None:
+            ren_win.RemoveRenderer(self.renderer)

@@ -31,6 +31,17 @@ PLANE_COLORS: dict[str, tuple[float, float, float]] = {
     "coronal": (0.35, 0.85, 0.35),
     "sagittal": (0.95, 0.85, 0.25),
 }
+# 3D camera presets: (direction from the focal point to the camera in LPS, view-up).
+CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "anterior": ((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)),
+    "posterior": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+    "left": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "right": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "superior": ((0.0, 0.0, 1.0), (0.0, -1.0, 0.0)),
+    "inferior": ((0.0, 0.0, -1.0), (0.0, -1.0, 0.0)),
+    "iso": ((0.55, -1.0, 0.6), (0.0, 0.0, 1.0)),
+}
+CAMERA_NAMES: tuple[str, ...] = (*CAMERAS, "reset")
 _LETTER = {(0, 1): "L", (0, -1): "R", (1, 1): "P", (1, -1): "A", (2, 1): "S", (2, -1): "I"}
 
 

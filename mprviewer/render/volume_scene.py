@@ -28,19 +28,9 @@ from mprviewer.model.orientation import AXIS_PLANE, PLANE_AXIS, PLANES
 from mprviewer.render import planes
 from mprviewer.render.image import ImageStore
 from mprviewer.render.lut import update_volume_property, volume_property
-from mprviewer.render.overlays import MARK_COLOR
+from mprviewer.render.overlays import MARK_COLOR, OrientationMarker
+from mprviewer.render.planes import CAMERA_NAMES, CAMERAS
 
-# Camera presets: (direction from the focal point to the camera in LPS, view-up).
-CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "anterior": ((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)),
-    "posterior": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
-    "left": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
-    "right": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
-    "superior": ((0.0, 0.0, 1.0), (0.0, -1.0, 0.0)),
-    "inferior": ((0.0, 0.0, -1.0), (0.0, -1.0, 0.0)),
-    "iso": ((0.55, -1.0, 0.6), (0.0, 0.0, 1.0)),
-}
-CAMERA_NAMES: tuple[str, ...] = (*CAMERAS, "reset")
 INTERACTIVE_RATE = 15.0  # frames/s asked of the renderer while something moves
 STILL_RATE = 0.0001  # VTK's still rate: full quality
 
@@ -77,7 +67,7 @@ class VolumeScene:
 
         self.outline_actor = self._make_outline()
         self.renderer.AddViewProp(self.outline_actor)
-        self.axes_actor = self._add_orientation_marker()
+        self.marker = OrientationMarker(self.renderer)
 
         self.volume: vtkVolume | None = None
         self._volume_property = None
@@ -114,29 +104,6 @@ class VolumeScene:
             b[2 * d] -= half
             b[2 * d + 1] += half
         return b
-
-    def _add_orientation_marker(self) -> Any:
-        """Patient axes labelled L, P, S in a corner (needs the plotter's interactor)."""
-        try:
-            actor = self.renderer.add_axes(
-                xlabel="L",
-                ylabel="P",
-                zlabel="S",
-                line_width=3,
-                color="white",
-                viewport=(0.0, 0.0, 0.28, 0.28),
-            )
-        except Exception:  # no interactor (a bare render window): go without the marker
-            return None
-        for caption in (
-            actor.GetXAxisCaptionActor2D(),
-            actor.GetYAxisCaptionActor2D(),
-            actor.GetZAxisCaptionActor2D(),
-        ):
-            text = caption.GetCaptionTextProperty()
-            text.SetColor(1.0, 1.0, 1.0)
-            text.BoldOn()
-        return actor
 
     def _build_volume(self) -> None:
         """The threshold-opacity volume, built on first use (seconds on a large CT).
@@ -343,6 +310,7 @@ class VolumeScene:
         for widget in self._widgets.values():
             widget.Off()
         self._widgets.clear()
+        self.marker.remove()
         props = [*self.plane_slices.values(), self.outline_actor, self._marks_actor]
         props.append(self.volume)
         for prop in props:

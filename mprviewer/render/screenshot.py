@@ -1,0 +1,308 @@
+"""Screenshots without a display: the viewer's own scenes rendered off screen.
+
+``screenshot(volume, ...)`` returns an RGB array; ``save_screenshot(volume, path, ...)``
+writes a PNG. Nothing here imports Qt. The 2D views are the same ``SliceScene`` objects the
+viewer shows (radiological convention, orientation letters, slice text, crosshair), and the
+3D view is the viewer's ``VolumeScene``.
+
+Example::
+
+    import mprviewer
+    from mprviewer.render import save_screenshot
+
+    with mprviewer.open_study("demo") as study:
+        volume = study.largest_series().load()
+    save_screenshot(volume, "quad.png", preset="lung", slices={"axial": 60}, size=(1200, 900))
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mprviewer.errors import MprviewerError
+from mprviewer.model.orientation import PLANES, DisplayGrid
+from mprviewer.render.planes import CAMERA_NAMES
+
+VIEWS: tuple[str, ...] = ("quad", "axial", "coronal", "sagittal", "3d")
+_LAYOUT: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
+    "quad": ((2, 2), ("axial", "coronal", "sagittal", "3d")),
+    "axial": ((1, 1), ("axial",)),
+    "coronal": ((1, 1), ("coronal",)),
+    "sagittal": ((1, 1), ("sagittal",)),
+    "3d": ((1, 1), ("3d",)),
+}
+Marks = dict[str, dict[int, list[str]]]
+
+
+# -- inputs ------------------------------------------------------------------------------
+def default_window(volume: Any) -> tuple[float, float]:
+    """The file's WindowCenter/Width, else a percentile window of the data."""
+    if getattr(volume, "window", None):
+        center, width = volume.window
+        if width and width > 0:
+            return float(center), float(width)
+    from mprviewer.model.presets import auto_window
+
+    return auto_window(volume.array)
+
+
+def resolve_window(
+    volume: Any, window: tuple[float, float] | None, preset: str | None
+) -> tuple[float, float]:
+    """(center, width) from an explicit window, a preset name, or the defaults."""
+    if window is not None and preset is not None:
+        raise ValueError("give either a window or a preset, not both")
+    if window is not None:
+        center, width = (float(v) for v in window)
+        if width <= 0:
+            raise ValueError(f"window width must be positive, not {width:g}")
+        return center, width
+    if preset is not None:
+        from mprviewer.model.presets import resolve_preset
+
+        try:
+            return resolve_preset(preset, volume.array)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+    return default_window(volume)
+
+
+def default_threshold(volume: Any) -> float:
+    """150 HU for CT (bone and contrast), else the 90th percentile of the data."""
+    if str(getattr(volume, "units", "")).upper() == "HU":
+        return 150.0
+    flat = np.asarray(volume.array).reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)]
+    return float(np.percentile(sample, 90))
+
+
+def check_slices(grid: DisplayGrid, slices: Mapping[str, int] | None) -> dict[str, int]:
+    """Validated {plane: index}; a bad plane or an index out of range raises ValueError."""
+    out: dict[str, int] = {}
+    for plane, index in (slices or {}).items():
+        if plane not in PLANES:
+            raise ValueError(f"unknown plane {plane!r} in slices; use axial, coronal or sagittal")
+        n = grid.plane_size(plane)
+        if not 0 <= int(index) < n:
+            raise ValueError(
+                f"{plane} slice {index} is out of range: the {plane} plane has "
+                f"{n} slices, numbered 0-{n - 1}"
+            )
+        out[plane] = int(index)
+    return out
+
+
+def resolve_marks(annotations: Any, volume: Any, grid: DisplayGrid) -> Marks:
+    """{plane: {slice: [labels]}} from a file path, an AnnotationSet or a plain mapping."""
+    if annotations is None:
+        return {}
+    if isinstance(annotations, (str, Path)):
+        from mprviewer.model.annotation_files import read_annotation_file
+        from mprviewer.model.annotations import SeriesRef
+
+        ref = SeriesRef.from_volume(volume, grid)
+        annotations = read_annotation_file(annotations, refs=[ref], allow_unknown_series=True)
+    if hasattr(annotations, "marked_labels"):
+        uid, name = str(volume.series_uid or ""), str(volume.name or "")
+        return {p: dict(annotations.marked_labels(uid, name, p)) for p in PLANES}
+    return {p: {int(k): list(v) for k, v in dict(annotations.get(p, {})).items()} for p in PLANES}
+
+
+# -- rendering ---------------------------------------------------------------------------
+class _Shot:
+    """Store, state and plotter for one layout; kept open to render several slices fast."""
+
+    def __init__(
+        self,
+        volume: Any,
+        view: str,
+        window: tuple[float, float] | None,
+        preset: str | None,
+        threshold: float | None,
+        opacity: bool,
+        size: tuple[int, int],
+        marks: Marks,
+        camera: str,
+        overlay: bool,
+        slices: Mapping[str, int] | None,
+        grid: DisplayGrid | None = None,
+    ) -> None:
+        from mprviewer.model.state import ViewerState
+        from mprviewer.render.image import ImageStore
+        from mprviewer.render.offscreen import offscreen_plotter
+        from mprviewer.render.slice_scene import SliceScene
+        from mprviewer.render.volume_scene import VolumeScene
+
+        if view not in _LAYOUT:
+            raise ValueError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
+        if camera not in CAMERA_NAMES:
+            raise ValueError(f"unknown camera {camera!r}; choose one of: {', '.join(CAMERA_NAMES)}")
+        width, height = (int(v) for v in size)
+        if not (16 <= width <= 16384 and 16 <= height <= 16384):
+            raise ValueError(f"image size {width}x{height} is outside 16-16384 pixels")
+        grid = grid if grid is not None else DisplayGrid.for_volume(volume)
+        checked = check_slices(grid, slices)
+        shape, names = _LAYOUT[view]
+        thr = default_threshold(volume) if threshold is None else float(threshold)
+        self.state = ViewerState(grid, window=resolve_window(volume, window, preset), threshold=thr)
+        for plane, index in checked.items():
+            self.state.set_slice(plane, index)
+        self.state.set_threshold_overlay(bool(overlay))
+        self.state.set_volume_opacity(bool(opacity) and "3d" in names)
+        self.store = ImageStore(volume, grid)
+        self.plotter = offscreen_plotter((width, height), shape=shape)
+        self.scenes: list[Any] = []
+        for n, name in enumerate(names):
+            self.plotter.subplot(*divmod(n, shape[1]))
+            if name == "3d":
+                scene = VolumeScene(self.plotter, self.store, self.state)
+                scene.set_camera(camera, render=False)
+                if marks.get("axial"):
+                    scene.set_marked_axial(list(marks["axial"]))
+            else:
+                scene = SliceScene(self.plotter, self.store, self.state, name)
+                if marks.get(name):
+                    scene.set_marked(marks[name])
+            self.scenes.append(scene)
+
+    def image(self) -> np.ndarray:
+        from mprviewer.render.offscreen import render_image
+
+        return np.ascontiguousarray(np.asarray(render_image(self.plotter))[..., :3])
+
+    def close(self) -> None:
+        for scene in self.scenes:
+            scene.close()
+        self.plotter.close()
+
+
+def screenshot(
+    volume: Any,
+    view: str = "quad",
+    slices: Mapping[str, int] | None = None,
+    window: tuple[float, float] | None = None,
+    preset: str | None = None,
+    threshold: float | None = None,
+    opacity: bool = True,
+    size: tuple[int, int] = (1600, 1200),
+    annotations: Any = None,
+    camera: str = "iso",
+    overlay: bool = False,
+) -> np.ndarray:
+    """Render views of a Volume off screen; returns an (height, width, 3) uint8 RGB array.
+
+    ``view``: "quad" (axial, coronal / sagittal, 3D in a 2x2 grid) or one view.
+    ``slices``: {plane: index} on the display grid (default: the centre).
+    ``window``: (center, width) in data units, or ``preset`` ("lung", "bone", "auto", ...);
+    default the file's window. ``threshold``: the 3D opacity cut (and 2D overlay when
+    ``overlay``), default 150 HU for CT. ``opacity``: show the threshold-opacity volume in 3D.
+    ``annotations``: an annotation file path, an AnnotationSet, or {plane: {slice: [labels]}},
+    drawn as frames/badges on marked slices and slabs in 3D. ``camera``: 3D camera preset.
+    """
+    from mprviewer.render.offscreen import prepare_offscreen
+
+    prepare_offscreen()
+    grid = DisplayGrid.for_volume(volume)
+    marks = resolve_marks(annotations, volume, grid)
+    shot = _Shot(
+        volume, view, window, preset, threshold, opacity, size, marks, camera, overlay, slices, grid
+    )
+    try:
+        return shot.image()
+    finally:
+        shot.close()
+
+
+def write_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB array as PNG (creating the folder); returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")
+    except OSError as exc:
+        raise MprviewerError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable path"
+        ) from None
+    return path
+
+
+def save_screenshot(volume: Any, path: str | Path, **kwargs: Any) -> Path:
+    """``screenshot(volume, **kwargs)`` written to ``path`` as PNG; returns the path."""
+    return write_png(screenshot(volume, **kwargs), path)
+
+
+def marked_slice_images(
+    volume: Any,
+    marks: Marks,
+    size: tuple[int, int] = (800, 800),
+    **kwargs: Any,
+) -> Iterator[tuple[str, int, np.ndarray]]:
+    """(plane, slice, image) for every marked slice, one plotter per plane stepped through."""
+    from mprviewer.render.offscreen import prepare_offscreen
+
+    prepare_offscreen()
+    grid = DisplayGrid.for_volume(volume)
+    for plane in PLANES:
+        indices = sorted(i for i in marks.get(plane, {}) if 0 <= i < grid.plane_size(plane))
+        if not indices:
+            continue
+        shot = _Shot(
+            volume,
+            plane,
+            kwargs.get("window"),
+            kwargs.get("preset"),
+            kwargs.get("threshold"),
+            False,
+            size,
+            marks,
+            "iso",
+            kwargs.get("overlay", False),
+            {plane: indices[0]},
+            grid,
+        )
+        try:
+            for index in indices:
+                shot.state.set_slice(plane, index)
+                yield plane, index, shot.image()
+        finally:
+            shot.close()
+
+
+def contact_sheet(images: list[np.ndarray], columns: int = 4, tile_width: int = 400) -> np.ndarray:
+    """Thumbnails in a grid (row by row), on black, with a thin gap between them."""
+    from PIL import Image
+
+    if not images:
+        raise ValueError("no images for a contact sheet")
+    columns = max(1, min(columns, len(images)))
+    h0, w0 = images[0].shape[:2]
+    tile_h = max(1, round(tile_width * h0 / w0))
+    gap = 4
+    rows = (len(images) + columns - 1) // columns
+    sheet = np.zeros((rows * (tile_h + gap) + gap, columns * (tile_width + gap) + gap, 3), np.uint8)
+    for n, img in enumerate(images):
+        thumb = np.asarray(Image.fromarray(img).resize((tile_width, tile_h), Image.LANCZOS))
+        r, c = divmod(n, columns)
+        y, x = gap + r * (tile_h + gap), gap + c * (tile_width + gap)
+        sheet[y : y + tile_h, x : x + tile_width] = thumb[..., :3]
+    return sheet
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``mprviewer.render.screenshot(volume)`` work after this module is imported
+    (importing the submodule replaces the package attribute of the same name)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return screenshot(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
