@@ -373,3 +373,17 @@ def test_merge_name_only_marks_into_a_uid_series(aset):
     aset.merge(other)
     assert [sa.key for sa in aset.series] == [ref.uid]
     assert aset.slices_for(ref.uid, "", "axial") == [1, 4]
+
+
+def test_annotations_import_no_qt_vtk_or_highdicom():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mprviewer.annotations, mprviewer.model.sidecar;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('PyQt5', 'qtpy', 'vtk', 'vtkmodules', 'pyvista', 'highdicom')];"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -145,6 +145,16 @@ def test_damaged_sidecar_and_backup_are_both_kept_and_annotations_start_empty(tm
     assert "start empty" in str(result)
 
 
+def test_a_sidecar_damaged_while_open_is_kept_aside_on_the_next_save(tmp_path):
+    path = tmp_path / "annotations.json"
+    aset = _saved_with_edits(path, 2)
+    path.write_bytes(b"edited by hand, badly")
+    aset.mark(make_ref(), "axial", [9])
+    (aside,) = tmp_path.glob("annotations.json.corrupt-*")
+    assert aside.read_bytes() == b"edited by hand, badly"
+    assert load_sidecar(path).aset.slices_for("1.2.3.1", "", "axial") == [0, 1, 9]
+
+
 def test_two_recoveries_in_the_same_second_keep_both_damaged_files(tmp_path):
     path = tmp_path / "annotations.json"
     path.write_bytes(b"one")

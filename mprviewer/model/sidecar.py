@@ -100,12 +100,16 @@ def _read_good(path: Path) -> tuple[AnnotationSet | None, str, str]:
 
 
 def save_sidecar(path: Path, text: str) -> None:
-    """Keep the current good sidecar as ``.bak``, then replace the sidecar atomically."""
+    """Keep the current good sidecar as ``.bak``, then replace the sidecar atomically.
+
+    A sidecar damaged since it was loaded is renamed aside, not overwritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         good, previous, _why = _read_good(path)
         if good is not None:
             atomic_write_text(backup_path(path), previous)
+        else:
+            _move_aside(path)
     atomic_write_text(path, text)
 
 
