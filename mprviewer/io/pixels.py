@@ -35,7 +35,11 @@ class PixelFormat:
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
         self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
         self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-        self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+        keyword = ds.__dict__.get("_mprviewer_pixel_keyword", "PixelData")
+        self.is_float = ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+                         or keyword != "PixelData")
+        if keyword == "DoubleFloatPixelData":
+            self.bits_allocated = 64
         slope, intercept = rescale if rescale is not None else _rescale(ds)
         if "DoseGridScaling" in ds and "RescaleSlope" not in ds and rescale is None:
             slope = _positive(ds.get("DoseGridScaling"), 1.0)  # RT dose: stored * scaling = Gy

@@ -26,6 +26,15 @@ NON_IMAGE_CLASSES = {
 }
 
 
+# The pixel element stop_before_pixels stopped at (little- and big-endian tag bytes).
+PIXEL_KEYWORDS = {
+    b"\xe0\x7f\x08\x00": "FloatPixelData",
+    b"\x7f\xe0\x00\x08": "FloatPixelData",
+    b"\xe0\x7f\x09\x00": "DoubleFloatPixelData",
+    b"\x7f\xe0\x00\x09": "DoubleFloatPixelData",
+}
+
+
 @dataclass
 class Instance:
     """The header facts of one image file that grouping, sorting and loading need."""
@@ -80,7 +89,9 @@ def read_header(member: Member) -> Dataset:
         else:
             raise InvalidDicomError("no DICOM preamble and no recognisable data set")
         offset = fh.tell()
+        tag = fh.read(4)
     ds.__dict__["_mprviewer_pixel_offset"] = offset
+    ds.__dict__["_mprviewer_pixel_keyword"] = PIXEL_KEYWORDS.get(tag, "PixelData")
     return ds
 
 

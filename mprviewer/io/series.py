@@ -268,26 +268,35 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     def unique_positions(groups: dict[Any, list[Frame]]) -> bool:
         return all(len({pos_key(f) for f in g}) == len(g) for g in groups.values())
 
-    varying: list[tuple[str, str]] = []
-    for keyword, label in REPEAT_KEYS:
+    varying = [(kw, label) for kw, label in REPEAT_KEYS
+               if len({repeat_value(f, kw) for f in frames}) > 1]
+
+    def labelled(groups: dict[Any, list[Frame]]) -> list[tuple[str, list[Frame]]]:
+        """Each group named by every varying key that is constant within it."""
+        out = []
+        for _, group in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
+            parts = []
+            for kw, label in varying:
+                values = {repeat_value(f, kw) for f in group}
+                if kw == "DimensionIndexValues" and parts:
+                    continue  # only an index of what the other parts already say
+                if len(values) == 1 and (value := values.pop()):
+                    parts.append(f"{label} {value}")
+            out.append((", ".join(parts) or "repeat", group))
+        return out
+
+    for keyword, _label in varying:
         groups: dict[str, list[Frame]] = defaultdict(list)
         for f in frames:
             groups[repeat_value(f, keyword)].append(f)
-        if len(groups) > 1:
-            varying.append((keyword, label))
-            if unique_positions(groups):
-                return [(f"{label} {value}" if value else label, g)
-                        for value, g in sorted(groups.items(), key=lambda kv: _natural(kv[0]))]
+        if unique_positions(groups):
+            return labelled(groups)
     if len(varying) > 1:  # e.g. several echoes at several time points: split on all of them
         combined: dict[tuple[str, ...], list[Frame]] = defaultdict(list)
         for f in frames:
             combined[tuple(repeat_value(f, kw) for kw, _ in varying)].append(f)
         if unique_positions(combined):
-            def label_of(values: tuple[str, ...]) -> str:
-                return ", ".join(f"{lab} {v}" for (_, lab), v in zip(varying, values,
-                                                                      strict=True) if v)
-            return [(label_of(values), g) for values, g in
-                    sorted(combined.items(), key=lambda kv: [_natural(v) for v in kv[0]])]
+            return labelled(combined)
     # No tag tells them apart: the n-th visit of each position forms the n-th stack.
     seen: dict[tuple, int] = defaultdict(int)
     groups_by_visit: dict[int, list[Frame]] = defaultdict(list)
@@ -296,6 +305,11 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
         groups_by_visit[seen[key]].append(f)
         seen[key] += 1
     return [(f"repeat {n + 1}", g) for n, g in sorted(groups_by_visit.items())]
+
+
+def _sort_key(value: Any) -> list:
+    values = value if isinstance(value, tuple) else (value,)
+    return [_natural(v) for v in values]
 
 
 def _natural(text: str) -> tuple:
