@@ -107,22 +107,27 @@ def test_click_in_axial_moves_coronal_and_sagittal(make_viewer, qtbot):
     assert grey_mask(central(sliders["sagittal"].grab_image())).sum() > 50
 
 
-def test_moving_a_plane_updates_the_2d_view_and_slider(make_viewer, qtbot):
+def test_moving_a_plane_widget_updates_the_2d_view_and_slider(make_viewer, qtbot):
     window, _ = _shown(make_viewer, qtbot)
+    qtbot.waitUntil(lambda: window.is_3d_ready, timeout=10000)
     sagittal = window.views.slice_views["sagittal"]
     before = central(sagittal.grab_image())
     assert grey_mask(before).sum() > 50
-    # What the 3D plane widget does when dragged: the plane's slice in the shared state.
-    plane_move = window.state.set_slice
-    scene = window.views.volume_view.scene
-    if scene is not None and hasattr(scene, "plane_widget_moved"):
-        plane_move = scene.plane_widget_moved
-    plane_move("sagittal", 2)
+    # Drag the 3D sagittal plane: move its representation and fire the widget's event.
+    widget = window.views.volume_view.scene._widgets["sagittal"]
+    rep = widget.GetRepresentation()
+    origin = list(rep.GetOrigin())
+    origin[0] = window.store.plane_position_mm("sagittal", 2)
+    rep.SetOrigin(*origin)
+    widget.InvokeEvent("InteractionEvent")
     assert window.state.slices["sagittal"] == 2
     assert sagittal.slider.value() == 2
     assert sagittal.info.text().startswith("2 /")
-    after = central(sagittal.grab_image())
-    assert grey_mask(after).sum() == 0
+    assert grey_mask(central(sagittal.grab_image())).sum() == 0  # off the cube now
+    # And back: the slider moves the 3D plane.
+    sagittal.slider.setValue(7)
+    assert window.state.slices["sagittal"] == 7
+    assert rep.GetOrigin()[0] == pytest.approx(window.store.plane_position_mm("sagittal", 7))
 
 
 def test_window_preset_changes_grey_levels(make_viewer, qtbot):

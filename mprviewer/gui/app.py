@@ -140,7 +140,7 @@ def run(
 
     from mprviewer.gui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(source or None, series)
     window.setAttribute(Qt.WA_DeleteOnClose)
     if size is not None:
         window.resize(*size)
@@ -184,8 +184,5 @@ def run(
         window.runner.cancelled.connect(lambda: fail("loading was cancelled"))
 
     window.show()
-    if source:
-        # Start after the window is on screen, so the user sees it at once.
-        QTimer.singleShot(0, lambda: window.open_source(source, series))
     app.exec_()
     return outcome["code"]

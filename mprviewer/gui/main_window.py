@@ -131,7 +131,11 @@ class MainWindow(QMainWindow):
     first_frame_shown = pyqtSignal(float)  # seconds from set_volume to the 2D frames
     load_failed = pyqtSignal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, source: Source | None = None, series: int | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """With ``source``, loading starts first, while the views are still being built."""
         super().__init__(parent)
         self.setWindowTitle("mprviewer")
         self.setAcceptDrops(True)
@@ -148,21 +152,26 @@ class MainWindow(QMainWindow):
         self._frames_waiting: set[str] = set()
         self._closed = False
 
-        self.views = ViewGrid(self)
-        self.setCentralWidget(self.views)
+        self.status = ViewerStatusBar(self)
+        self.setStatusBar(self.status)
         self.runner = JobRunner(self)
         self.runner.finished.connect(self._on_loaded)
         self.runner.failed.connect(self._on_load_failed)
         self.runner.cancelled.connect(self._on_load_cancelled)
+        if source:
+            # Reading files overlaps with importing VTK and building the views below; the
+            # result arrives through the event loop, after the window is complete.
+            self.open_source(source, series)
+        else:
+            self.status.showMessage("Open a study: File > Open, drop a folder or zip here, "
+                                    "or File > Open demo study")
 
+        self.views = ViewGrid(self)
+        self.setCentralWidget(self.views)
         self._build_side_panel()
-        self.status = ViewerStatusBar(self)
-        self.setStatusBar(self.status)
         self._build_actions()
         self._build_menus()
         self._connect_views()
-        self.status.showMessage("Open a study: File > Open, drop a folder or zip here, or "
-                                "File > Open demo study")
 
     # -- construction ------------------------------------------------------------------
     def _build_side_panel(self) -> None:

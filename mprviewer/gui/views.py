@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import numpy as np
-from PyQt5.QtCore import QEvent, QObject, QPoint, QSignalBlocker, Qt, pyqtSignal
+from PyQt5.QtCore import QEvent, QObject, QPoint, QSignalBlocker, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QImage, QKeyEvent, QMouseEvent, QWheelEvent
 from PyQt5.QtWidgets import (
     QGridLayout,
@@ -45,13 +45,41 @@ STEP_KEYS = {
 }
 
 
-def make_interactor(parent: QWidget, multi_samples: int = 0) -> Any:
-    """A pyvistaqt QtInteractor without multisampling, auto-render timer or mesh drops."""
-    from pyvistaqt import QtInteractor
+_INTERACTOR_CLASS: Any = None
 
+
+def interactor_class() -> Any:
+    """QtInteractor that renders on the next paint instead of at once.
+
+    pyvistaqt's widget renders the scene again in every paint, so an immediate render
+    followed by the paint it schedules costs two frames. Deferring to ``update()`` draws each
+    view once per event-loop turn, however many state changes (slice, crosshair, window)
+    arrived in that turn.
+    """
+    global _INTERACTOR_CLASS
+    if _INTERACTOR_CLASS is None:
+        from pyvistaqt import QtInteractor
+
+        class ViewInteractor(QtInteractor):  # type: ignore[misc, valid-type]
+            def render(self) -> None:
+                if getattr(self, "_closed", False):
+                    return
+                self._rendered = True
+                self.update()
+
+            def render_now(self) -> None:
+                """Render synchronously (screenshots of a widget that is not painted)."""
+                QtInteractor.render(self)
+
+        _INTERACTOR_CLASS = ViewInteractor
+    return _INTERACTOR_CLASS
+
+
+def make_interactor(parent: QWidget, multi_samples: int = 0) -> Any:
+    """A QtInteractor without multisampling, auto-render timer or mesh drops."""
     # off_screen=False: a window needs a live interactor (plane widgets) even when pyvista
     # was told to render off screen (PYVISTA_OFF_SCREEN, used by scripts and tests).
-    interactor = QtInteractor(
+    interactor = interactor_class()(
         parent, off_screen=False, multi_samples=multi_samples, auto_update=False
     )
     interactor.setAcceptDrops(False)  # drops go to the main window (open a study)
@@ -209,7 +237,7 @@ class SliceView(ViewContainer):
             return
         index = self.state.slices[self.plane]
         total = self.state.grid.plane_size(self.plane)
-        self.info.setText(f"{index} / {total - 1}")
+        self.info.setText(f"{index} / {total}")
 
     def _on_slider(self, value: int) -> None:
         if self.state is not None:
@@ -389,9 +417,15 @@ class SliceView(ViewContainer):
 class VolumeView(ViewContainer):
     """The 3D view: VolumeScene with plane widgets; the mouse rotates (VTK trackball)."""
 
+    SETTLE_MS = 250  # full-quality volume frame this long after the last change
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("3d", parent)
         self.interactor.installEventFilter(self)
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(self.SETTLE_MS)
+        self._settle.timeout.connect(self._settled)
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -403,14 +437,38 @@ class VolumeView(ViewContainer):
         self.state, self.store = state, store
         self.scene = VolumeScene(self.interactor, store, state)
         self.scene.enable_plane_widgets()
+        for signal in self._busy_signals(state):
+            signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")
 
     def unbind(self) -> None:
-        scene, self.scene = self.scene, None
+        self._settle.stop()
+        state, scene, self.scene = self.state, self.scene, None
+        if state is not None:
+            for signal in self._busy_signals(state):
+                signal.disconnect(self._changing)
         if scene is not None:
             scene.close()
         self.state = self.store = None
         self.info.setText("")
+
+    @staticmethod
+    def _busy_signals(state: Any) -> tuple[Any, ...]:
+        return (state.slice_changed, state.window_changed, state.threshold_changed,
+                state.display_changed)
+
+    def _changing(self, *_: Any) -> None:
+        """Scrolling or dragging a control: coarse volume frames until it stops."""
+        if self.scene is None or not self.state.volume_opacity:
+            return
+        if not self._settle.isActive():
+            self.scene.set_interacting(True)
+        self._settle.start()
+
+    def _settled(self) -> None:
+        if self.scene is not None:
+            self.scene.set_interacting(False)
+            self.interactor.render()
 
     def set_camera(self, name: str) -> None:
         if self.scene is not None:
