@@ -160,13 +160,16 @@ class Entry:
 
     def image_of(self, s: int) -> tuple[str, float | None]:
         """Stored (SOPInstanceUID, position) of slice ``s``, ("", None) when unknown."""
-        try:
-            i = self.slices.index(s)
-        except ValueError:
-            return "", None
-        uid = self.sop_instance_uids[i] if i < len(self.sop_instance_uids) else ""
-        pos = self.positions[i] if i < len(self.positions) else None
-        return uid, pos
+        return self.images().get(s, ("", None))
+
+    def images(self) -> dict[int, tuple[str, float | None]]:
+        """Slice number -> stored (SOPInstanceUID, position)."""
+        n_uid, n_pos = len(self.sop_instance_uids), len(self.positions)
+        return {
+            s: (self.sop_instance_uids[i] if i < n_uid else "",
+                self.positions[i] if i < n_pos else None)
+            for i, s in enumerate(self.slices)
+        }
 
 
 @dataclass(frozen=True)
@@ -235,10 +238,11 @@ def _images_for(
     acq = ref.acquisition_plane if ref is not None else None
     if acq is not None and plane != acq:
         return (), ()
+    known = old.images() if old is not None else {}
     uids: list[str] = []
     positions: list[float | None] = []
     for s in slices:
-        uid, pos = old.image_of(s) if old is not None else ("", None)
+        uid, pos = known.get(s, ("", None))
         if ref is not None:
             if not uid and s < len(ref.sop_instance_uids):
                 uid = ref.sop_instance_uids[s]
@@ -270,9 +274,10 @@ def _merge_entries(a: Entry, b: Entry, now: str) -> Entry:
     slices = sorted(set(a.slices) | set(b.slices))
     uids: list[str] = []
     positions: list[float | None] = []
+    known_a, known_b = a.images(), b.images()
     for s in slices:
-        ua, pa = a.image_of(s)
-        ub, pb = b.image_of(s)
+        ua, pa = known_a.get(s, ("", None))
+        ub, pb = known_b.get(s, ("", None))
         uids.append(ua or ub)
         positions.append(pa if pa is not None else pb)
     has_images = any(uids) or any(p is not None for p in positions)
@@ -330,8 +335,7 @@ def _reconcile_series(
         moved: dict[int, int] = {}
         lost: list[int] = []
         result: dict[int, tuple[str, float | None]] = {}
-        for s in e.slices:
-            uid, pos = e.image_of(s)
+        for s, (uid, pos) in e.images().items():
             target = None
             if uid and uid in by_uid:
                 target = by_uid[uid]

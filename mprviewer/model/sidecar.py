@@ -33,6 +33,7 @@ from pathlib import Path
 from mprviewer.errors import AnnotationError
 from mprviewer.model.annotation_files import (
     atomic_write_text,
+    detect_format,
     document_to_set,
     loads,
     to_json_text,
@@ -99,14 +100,28 @@ def _read_good(path: Path) -> tuple[AnnotationSet | None, str, str]:
     return aset, text, ""
 
 
+def _read_parsable(path: Path) -> str | None:
+    """The text of ``path`` if it is complete JSON of an annotation format, else None.
+
+    Cheaper than ``_read_good`` (no schema validation), which matters on every save: the
+    file was written atomically by this module, so a complete parse is the check that counts.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+        detect_format(loads(text, str(path)))
+    except (OSError, UnicodeDecodeError, AnnotationError):
+        return None
+    return text
+
+
 def save_sidecar(path: Path, text: str) -> None:
     """Keep the current good sidecar as ``.bak``, then replace the sidecar atomically.
 
     A sidecar damaged since it was loaded is renamed aside, not overwritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        good, previous, _why = _read_good(path)
-        if good is not None:
+        previous = _read_parsable(path)
+        if previous is not None:
             atomic_write_text(backup_path(path), previous)
         else:
             _move_aside(path)
