@@ -111,6 +111,22 @@ def test_toggle_marks_then_unmarks(aset):
     assert aset.marked_labels(ref.uid, "", "sagittal") == {10: ["Edema"]}
 
 
+def test_set_slices_replaces_one_label_as_one_step(aset):
+    ref = make_ref()
+    aset.mark(ref, "axial", [1, 2, 3], "Bleed")
+    aset.mark(ref, "axial", [2], "Edema")
+    entry = aset.set_slices(ref, "axial", [3, 4, 10], "Bleed")
+    assert entry.slices == (3, 4, 10)
+    assert entry.sop_instance_uids == ("1.2.3.1.3", "1.2.3.1.4", "1.2.3.1.10")
+    assert aset.slices_for(ref.uid, "", "axial", "Edema") == [2]
+    assert aset.set_slices(ref, "axial", [], "Bleed") is None
+    assert aset.slices_for(ref.uid, "", "axial", "Bleed") == []
+    aset.undo()
+    assert aset.slices_for(ref.uid, "", "axial", "Bleed") == [3, 4, 10]
+    aset.undo()
+    assert aset.slices_for(ref.uid, "", "axial", "Bleed") == [1, 2, 3]
+
+
 def test_mark_range_in_either_order(aset):
     ref = make_ref()
     aset.mark_range(ref, "coronal", 12, 9, "Bleed")

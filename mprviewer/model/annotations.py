@@ -633,6 +633,44 @@ class AnnotationSet:
         self._commit(f"mark {plane} {format_slices(wanted)} as {label}", series=table)
         return entry
 
+    def set_slices(
+        self,
+        ref: SeriesRef | str,
+        plane: str,
+        slices: Iterable[int],
+        label: str | None = DEFAULT_LABEL,
+    ) -> Entry | None:
+        """Make the marks of one label in one plane exactly ``slices`` (a range text box),
+        as one undoable change; an empty selection removes the entry."""
+        ref = self._as_ref(ref)
+        label = _check_label(label)
+        wanted = self._check_slices(ref, plane, slices)
+        table, key, sa = self._series_table_for(ref)
+        now = utc_now()
+        old = sa.entry(label, plane)
+        if old is None and not wanted:
+            return None
+        if old is None:
+            entry: Entry | None = _entry_with(
+                Entry(id=new_id(), label=label, plane=plane, slices=(), created=now),
+                wanted, ref, now)
+            entries = (*sa.entries, entry)
+        elif not wanted:
+            entry = None
+            entries = tuple(e for e in sa.entries if e.id != old.id)
+        else:
+            if list(old.slices) == wanted:
+                return old
+            kept = old.images()
+            base = replace(old, slices=tuple(wanted),
+                           sop_instance_uids=tuple(kept.get(s, ("", None))[0] for s in wanted),
+                           positions=tuple(kept.get(s, ("", None))[1] for s in wanted))
+            entry = _entry_with(base, wanted, ref, now)
+            entries = tuple(entry if e.id == old.id else e for e in sa.entries)
+        table[key] = replace(sa, entries=entries)
+        self._commit(f"set {plane} {label} to {format_slices(wanted)}", series=table)
+        return entry
+
     def mark_range(
         self,
         ref: SeriesRef | str,
