@@ -96,6 +96,17 @@ def _association(
             assoc.release()
 
 
+def _lost(assoc: Any, server: Server, what: str) -> PacsError:
+    """The error for an association that ended without an answer."""
+    if _tcp_reachable(server)[0]:  # still there: it chose to stop talking to us
+        return PacsAuthError(
+            f"{server.label} broke off the association while {what}: it may not know our AE "
+            f"title '{server.calling_aet}' (register it on the server as a DICOM modality, or "
+            "choose ours with ?calling=AET)"
+        )
+    return PacsConnectionError(f"connection to {server.label} was lost while {what}")
+
+
 def _tcp_reachable(server: Server) -> tuple[bool, str]:
     """Whether anything accepts TCP connections there, to explain a failed association."""
     import socket
@@ -133,9 +144,7 @@ def _find(server: Server, identifier: Any, what: str, limit: int | None = None) 
         _check_context(assoc, server, FIND, "C-FIND (study root)")
         for status, answer in assoc.send_c_find(identifier, FIND):
             if not status:
-                raise PacsConnectionError(
-                    f"connection to {server.label} was lost while {what}"
-                )
+                raise _lost(assoc, server, what)
             code = int(status.Status)
             if code in _PENDING:
                 if answer is not None:
@@ -260,7 +269,7 @@ def retrieve(
                 assoc.abort()
                 raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
             if not status:
-                raise PacsConnectionError(f"connection to {server.label} was lost while {doing}")
+                raise _lost(assoc, server, doing)
             code = int(status.Status)
             if code in _PENDING:
                 if progress:
@@ -324,7 +333,7 @@ def store(server: Server, datasets: Sequence[Any]) -> int:
         for ds in datasets:
             status = assoc.send_c_store(ds)
             if not status:
-                raise PacsConnectionError(f"connection to {server.label} was lost while {doing}")
+                raise _lost(assoc, server, doing)
             code = int(status.Status)
             if code != 0x0000 and (code >> 12) != 0xB:
                 raise PacsError(
