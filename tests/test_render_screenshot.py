@@ -1,0 +1,109 @@
+"""The screenshot API: composition, determinism, letters, inputs, and no Qt on its path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from mprviewer.io.volume import Volume
+from mprviewer.render.probe import bright_spot, tile
+from mprviewer.render.screenshot import contact_sheet, screenshot
+
+pytestmark = pytest.mark.render
+
+
+def marker_volume() -> Volume:
+    """A soft-tissue block with a bright blob on the patient's left, anterior, superior."""
+    arr = np.full((30, 40, 40), -1000, np.int16)
+    arr[3:27, 5:35, 5:35] = 40
+    arr[20:24, 8:12, 28:32] = 1200  # i 28-31 (left), j 8-11 (anterior), k 20-23 (superior)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine[:3, 3] = (-20.0, -20.0, -30.0)
+    return Volume(arr, affine, units="HU", window=(40.0, 400.0), name="block")
+
+
+SLICES = {"axial": 21, "coronal": 9, "sagittal": 29}
+
+
+def test_quad_is_the_four_views_composed() -> None:
+    vol = marker_volume()
+    quad = screenshot(vol, slices=SLICES, size=(480, 360), threshold=500)
+    assert quad.shape == (360, 480, 3) and quad.dtype == np.uint8
+    for n, view in enumerate(("axial", "coronal", "sagittal")):
+        alone = screenshot(vol, view=view, slices=SLICES, size=(240, 180))
+        assert np.abs(tile(quad, n).astype(int) - alone).mean() < 1.0, view
+    spots = [bright_spot(tile(quad, n), min_level=230) for n in range(3)]
+    assert spots[0][0] > 120 and spots[0][1] < 90  # axial: left on the right, anterior up
+    assert spots[1][0] > 120 and spots[1][1] < 90  # coronal: left on the right, superior up
+    assert spots[2][0] < 120 and spots[2][1] < 90  # sagittal: anterior on the left, superior up
+    assert tile(quad, 3).mean() > 15  # the 3D view is drawn
+
+
+def test_screenshots_are_deterministic() -> None:
+    vol = marker_volume()
+    first = screenshot(vol, size=(320, 240), threshold=30, camera="left")
+    second = screenshot(vol, size=(320, 240), threshold=30, camera="left")
+    assert np.array_equal(first, second)
+
+
+def test_letters_are_drawn_on_the_edges() -> None:
+    """Letters are yellow: present at the edge centres of a 2D screenshot."""
+    img = screenshot(marker_volume(), view="axial", size=(300, 300)).astype(int)
+    yellow = (img[..., 0] > 180) & (img[..., 1] > 150) & (img[..., 2] < 120)
+    assert yellow[:30, 130:170].sum() > 10 and yellow[-30:, 130:170].sum() > 10
+    assert yellow[130:170, :30].sum() > 10 and yellow[130:170, -30:].sum() > 10
+
+
+def test_annotations_draw_a_frame_on_marked_slices() -> None:
+    vol = marker_volume()
+    marks = {"axial": {21: ["nodule"]}}
+    marked = screenshot(vol, view="axial", slices=SLICES, size=(200, 200), annotations=marks)
+    plain = screenshot(vol, view="axial", slices={"axial": 10}, size=(200, 200), annotations=marks)
+    orange = lambda im: (im[..., 0] > 200) & (im[..., 2] < 60) & (im[..., 1] > 100)  # noqa: E731
+    assert orange(marked)[:, :4].mean() > 0.5
+    assert orange(plain)[:, :4].mean() == 0
+
+
+def test_bad_inputs_raise_value_errors_that_say_what_to_do() -> None:
+    vol = marker_volume()
+    with pytest.raises(ValueError, match=r"axial plane has 30 slices, numbered 0-29"):
+        screenshot(vol, slices={"axial": 30}, size=(100, 100))
+    with pytest.raises(ValueError, match="unknown view"):
+        screenshot(vol, view="oblique", size=(100, 100))
+    with pytest.raises(ValueError, match="choose one of"):
+        screenshot(vol, preset="nope", size=(100, 100))
+
+
+def test_contact_sheet_tiles_images_in_order() -> None:
+    images = [np.full((30, 40, 3), 40 * n, np.uint8) for n in range(1, 6)]
+    sheet = contact_sheet(images, columns=3, tile_width=40)
+    assert sheet.shape == (2 * 34 + 4, 3 * 44 + 4, 3)
+    assert sheet[4 + 15, 4 + 44 + 20, 0] == 80  # second image, first row
+    assert sheet[4 + 34 + 15, 4 + 44 + 20, 0] == 200  # fifth image, second row
+
+
+def test_no_qt_is_imported_on_the_screenshot_path() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import mprviewer.render
+        from mprviewer.io.volume import Volume
+        vol = Volume(np.zeros((8, 8, 8), np.int16), np.eye(4), units="HU")
+        img = mprviewer.render.screenshot(vol, size=(120, 90))
+        assert img.shape == (90, 120, 3)
+        qt = sorted(m for m in sys.modules if m.split(".")[0] in ("PyQt5", "pyvistaqt", "qtpy"))
+        print("QT:", qt)
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DISPLAY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "QT: []" in out.stdout
+    assert "X server" not in out.stderr and out.stderr.strip() == ""
