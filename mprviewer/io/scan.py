@@ -153,6 +153,13 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"cannot be read: {exc}")
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    if media_class == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
+        if member.name.replace("\\", "/").rsplit("/", 1)[-1].upper() == "DICOMDIR":
+            return (member.name, "DICOMDIR (media directory), not an image")
+        return (member.name, "DICOMDIR (media directory) under another name; open the file "
+                             "named DICOMDIR, or the folder that holds the images")
     if not hasattr(ds, "SOPClassUID") and "PixelData" not in ds and "Rows" not in ds:
         return (member.name, "not a DICOM image (no SOP class, no pixels)")
     try:
