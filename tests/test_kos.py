@@ -43,11 +43,9 @@ def sagittal_study(tmp_path: Path):
     study = mprviewer.open_study(tmp_path / "sag")
     series = study.series[0]
     volume = series.load()
-    first = pydicom.dcmread(written[0], stop_before_pixels=True)
-    attrs = {k: str(first.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate",
-                                               "PatientSex", "StudyDate", "StudyTime",
-                                               "StudyID", "AccessionNumber")}
-    ref = SeriesRef.from_volume(volume, name=series.name, study_attributes=attrs)
+    ref = SeriesRef.from_series(series, volume)
+    assert ref.name == series.name
+    assert ref.study_attributes["PatientID"] == "KOS-1"
     # the truth, from the files themselves: sagittal slice 0 is the patient's rightmost image
     by_x = sorted(
         (float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[0]),
@@ -144,3 +142,17 @@ def test_kos_export_never_overwrites_silently(tmp_path):
     assert path.read_bytes() == b"keep"
     write_kos(aset, [ref], path, overwrite=True)
     assert pydicom.dcmread(path).SOPClassUID == KOS_CLASS
+
+
+def test_non_ascii_labels_and_names_are_written_as_utf8(tmp_path):
+    ref = SeriesRef(uid="1.2.3.1", name="CT", study_uid="1.2.3", plane_sizes={"axial": 5},
+                    sop_instance_uids=tuple(f"1.2.3.1.{m}" for m in range(5)),
+                    sop_class_uid=CT_CLASS, study_attributes={"PatientName": "Müller^Jörg"})
+    aset = AnnotationSet(study_uid="1.2.3")
+    aset.mark(ref, "axial", [2], "Blutung")
+    write_kos(aset, [ref], tmp_path / "k.dcm", reader="Łukasz")
+    ds = pydicom.dcmread(tmp_path / "k.dcm")
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert str(ds.PatientName) == "Müller^Jörg"
+    assert [str(i.PersonName) for i in ds.ContentSequence if i.ValueType == "PNAME"] == [
+        "Łukasz^"]

@@ -145,7 +145,10 @@ def build_kos(
         raise AnnotationError(f"no marked images to put in a key object document: {why}.")
     if not sel.study_uid:
         raise AnnotationError("the study UID is not known; open the study to export key images.")
-    attrs = sel.study_attributes
+    attrs = dict(sel.study_attributes)
+    texts = [*attrs.values(), *sel.description, reader]
+    if not attrs.get("SpecificCharacterSet") and not all(t.isascii() for t in texts):
+        attrs["SpecificCharacterSet"] = "ISO_IR 192"  # UTF-8 for labels and names
     evidence = []
     for series_uid, sop_class, uid in sel.images:
         ds = Dataset()
@@ -157,6 +160,8 @@ def build_kos(
         ds.Columns = 1
         for key in STUDY_KEYWORDS:
             setattr(ds, key, attrs.get(key) or None)
+        if attrs.get("SpecificCharacterSet"):
+            ds.SpecificCharacterSet = attrs["SpecificCharacterSet"]
         evidence.append(ds)
     text = "Anomaly marks. " + "; ".join(sel.description)
     if len(text) > MAX_DESCRIPTION:
@@ -166,7 +171,8 @@ def build_kos(
         observer = hd.sr.ObserverContext(
             observer_type=codes.DCM.Person,
             observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-                name=reader),
+                # a free-form name is one family-name component; "^" makes that explicit
+                name=reader if "^" in reader else f"{reader}^"),
         )
     content = hd.ko.KeyObjectSelection(
         document_title=codes.DCM.OfInterest,

@@ -32,6 +32,14 @@ MAX_NOTE = 20_000
 UNDO_LIMIT = 1000
 
 
+STUDY_ATTRIBUTE_KEYWORDS: tuple[str, ...] = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription",
+    "SpecificCharacterSet",
+)
+"""Header attributes ``SeriesRef.from_series`` keeps for building KOS documents."""
+
+
 def utc_now() -> str:
     """The current time as ISO 8601 UTC, e.g. ``2024-05-01T12:00:00Z``."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -96,6 +104,18 @@ class SeriesRef:
     def label(self) -> str:
         """How to name the series in messages."""
         return self.name or self.uid or "(unnamed series)"
+
+    @classmethod
+    def from_series(cls, series: Any, volume: Any, grid: Any = None) -> SeriesRef:
+        """Reference of a loaded series of a Study: its name, and the patient and study
+        attributes of its header (for KOS export) next to what ``from_volume`` takes."""
+        header = getattr(series, "header", None)
+        attrs: dict[str, str] = {}
+        for keyword in STUDY_ATTRIBUTE_KEYWORDS:
+            value = header.get(keyword) if header is not None else None
+            if value is not None and str(value) != "":
+                attrs[keyword] = str(value)
+        return cls.from_volume(volume, grid, name=series.name, study_attributes=attrs)
 
     @classmethod
     def from_volume(
