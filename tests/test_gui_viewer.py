@@ -192,3 +192,22 @@ def test_double_click_maximises_and_restores(make_viewer, qtbot):
     qtbot.mouseDClick(coronal.interactor, Qt.LeftButton, pos=QPoint(50, 50))
     assert window.views.maximised is None
     assert all(v.isVisible() for v in window.views.views.values())
+
+
+def test_marks_show_on_slider_view_and_3d(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    qtbot.waitUntil(lambda: window.is_3d_ready, timeout=10000)
+    axial = window.views.slice_views["axial"]
+    current = window.state.slices["axial"]
+    plain = axial.grab_image()
+    window.set_marked("axial", {current: ["Anomaly"], 3: ["Bleed"]})
+    assert axial.slider.marks == [3, current]
+    assert window.views.volume_view.marked_axial == [3, current]
+    marked = axial.grab_image()
+    # The marked slice gets a coloured frame/badge: pixels change outside the image centre.
+    assert np.abs(marked.astype(int) - plain.astype(int)).sum() > 0
+    slider_image = axial.slider.grab().toImage()
+    assert any(
+        slider_image.pixelColor(x, y).red() > 200 and slider_image.pixelColor(x, y).blue() < 90
+        for x in range(slider_image.width()) for y in range(slider_image.height())
+    )

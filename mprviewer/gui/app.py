@@ -149,11 +149,15 @@ def run(
         window.resize(min(1600, screen.width()), min(1000, screen.height()))
     outcome = {"code": 0}
 
-    def report_first_frame(_seconds: float) -> None:
+    def report_first_frame(seconds: float) -> None:
         total = seconds_since_process_start()
         window.timings["process_to_first_frame"] = total
         if timing:
-            print(f"mprviewer: first 2D frame {total:.2f} s after process start", file=sys.stderr)
+            print(
+                f"mprviewer: volume read {total - seconds:.2f} s, first 2D frame "
+                f"{total:.2f} s after process start",
+                file=sys.stderr,
+            )
 
     window.first_frame_shown.connect(report_first_frame)
 

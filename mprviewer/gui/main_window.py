@@ -321,6 +321,13 @@ class MainWindow(QMainWindow):
         self.side_tabs.setCurrentIndex(index)
         return index
 
+    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+        """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
+        for the axial plane as slabs in 3D. Marks are cleared when another volume is shown."""
+        self.views.slice_views[plane].set_marked(marked)
+        if plane == "axial":
+            self.views.volume_view.set_marked_axial(marked)
+
     def add_file_action(self, action: QAction) -> None:
         """Put an action (import/export) in the File menu, above Save Screenshot."""
         self.file_menu.insertAction(self._file_export_anchor, action)
@@ -444,6 +451,7 @@ class MainWindow(QMainWindow):
             state.threshold_overlay = self.state.threshold_overlay
             state.volume_opacity = self.state.volume_opacity
         self.views.volume_view.unbind()
+        self.views.volume_view.marked_axial = []
         self.volume, self.store, self.state = volume, store, state
         if series is not None:
             self.series = series

@@ -17,17 +17,20 @@ camera; the window calls ``close()`` on every view when it closes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from PyQt5.QtCore import QEvent, QObject, QPoint, QSignalBlocker, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QImage, QKeyEvent, QMouseEvent, QWheelEvent
+from PyQt5.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PyQt5.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
     QSlider,
+    QStyle,
+    QStyleOptionSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -97,6 +100,51 @@ def qimage_to_array(image: QImage) -> np.ndarray:
     ptr.setsize(image.byteCount())
     rows = np.frombuffer(ptr, dtype=np.uint8).reshape(h, image.bytesPerLine())
     return rows[:, : w * 3].reshape(h, w, 3).copy()
+
+
+class MarkSlider(QSlider):
+    """A slice slider that draws a tick at every marked slice (annotation marks)."""
+
+    MARK_COLOR = QColor(255, 150, 40)
+
+    def __init__(self, orientation: Qt.Orientation, parent: QWidget | None = None) -> None:
+        super().__init__(orientation, parent)
+        self.marks: list[int] = []
+
+    def set_marks(self, slices: Iterable[int]) -> None:
+        self.marks = sorted({int(s) for s in slices})
+        self.update()
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if not self.marks or self.maximum() <= self.minimum():
+            return
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        groove = self.style().subControlRect(
+            QStyle.CC_Slider, option, QStyle.SC_SliderGroove, self
+        )
+        handle = self.style().subControlRect(
+            QStyle.CC_Slider, option, QStyle.SC_SliderHandle, self
+        )
+        painter = QPainter(self)
+        painter.setPen(self.MARK_COLOR)
+        vertical = self.orientation() == Qt.Vertical
+        length, room = (
+            (groove.height(), handle.height()) if vertical else (groove.width(), handle.width())
+        )
+        span = length - room
+        for value in self.marks:
+            offset = QStyle.sliderPositionFromValue(
+                self.minimum(), self.maximum(), value, span, upsideDown=vertical
+            )
+            if vertical:
+                y = groove.top() + handle.height() // 2 + offset
+                painter.drawLine(0, y, self.width(), y)
+            else:
+                x = groove.left() + handle.width() // 2 + offset
+                painter.drawLine(x, 0, x, self.height())
+        painter.end()
 
 
 class ViewContainer(QWidget):
@@ -182,12 +230,13 @@ class SliceView(ViewContainer):
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(plane, parent)
-        self.slider = QSlider(Qt.Vertical, self)
+        self.slider = MarkSlider(Qt.Vertical, self)
         self.slider.setToolTip(f"{PLANE_TITLES[plane]} slice")
         self.slider.setFocusPolicy(Qt.NoFocus)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self._on_slider)
         self.body.addWidget(self.slider)
+        self.marked: dict[int, list[str]] = {}
         self._drag: dict[str, Any] | None = None
         self._wheel_rest = 0
         self._last_hover = 0.0
@@ -207,8 +256,16 @@ class SliceView(ViewContainer):
             self.slider.setRange(0, state.grid.plane_size(self.plane) - 1)
             self.slider.setValue(state.slices[self.plane])
         self.slider.setEnabled(True)
+        self.set_marked({})
         self._update_info()
         self.set_active(state.focused_plane == self.plane)
+
+    def set_marked(self, marked: dict[int, list[str]]) -> None:
+        """Marked slices of this plane -> labels: ticks on the slider, frame and badge."""
+        self.marked = {int(k): list(v) for k, v in marked.items()}
+        self.slider.set_marks(self.marked)
+        if self.scene is not None:
+            self.scene.set_marked(self.marked)
 
     def unbind(self) -> None:
         state, self.state = self.state, None
@@ -426,6 +483,13 @@ class VolumeView(ViewContainer):
         self._settle.setSingleShot(True)
         self._settle.setInterval(self.SETTLE_MS)
         self._settle.timeout.connect(self._settled)
+        self.marked_axial: list[int] = []
+
+    def set_marked_axial(self, slices: Iterable[int]) -> None:
+        """Translucent slabs at marked axial slices (kept for when the scene is built)."""
+        self.marked_axial = sorted({int(s) for s in slices})
+        if self.scene is not None:
+            self.scene.set_marked_axial(self.marked_axial)
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -437,6 +501,8 @@ class VolumeView(ViewContainer):
         self.state, self.store = state, store
         self.scene = VolumeScene(self.interactor, store, state)
         self.scene.enable_plane_widgets()
+        if self.marked_axial:
+            self.scene.set_marked_axial(self.marked_axial)
         for signal in self._busy_signals(state):
             signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")
