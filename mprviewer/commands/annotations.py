@@ -1,4 +1,4 @@
-"""``mprviewer annotations``: show and convert anomaly annotation files.
+"""``mprviewer annotations``: show, convert (and, when installed, send) annotation files.
 
 Actions are listed in ``ACTIONS`` (name -> (add its parser, run it)); another action is one
 more entry there.
@@ -152,10 +152,25 @@ def _run_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-ACTIONS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
+ACTIONS: dict[str, tuple[Callable[[Any], Any], Callable[[argparse.Namespace], int]]] = {
     "show": (_add_show, _run_show),
     "convert": (_add_convert, _run_convert),
 }
+
+
+def _add_optional_actions() -> None:
+    """``send`` (PACS upload) lives in its own module; register it when it is installed."""
+    import importlib
+    import importlib.util
+
+    if "send" not in ACTIONS and importlib.util.find_spec(
+        "mprviewer.commands._annotations_send"
+    ) is not None:
+        module = importlib.import_module("mprviewer.commands._annotations_send")
+        ACTIONS["send"] = (module.add_send_parser, module.run_send)
+
+
+_add_optional_actions()
 
 
 def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentParser:
