@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 EXAMPLES = """\
@@ -39,6 +40,17 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         help="save a PNG of the window once the study is shown, then quit",
     )
     parser.add_argument(
+        "--preset", metavar="NAME",
+        help="window preset to start with: brain, subdural, stroke, lung, mediastinum, "
+        "abdomen, liver, bone (CT), auto, or dicom (the file's own window, the default)",
+    )
+    parser.add_argument("--threshold", type=float, metavar="VALUE",
+                        help="threshold in the data's units (HU for CT)")
+    parser.add_argument("--overlay", action="store_true",
+                        help="colour the voxels above the threshold in the 2D views")
+    parser.add_argument("--volume-rendering", action="store_true",
+                        help="show the threshold-opacity volume rendering in the 3D view")
+    parser.add_argument(
         "--timing", action="store_true",
         help="print the time from start to the first 2D frame on stderr",
     )
@@ -58,15 +70,46 @@ def run(args: argparse.Namespace) -> int:
     else:
         source = sources
     if args.screenshot and source is None:
-        print("mprviewer view: --screenshot needs a SOURCE to show")
+        print("mprviewer view: --screenshot needs a SOURCE to show", file=sys.stderr)
         return 2
     if args.series is not None and args.series < 0:
-        print("mprviewer view: --series is a 0-based row number, 0 or more")
+        print("mprviewer view: --series is a 0-based row number, 0 or more", file=sys.stderr)
         return 2
+    for item in sources:
+        _check_local(item)
+    preset = args.preset.lower() if args.preset else None
+    if preset is not None:
+        from mprviewer.model.presets import CT_PRESETS
+
+        if preset not in (*CT_PRESETS, "auto", "dicom", "file"):
+            known = ", ".join([*CT_PRESETS, "auto", "dicom"])
+            print(f"mprviewer view: unknown --preset {args.preset!r}; choose one of: {known}",
+                  file=sys.stderr)
+            return 2
+    display = {
+        "preset": "file" if preset == "dicom" else preset,
+        "threshold": args.threshold,
+        "overlay": args.overlay,
+        "volume_rendering": args.volume_rendering,
+    }
     return run_app(
         source,
         series=args.series,
         size=parse_size(args.size),
         screenshot=args.screenshot,
         timing=args.timing,
+        display=display,
     )
+
+
+def _check_local(item: str) -> None:
+    """A path that does not exist is an input error before any window opens."""
+    from pathlib import Path
+
+    from mprviewer.errors import SourceError
+
+    if item == "demo" or "://" in item:
+        return
+    if not Path(item).expanduser().exists():
+        raise SourceError(f"{item}: no such file or folder; give a DICOM folder, zip, files, "
+                          "an http(s) URL or 'demo'")

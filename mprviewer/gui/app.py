@@ -122,12 +122,28 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+def apply_display_options(window: Any, display: dict[str, Any]) -> None:
+    """Command-line display choices (preset, threshold, overlay, volume rendering)."""
+    state = window.state
+    if state is None:
+        return
+    if display.get("preset"):
+        window.controls.apply_preset(display["preset"])
+    if display.get("threshold") is not None:
+        state.set_threshold(display["threshold"])
+    if display.get("overlay"):
+        state.set_threshold_overlay(True)
+    if display.get("volume_rendering"):
+        state.set_volume_opacity(True)
+
+
 def run(
     source: Any = None,
     series: int | None = None,
     size: tuple[int, int] | None = None,
     screenshot: str | Path | None = None,
     timing: bool = False,
+    display: dict[str, Any] | None = None,
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
 
@@ -160,6 +176,15 @@ def run(
             )
 
     window.first_frame_shown.connect(report_first_frame)
+    if display:
+        applied = {"done": False}
+
+        def apply_display(_volume: Any) -> None:
+            if not applied["done"]:
+                applied["done"] = True
+                apply_display_options(window, display)
+
+        window.volume_changed.connect(apply_display)
 
     if screenshot is not None:
         target = Path(screenshot)

@@ -612,6 +612,7 @@ class MainWindow(QMainWindow):
     # -- screenshots -------------------------------------------------------------------
     def grab_screenshot(self) -> QImage:
         """The whole window as it looks now, 3D and 2D views included."""
+        self.views.volume_view.settle_now()
         for view in self.views.views.values():
             if view.isVisible():
                 view.render()

@@ -531,6 +531,12 @@ class VolumeView(ViewContainer):
             self.scene.set_interacting(True)
         self._settle.start()
 
+    def settle_now(self) -> None:
+        """Full-quality frame at once (before a screenshot)."""
+        if self._settle.isActive():
+            self._settle.stop()
+            self._settled()
+
     def _settled(self) -> None:
         if self.scene is not None:
             self.scene.set_interacting(False)
