@@ -122,7 +122,8 @@ def test_a_load_can_be_cancelled(make_viewer, qtbot, small_study, monkeypatch):
         qtbot.waitUntil(lambda: window.runner.dialog is not None
                         and window.runner.dialog.isVisible(), timeout=5000)
         assert reached.is_set()
-        assert "files read" in window.runner.dialog.labelText()
+        qtbot.waitUntil(lambda: "files read" in window.runner.dialog.labelText(), timeout=5000)
+        assert window.runner.dialog.maximum() == 500
         # The user presses Cancel in the progress dialog.
         window.runner.dialog.canceled.emit()
     assert not window.runner.busy
