@@ -218,3 +218,14 @@ def test_study_holding_only_a_key_object_has_no_images(pacs: Pacs) -> None:
         retrieve_to_cache(study_url(pacs.url, str(kos.StudyInstanceUID)))
     assert isinstance(info.value, mprviewer.NoImagesError)
     assert cache.entries() == []
+
+
+def test_open_study_takes_a_dicomweb_study_url(pacs: Pacs) -> None:
+    url = study_url(pacs.url, pacs.ct.study_uid)
+    study = mprviewer.open_study(url)
+    try:
+        assert study.source_label == url
+        volume = study.find_series(pacs.ct.series_uid).load()
+    finally:
+        study.close()
+    assert np.array_equal(volume.array, pacs.ct.array)
