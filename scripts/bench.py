@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import bench_data
     import bench_report
-    from bench_measure import median
 
     parts = tuple(args.only or PARTS)
     reps = args.reps or (2 if args.quick else 5)
@@ -78,41 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     folders = {spec.name: bench_data.ensure_dataset(spec, root) for spec in specs}
 
     if "load" in parts:
-        import bench_load
-
         print("loading (imports done; timing starts)")
         for spec in specs:
-            result = bench_load.run_load(spec, folders[spec.name], reps)
-            result.check = bench_load.check_against_simpleitk(folders[spec.name])
-            report.loads.append(result)
-            for name, samples in result.samples.items():
-                print(f"  {spec.name}: {name}: {median([s.seconds for s in samples]):.3f} s")
-            print(f"  {spec.name}: voxels equal to SimpleITK: {result.check['voxels_equal']}, "
-                  f"affine diff {result.check['affine_max_diff']:.1e}")
-
+            _guard(report, f"load {spec.label}", lambda s=spec: _load(report, s, folders, reps))
     renderer = None
     if "interaction" in parts:
-        import bench_load
-        import bench_render
-
-        renderer = bench_render.renderer_string()
-        ct = specs[0]
-        volume = bench_load.load_mprviewer(folders[ct.name])
-        print(f"interaction at {size[0]}x{size[1]} on {ct.label} ({renderer})")
-        frames = 10 if args.quick else 30
-        report.interaction = bench_render.run_interaction(volume, size, frames, reps)
-        report.interaction_note = (
-            f"{size[0]}x{size[1]} (EGL, no display) on the {ct.label} volume; "
-            f"{frames} frames per block for 2D and plane moves, blocks of change and floor "
-            f"alternating, {reps} blocks each; after every frame the GL pipeline is drained "
-            "(glFinish)")
-        del volume
+        renderer = _guard(report, "interaction", lambda: _interaction(
+            report, specs[0], folders, size, 10 if args.quick else 30, reps))
     if "startup" in parts:
         import bench_startup
 
         print("start-up (fresh processes)")
-        report.startup = bench_startup.run_startup(root / "home", max(1, min(reps, 3) if
-                                                                      args.quick else reps))
+        startup_reps = max(1, min(reps, 3)) if args.quick else reps
+        _guard(report, "start-up", lambda: report.startup.extend(
+            bench_startup.run_startup(root / "home", startup_reps)))
     if renderer is None and "interaction" not in parts:
         try:
             import bench_render
@@ -126,6 +104,47 @@ def main(argv: list[str] | None = None) -> int:
     path = bench_report.write(report, output)
     print(f"wrote {path}")
     return 0
+
+
+def _guard(report, part: str, fn):
+    """Run one part; a failure is written into the report instead of losing the others."""
+    try:
+        return fn()
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        report.failures.append(f"{part}: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _load(report, spec, folders, reps: int) -> None:
+    import bench_load
+    from bench_measure import median
+
+    result = bench_load.run_load(spec, folders[spec.name], reps)
+    report.loads.append(result)
+    result.check = bench_load.check_against_simpleitk(folders[spec.name])
+    for name, samples in result.samples.items():
+        print(f"  {spec.name}: {name}: {median([s.seconds for s in samples]):.3f} s")
+    print(f"  {spec.name}: voxels equal to SimpleITK: {result.check['voxels_equal']}, "
+          f"affine diff {result.check['affine_max_diff']:.1e}")
+
+
+def _interaction(report, spec, folders, size, frames: int, reps: int) -> str:
+    import bench_load
+    import bench_render
+
+    renderer = bench_render.renderer_string()
+    volume = bench_load.load_mprviewer(folders[spec.name])
+    print(f"interaction at {size[0]}x{size[1]} on {spec.label} ({renderer})")
+    report.interaction_note = (
+        f"{size[0]}x{size[1]} (EGL, no display) on the {spec.label} volume; "
+        f"{frames} frames per block for 2D and plane moves, blocks of change and floor "
+        f"alternating, {reps} blocks each; after every frame the GL pipeline is drained "
+        "(glFinish)")
+    report.interaction.extend(bench_render.run_interaction(volume, size, frames, reps))
+    return renderer
 
 
 if __name__ == "__main__":

@@ -73,6 +73,23 @@ def _slice_stepper(state: Any, plane: str, n: int,
     return step
 
 
+def _plotter(size: tuple[int, int]) -> Any:
+    """An off-screen pyvista Plotter (with an interactor, like the viewer's QtInteractor,
+    no multisampling) when the render package offers one, else its bare plotter."""
+    from mprviewer.render import offscreen
+
+    make = getattr(offscreen, "pyvista_plotter", None) or offscreen.offscreen_plotter
+    return make(size)
+
+
+def _first_frame(plotter: Any) -> None:
+    show = getattr(plotter, "show", None)
+    if show is not None:
+        show(auto_close=False)  # a pyvista Plotter renders nothing before its first show()
+    else:
+        plotter.render()
+
+
 def _finisher(plotter: Any) -> Callable[[], None]:
     window = plotter.render_window
     return window.WaitForCompletion
@@ -90,16 +107,15 @@ def bench_slice_step(volume: Any, size: tuple[int, int], frames: int, reps: int)
     from mprviewer.model.orientation import DisplayGrid
     from mprviewer.model.state import ViewerState
     from mprviewer.render.image import ImageStore
-    from mprviewer.render.offscreen import offscreen_plotter
     from mprviewer.render.slice_scene import SliceScene
 
     grid = DisplayGrid.for_volume(volume)
     store = ImageStore(volume, grid)
     state = ViewerState(grid, window=(40.0, 400.0))
-    plotter = offscreen_plotter(size)
+    plotter = _plotter(size)
     scene = SliceScene(plotter, store, state, "axial")
     try:
-        plotter.show(auto_close=False)
+        _first_frame(plotter)
         step = _slice_stepper(state, "axial", grid.plane_size("axial"), lambda: None)
 
         ms, floor_ms = _alternate(step, lambda _i: plotter.render(), _finisher(plotter),
@@ -123,17 +139,16 @@ def bench_3d(volume: Any, size: tuple[int, int], frames: int, reps: int) -> list
     from mprviewer.model.orientation import DisplayGrid
     from mprviewer.model.state import ViewerState
     from mprviewer.render.image import ImageStore
-    from mprviewer.render.offscreen import offscreen_plotter
 
     grid = DisplayGrid.for_volume(volume)
     store = ImageStore(volume, grid)
     state = ViewerState(grid, window=(40.0, 400.0), threshold=150.0)
-    plotter = offscreen_plotter(size)
+    plotter = _plotter(size)
     scene = VolumeScene(plotter, store, state)
     rows: list[Row] = []
     finish = _finisher(plotter)
     try:
-        plotter.show(auto_close=False)
+        _first_frame(plotter)
         render = plotter.render
         move = _slice_stepper(state, "axial", grid.plane_size("axial"), lambda: None)
 
@@ -156,7 +171,7 @@ def _volume_rows(plotter: Any, scene: Any, state: Any, finish: Callable[[], None
     vtkRenderWindowInteractor's default) and dropped when it is released.
     """
     state.set_volume_opacity(True)
-    camera = plotter.camera
+    camera = plotter.renderer.GetActiveCamera()
     window = plotter.render_window
     still_rate = window.GetDesiredUpdateRate()
 

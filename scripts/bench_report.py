@@ -32,6 +32,7 @@ class Report:
     interaction_note: str = ""
     startup: list[StartupRow] = field(default_factory=list)
     load_average: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
 # -- machine and versions --------------------------------------------------------------------
@@ -261,6 +262,8 @@ def render(report: Report) -> str:
             out.append(f"| {srow.name} | {'n/a' if srow.seconds is None else f'{srow.seconds:.2f}'}"
                        f" | {srow.note} |")
         out.append("")
+    if report.failures:
+        out += ["## Parts that failed", "", *(f"- {f}" for f in report.failures), ""]
     goals = targets(report)
     if goals:
         out += ["## Targets", "", "| target | measured | result |", "|---|---:|---|"]
