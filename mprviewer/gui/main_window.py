@@ -23,11 +23,15 @@ from PyQt5.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QGroupBox,
+    QHBoxLayout,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -122,14 +126,20 @@ def default_threshold(volume: Any) -> float:
 
 
 class MainWindow(QMainWindow):
-    """The viewer window. Public attributes for other panels: study, series, series_index,
-    volume, store, state (a ViewerState), views (ViewGrid); signal ``volume_changed(volume)``
-    after a new volume is on screen, ``study_changed(study)`` when a new study opened."""
+    """The viewer window.
+
+    For other panels (annotations): attributes ``study``, ``series``, ``series_index``,
+    ``volume``, ``store``, ``state`` (the ViewerState; ``state.focused_plane``), ``views``;
+    signals ``volume_changed(volume)`` after a new volume is on screen (marks are cleared
+    then), ``study_changed(study)``, ``slice_key(plane, key, modifiers)`` for keys a 2D view
+    does not use; methods ``add_side_panel``, ``add_file_action``, ``set_marked``.
+    """
 
     volume_changed = pyqtSignal(object)
     study_changed = pyqtSignal(object)
     first_frame_shown = pyqtSignal(float)  # seconds from set_volume to the 2D frames
     load_failed = pyqtSignal(str)
+    slice_key = pyqtSignal(str, int, int)  # plane, Qt key, modifiers: keys the views left alone
 
     def __init__(
         self, source: Source | None = None, series: int | None = None,
@@ -167,9 +177,15 @@ class MainWindow(QMainWindow):
                                     "or File > Open demo study")
 
         self.views = ViewGrid(self)
-        self.setCentralWidget(self.views)
-        self._build_side_panel()
+        self.central = QStackedWidget(self)
         self._build_actions()
+        self.welcome = self._build_welcome()
+        self.central.addWidget(self.welcome)
+        self.central.addWidget(self.views)
+        # While a study loads, the views set up their GL contexts (not after it arrives).
+        self.central.setCurrentWidget(self.views if source else self.welcome)
+        self.setCentralWidget(self.central)
+        self._build_side_panel()
         self._build_menus()
         self._connect_views()
 
@@ -207,6 +223,31 @@ class MainWindow(QMainWindow):
         self.dock.setMinimumWidth(330)
         self.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.resizeDocks([self.dock], [420], Qt.Horizontal)
+
+    def _build_welcome(self) -> QWidget:
+        """What an empty window shows: how to open something (the views replace it)."""
+        page = QWidget(self)
+        layout = QVBoxLayout(page)
+        layout.addStretch(2)
+        title = QLabel("<h2>No study open</h2>"
+                       "<p>Drop a DICOM folder, zip archive or files anywhere on this window,"
+                       "<br>or choose one below. Press F1 for keys and mouse.</p>", page)
+        title.setAlignment(Qt.AlignCenter)
+        title.setStyleSheet("color: #bbb;")
+        layout.addWidget(title)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for action in (self.act_open_folder, self.act_open_files, self.act_open_url,
+                       self.act_open_demo):
+            button = QToolButton(page)
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+            button.setMinimumHeight(34)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addStretch(3)
+        return page
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, icon: Any = None,
                 tip: str = "") -> QAction:
@@ -312,7 +353,7 @@ class MainWindow(QMainWindow):
     def _connect_views(self) -> None:
         for view in self.views.slice_views.values():
             view.hovered.connect(self.status.show_voxel)
-        self.views.volume_view.focused.connect(lambda _p: None)
+            view.key_pressed.connect(self.slice_key)
 
     # -- hooks for other panels --------------------------------------------------------
     def add_side_panel(self, title: str, widget: QWidget, first: bool = True) -> int:
@@ -450,6 +491,7 @@ class MainWindow(QMainWindow):
         if self.state is not None:  # keep the user's display choices across series
             state.threshold_overlay = self.state.threshold_overlay
             state.volume_opacity = self.state.volume_opacity
+        self.central.setCurrentWidget(self.views)
         self.views.volume_view.unbind()
         self.views.volume_view.marked_axial = []
         self.volume, self.store, self.state = volume, store, state
