@@ -211,3 +211,38 @@ def test_marks_show_on_slider_view_and_3d(make_viewer, qtbot):
         slider_image.pixelColor(x, y).red() > 200 and slider_image.pixelColor(x, y).blue() < 90
         for x in range(slider_image.width()) for y in range(slider_image.height())
     )
+
+
+def test_screenshot_action_captures_the_rendered_views(make_viewer, qtbot, tmp_path):
+    from PyQt5.QtGui import QImage
+
+    window, _ = _shown(make_viewer, qtbot)
+    path = window.save_screenshot(tmp_path / "shot")
+    assert path.suffix == ".png"
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (window.width(), window.height())
+    from mprviewer.gui.views import qimage_to_array
+
+    pixels = qimage_to_array(image)
+    axial = window.views.slice_views["axial"].interactor
+    top_left = axial.mapTo(window, QPoint(0, 0))
+    region = pixels[top_left.y() : top_left.y() + axial.height(),
+                    top_left.x() : top_left.x() + axial.width()]
+    assert grey_mask(central(region)).sum() > 50  # the GL content, not a black hole
+
+
+def test_empty_window_shows_how_to_open(make_viewer, qtbot):
+    window = make_viewer()
+    assert window.central.currentWidget() is window.welcome
+    window.set_volume(blob_volume())
+    assert window.central.currentWidget() is window.views
+
+
+def test_view_command_input_errors(capsys):
+    from mprviewer.cli import main
+
+    assert main(["view", "/no/such/folder"]) == 3
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["view", "demo", "--preset", "sunset"]) == 2
+    assert "unknown --preset" in capsys.readouterr().err
+    assert main(["view", "--screenshot", "x.png"]) == 2
