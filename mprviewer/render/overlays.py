@@ -105,7 +105,7 @@ class Crosshair:
         self.actor = vtkActor()
         self.actor.SetMapper(mapper)
         self.actor.GetProperty().SetLineWidth(1.0)
-        self.actor.GetProperty().SetOpacity(0.8)
+        # Opaque on purpose: a translucent prop adds a translucent pass to every frame.
         self.actor.GetProperty().LightingOff()
         self.actor.PickableOff()
         renderer.AddActor(self.actor)
