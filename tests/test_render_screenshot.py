@@ -107,3 +107,14 @@ def test_no_qt_is_imported_on_the_screenshot_path() -> None:
     assert out.returncode == 0, out.stderr
     assert "QT: []" in out.stdout
     assert "X server" not in out.stderr and out.stderr.strip() == ""
+
+
+def test_crosshair_can_be_left_out() -> None:
+    vol = marker_volume()
+    with_lines = screenshot(vol, view="axial", size=(200, 200)).astype(int)
+    without = screenshot(vol, view="axial", size=(200, 200), crosshair=False).astype(int)
+
+    def green(im: np.ndarray) -> int:  # the coronal line's colour
+        return int(((im[..., 1] - im[..., 0] > 60) & (im[..., 1] - im[..., 2] > 60)).sum())
+
+    assert green(with_lines) > 100 and green(without) == 0

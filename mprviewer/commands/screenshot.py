@@ -134,6 +134,12 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         action="store_true",
         help="colour voxels at or above --threshold in the 2D views",
     )
+    what.add_argument(
+        "--crosshair",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="lines where the other planes cut each 2D view (default on)",
+    )
     what.add_argument("--camera", choices=CAMERAS, default="iso", help="3D camera (default iso)")
     what.add_argument(
         "--annotations",
@@ -215,6 +221,7 @@ def _options(args: argparse.Namespace, volume: Any) -> dict[str, Any]:
         "preset": args.preset,
         "threshold": args.threshold,
         "overlay": args.overlay,
+        "crosshair": args.crosshair,
     }
 
 

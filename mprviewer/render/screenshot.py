@@ -132,6 +132,7 @@ class _Shot:
         overlay: bool,
         slices: Mapping[str, int] | None,
         grid: DisplayGrid | None = None,
+        crosshair: bool = True,
     ) -> None:
         from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
@@ -167,6 +168,7 @@ class _Shot:
                     scene.set_marked_axial(list(marks["axial"]))
             else:
                 scene = SliceScene(self.plotter, self.store, self.state, name)
+                scene.crosshair.actor.SetVisibility(bool(crosshair))
                 if marks.get(name):
                     scene.set_marked(marks[name])
             self.scenes.append(scene)
@@ -194,6 +196,7 @@ def screenshot(
     annotations: Any = None,
     camera: str = "iso",
     overlay: bool = False,
+    crosshair: bool = True,
 ) -> np.ndarray:
     """Render views of a Volume off screen; returns an (height, width, 3) uint8 RGB array.
 
@@ -204,6 +207,7 @@ def screenshot(
     ``overlay``), default 150 HU for CT. ``opacity``: show the threshold-opacity volume in 3D.
     ``annotations``: an annotation file path, an AnnotationSet, or {plane: {slice: [labels]}},
     drawn as frames/badges on marked slices and slabs in 3D. ``camera``: 3D camera preset.
+    ``crosshair``: draw where the other planes cut each 2D view.
     """
     from mprviewer.render.offscreen import prepare_offscreen
 
@@ -211,7 +215,19 @@ def screenshot(
     grid = DisplayGrid.for_volume(volume)
     marks = resolve_marks(annotations, volume, grid)
     shot = _Shot(
-        volume, view, window, preset, threshold, opacity, size, marks, camera, overlay, slices, grid
+        volume,
+        view,
+        window,
+        preset,
+        threshold,
+        opacity,
+        size,
+        marks,
+        camera,
+        overlay,
+        slices,
+        grid,
+        crosshair,
     )
     try:
         return shot.image()
@@ -268,6 +284,7 @@ def marked_slice_images(
             kwargs.get("overlay", False),
             {plane: indices[0]},
             grid,
+            kwargs.get("crosshair", True),
         )
         try:
             for index in indices:

@@ -224,6 +224,11 @@ class SliceScene:
         self._apply_slice()
         self._request_render()
 
+    def set_crosshair_visible(self, on: bool) -> None:
+        """Show or hide the lines where the other two planes cut this one."""
+        self.crosshair.actor.SetVisibility(bool(on))
+        self._request_render()
+
     def reset_camera(self) -> None:
         """Radiological camera, the whole slice fitted to the viewport."""
         store = self.store
