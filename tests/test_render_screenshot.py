@@ -118,3 +118,14 @@ def test_crosshair_can_be_left_out() -> None:
         return int(((im[..., 1] - im[..., 0] > 60) & (im[..., 1] - im[..., 2] > 60)).sum())
 
     assert green(with_lines) > 100 and green(without) == 0
+
+
+def test_rgb_volumes_are_shown_in_colour() -> None:
+    arr = np.zeros((10, 20, 20, 3), np.uint8)
+    arr[4:7, 8:12, 14:18] = (255, 0, 0)  # red, on the patient's left (large i)
+    vol = Volume(arr, np.eye(4), name="rgb")
+    img = screenshot(vol, slices={"axial": 5}, size=(400, 400)).astype(int)  # 3D is skipped
+    axial = tile(img, 0)
+    red = (axial[..., 0] > 200) & (axial[..., 1] < 60) & (axial[..., 2] < 60)
+    rows, cols = np.nonzero(red)
+    assert rows.size > 50 and np.median(cols) > 100
