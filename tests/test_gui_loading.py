@@ -171,3 +171,24 @@ def test_demo_study_opens_with_both_series(make_viewer, qtbot):
     assert window.controls.preset.currentData() in ("file", "custom")
     qtbot.waitUntil(lambda: window.is_3d_ready or "not available"
                     in window.views.volume_view.info.text(), timeout=20000)
+
+
+def test_unreadable_largest_series_falls_back_to_the_next(make_viewer, qtbot, small_study,
+                                                          monkeypatch):
+    from mprviewer.errors import DicomError
+    from mprviewer.io.series import Series
+
+    real_load = Series.load
+
+    def load(self, progress=None, cancel=None):
+        if self.description == "First":
+            raise DicomError(f"series {self.name!r}: pixel data cannot be read (damaged)")
+        return real_load(self, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(Series, "load", load)
+    window = make_viewer()
+    volume = _open(window, qtbot, small_study)
+    assert volume.shape == (8, 24, 24) and window.series.description == "Second"
+    assert any("damaged" in w for w in volume.warnings)
+    assert "damaged" in window.status.warnings_label.toolTip()
+    assert window.series_table.table.rowCount() == 2  # the other series can still be chosen

@@ -20,6 +20,7 @@ from PyQt5.QtCore import QSize, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
+    QApplication,
     QDockWidget,
     QFileDialog,
     QGroupBox,
@@ -84,32 +85,54 @@ class LoadResult:
     of_study: Any = None  # for another series: the study it belongs to
 
 
+def series_by_size(study: Any) -> list[int]:
+    """Series rows, the one with the most voxels first: the sensible one to show."""
+    sizes = [s.shape[0] * s.shape[1] * s.shape[2] for s in study.series]
+    return sorted(range(len(sizes)), key=lambda n: -sizes[n])
+
+
 def default_series_index(study: Any) -> int:
-    """The series shown first: the one with the most voxels."""
-    series = list(study.series)
-    sizes = [s.shape[0] * s.shape[1] * s.shape[2] for s in series]
-    return sizes.index(max(sizes)) if sizes else 0
+    order = series_by_size(study)
+    return order[0] if order else 0
 
 
 def load_source(
     source: Source, progress: Any, cancel: Any, series: int | None = None
 ) -> LoadResult:
-    """Worker job: scan ``source`` and read its default (or chosen) series' pixels."""
+    """Worker job: scan ``source`` and read the chosen series' pixels.
+
+    Without a choice, the largest series is shown; if its pixels cannot be read, the next
+    one is tried, and the volume's warnings say which series failed and why.
+    """
     from mprviewer import open_study
+    from mprviewer.errors import DicomError, LoadCancelled
 
     study = open_study(source, progress=progress, cancel=cancel)
     try:
-        index = default_series_index(study) if series is None else series
-        if not 0 <= index < len(study.series):
+        if series is not None and not 0 <= series < len(study.series):
             raise MprviewerError(
-                f"{study.source_label}: no series {index}; the study has "
+                f"{study.source_label}: no series {series}; the study has "
                 f"{len(study.series)} (0-{len(study.series) - 1})"
             )
-        volume = study.series[index].load(progress=progress, cancel=cancel)
+        order = [series] if series is not None else series_by_size(study)
+        failures: list[str] = []
+        first_error: DicomError | None = None
+        for index in order:
+            try:
+                volume = study.series[index].load(progress=progress, cancel=cancel)
+            except LoadCancelled:
+                raise
+            except DicomError as exc:
+                first_error = first_error or exc
+                failures.append(f"series {study.series[index].name!r} not shown: {exc}")
+                continue
+            volume.warnings = [*failures, *volume.warnings]
+            return LoadResult(study, index, volume, source)
+        assert first_error is not None
+        raise first_error
     except BaseException:
         study.close()
         raise
-    return LoadResult(study, index, volume, source)
 
 
 def default_threshold(volume: Any) -> float:
@@ -516,6 +539,10 @@ class MainWindow(QMainWindow):
         title = volume.name or getattr(self.series, "name", "") or "volume"
         where = self.study.source_label if self.study is not None else ""
         self.setWindowTitle(f"{title} — {where} — mprviewer" if where else f"{title} — mprviewer")
+        focus = QApplication.focusWidget()
+        if focus is None or not self.views.isAncestorOf(focus):
+            # Arrow keys and the wheel work at once, without a first click.
+            self.views.slice_views[state.focused_plane].interactor.setFocus(Qt.OtherFocusReason)
         self._wait_for_2d_frames()
         self.volume_changed.emit(volume)
 
