@@ -65,8 +65,6 @@ def _marks(controller, plane, label=None):
 def test_keys_mark_two_planes_export_restart_import(make_viewer, qtbot, study_folder, tmp_path):
     window, controller = _open(make_viewer, qtbot, study_folder)
     state = window.state
-    msgs = []
-    controller.message.connect(lambda t, p: msgs.append(t))
     axial = _focus(window, qtbot, "axial")
     for index in (2, 3, 11):
         state.set_slice("axial", index)
@@ -76,13 +74,14 @@ def test_keys_mark_two_planes_export_restart_import(make_viewer, qtbot, study_fo
     _press(qtbot, coronal, Qt.Key_M)
     state.set_slice("coronal", 8)
     _press(qtbot, coronal, Qt.Key_M, Qt.ShiftModifier)  # range from the last mark (5)
-    assert _marks(controller, "axial") == [2, 3, 11], msgs
+    assert _marks(controller, "axial") == [2, 3, 11]
     assert _marks(controller, "coronal") == [5, 6, 7, 8]
-    # the marked coronal slice on screen carries the badge, the sliders carry ticks
-    scene = window.views.slice_views["coronal"].scene
-    assert scene._marked == {s: ["Anomaly"] for s in (5, 6, 7, 8)}
-    assert window.views.slice_views["axial"].slider is controller.ticks["axial"].slider
-    assert controller.ticks["axial"].values == [2, 3, 11]
+    # the views show them: frame and badge in 2D, ticks on the sliders, slabs in 3D
+    views = window.views
+    assert views.slice_views["coronal"].marked == {s: ["Anomaly"] for s in (5, 6, 7, 8)}
+    assert views.slice_views["axial"].slider.marks == [2, 3, 11]
+    assert views.slice_views["sagittal"].slider.marks == []
+    assert views.volume_view.marked_axial == [2, 3, 11]
 
     dialog = ExportDialog(controller, window)
     dialog.set_format("full")
@@ -96,7 +95,7 @@ def test_keys_mark_two_planes_export_restart_import(make_viewer, qtbot, study_fo
     # Restart without the sidecar: only the exported file can bring the marks back.
     for path in sidecar.parent.glob(sidecar.name + "*"):
         path.unlink()
-    _window2, controller2 = _open(make_viewer, qtbot, study_folder)
+    window2, controller2 = _open(make_viewer, qtbot, study_folder)
     assert _marks(controller2, "axial") == [] and _marks(controller2, "coronal") == []
     summary = import_file(controller2, target, confirm=lambda q: pytest.fail(q))
     assert summary is not None
@@ -110,7 +109,7 @@ def test_keys_mark_two_planes_export_restart_import(make_viewer, qtbot, study_fo
     rows = [panel.tree.topLevelItem(0).child(n) for n in range(2)]
     assert sorted((r.text(1), r.text(2)) for r in rows) == [("axial", "2-3; 11"),
                                                             ("coronal", "5-8")]
-    assert controller2.ticks["coronal"].values == [5, 6, 7, 8]
+    assert window2.views.slice_views["coronal"].slider.marks == [5, 6, 7, 8]
 
 
 def test_same_key_unmarks_and_undo_redo(make_viewer, qtbot, study_folder):
@@ -161,7 +160,7 @@ def test_range_box_accepts_original_syntax_and_rejects_bad_text(make_viewer, qtb
     qtbot.keyClick(panel.range_edit, Qt.Key_Return)
     assert _marks(controller, "axial") == [0, 1, 2, 3, 7]
     assert panel.range_error.text() == ""
-    assert window.views.slice_views["axial"].scene._marked[7] == ["Anomaly"]
+    assert window.views.slice_views["axial"].marked[7] == ["Anomaly"]
 
     panel.range_edit.setText("3-x")
     assert panel.apply_range() is False

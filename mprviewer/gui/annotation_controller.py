@@ -10,25 +10,25 @@ the reader marks slices that show an anomaly, and the marks are kept safe.
   a text field): M marks or unmarks the current slice of the focused 2D view with the
   current label, Shift+M marks the range from the last mark to here, Ctrl+Z / Ctrl+Shift+Z
   undo and redo. Alt+click (or Ctrl+Shift+click) in a 2D view stores a point pick.
-- Marks show as ticks on the slice sliders, a frame and badge on a marked 2D slice
-  (``SliceScene.set_marked``) and translucent slabs in 3D (``VolumeScene.set_marked_axial``).
+- Marks show as ticks on the slice sliders, a frame and badge on a marked 2D slice and
+  translucent slabs in 3D, through ``MainWindow.set_marked``.
 
-The views are not changed: the controller watches their interactors with event filters (its
-filter runs before the view's own, so it sees modifier clicks first) and re-sends the marks
-whenever a view got a new scene.
+The views are not changed: the controller watches their interactors with an event filter
+(installed after the view's own, so it runs first and sees modifier clicks) and takes the
+keys a 2D view passes on (``SliceView.key_pressed``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PyQt5.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QColor, QKeySequence, QPainter, QPaintEvent, QPen
-from PyQt5.QtWidgets import QAction, QMenu, QSlider, QStyle, QStyleOptionSlider, QWidget
+from PyQt5.QtCore import QEvent, QObject, Qt, pyqtSignal
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import QAction, QMenu
 
 from mprviewer.errors import AnnotationError
 from mprviewer.model.annotations import (
@@ -50,68 +50,7 @@ from mprviewer.model.slice_ranges import format_slices, parse_slices
 
 log = logging.getLogger(__name__)
 
-MARK_RGB = (255, 153, 0)  # the render layer's marked-slice orange
 READER_KEY = "annotations/reader"
-
-
-# -- ticks on the slice sliders -----------------------------------------------------------
-class SliderTicks(QWidget):
-    """Orange lines over a QSlider at the marked slice numbers (QSlider ticks are regular
-    intervals only). A transparent child of the slider that follows its size."""
-
-    def __init__(self, slider: QSlider) -> None:
-        super().__init__(slider)
-        self.slider = slider
-        self.values: list[int] = []
-        self.setAttribute(Qt.WA_TransparentForMouseEvents)
-        self.setAttribute(Qt.WA_NoSystemBackground)
-        self.setGeometry(slider.rect())
-        slider.installEventFilter(self)
-        self.raise_()
-
-    def set_values(self, values: Iterable[int]) -> None:
-        values = sorted(set(values))
-        if values != self.values:
-            self.values = values
-            self.update()
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.slider and event.type() == QEvent.Resize:
-            self.setGeometry(self.slider.rect())
-        return False
-
-    def tick_positions(self) -> list[int]:
-        """Pixel row (vertical slider) or column of each marked value, in slider coordinates."""
-        slider = self.slider
-        opt = QStyleOptionSlider()
-        slider.initStyleOption(opt)
-        style = slider.style()
-        groove = style.subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderGroove, slider)
-        handle = style.subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, slider)
-        vertical = slider.orientation() == Qt.Vertical
-        length = handle.height() if vertical else handle.width()
-        start = groove.y() if vertical else groove.x()
-        span = (groove.height() if vertical else groove.width()) - length
-        out = []
-        for value in self.values:
-            if opt.minimum <= value <= opt.maximum:
-                pos = QStyle.sliderPositionFromValue(
-                    opt.minimum, opt.maximum, value, max(span, 0), opt.upsideDown)
-                out.append(start + length // 2 + pos)
-        return out
-
-    def paintEvent(self, _event: QPaintEvent) -> None:
-        if not self.values or not self.slider.isEnabled():
-            return
-        painter = QPainter(self)
-        painter.setPen(QPen(QColor(*MARK_RGB), 2))
-        vertical = self.slider.orientation() == Qt.Vertical
-        for c in self.tick_positions():
-            if vertical:
-                painter.drawLine(0, c, self.width(), c)
-            else:
-                painter.drawLine(c, 0, c, self.height())
-        painter.end()
 
 
 # -- the controller -----------------------------------------------------------------------
@@ -141,24 +80,16 @@ class AnnotationController(QObject):
 
             self.reader = str(settings().value(READER_KEY, "") or "")
         self._anchor: dict[tuple[str, str], int] = {}
-        self._scene_ids: dict[str, int] = {}
         self._pending_jump: str | None = None
         self._closed = False
         self.panel: Any = None  # AnnotationsPanel, set by install_annotations
         self.file_actions: dict[str, QAction] = {}
-        self.ticks = {plane: SliderTicks(view.slider)
-                      for plane, view in window.views.slice_views.items()}
         self._build_actions()
         window.volume_changed.connect(self._on_volume_changed)
-        for view in window.views.views.values():
-            view.interactor.installEventFilter(self)
         for view in window.views.slice_views.values():
+            view.interactor.installEventFilter(self)
             view.key_pressed.connect(self._on_view_key)
         window.installEventFilter(self)
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(0)
-        self._refresh_timer.timeout.connect(self.refresh_views)
 
     # -- actions ---------------------------------------------------------------------------
     def _action(self, text: str, slot: Callable[[], Any], shortcuts: list[Any], tip: str
@@ -233,7 +164,6 @@ class AnnotationController(QObject):
             messages += self.aset.reconcile(ref)
         self.ref = ref
         self.refs[ref.key] = ref
-        self._scene_ids.clear()
         if state is not None:
             state.focus_changed.connect(self.plane_focused.emit)
             self.plane_focused.emit(state.focused_plane)
@@ -305,28 +235,12 @@ class AnnotationController(QObject):
         return self.aset.marked_labels(self.ref.uid, self.ref.name, plane)
 
     def refresh_views(self) -> None:
-        """Send the marks of the series on screen to every view and slider."""
-        if self._closed:
+        """Send the marks of the series on screen to the window: slider ticks, the 2D frame
+        and badge, and the axial slabs in 3D (kept by the window until the 3D view exists)."""
+        if self._closed or self.window.state is None:
             return
-        views = self.window.views
-        for plane, view in views.slice_views.items():
-            marked = self.marked(plane)
-            self.ticks[plane].set_values(marked)
-            scene = view.scene
-            if scene is not None and view.state is self.window.state:
-                scene.set_marked(marked)
-                self._scene_ids[plane] = id(scene)
-        scene = views.volume_view.scene
-        if scene is not None and hasattr(scene, "set_marked_axial"):
-            scene.set_marked_axial(list(self.marked("axial")))
-            self._scene_ids["3d"] = id(scene)
-
-    def _scenes_current(self) -> bool:
-        views = self.window.views.views
-        return all(
-            view.scene is None or self._scene_ids.get(name) == id(view.scene)
-            for name, view in views.items()
-        )
+        for plane in PLANES:
+            self.window.set_marked(plane, self.marked(plane))
 
     # -- events from the views and the window -----------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -334,9 +248,6 @@ class AnnotationController(QObject):
         if obj is self.window:
             if kind == QEvent.Close:
                 self.shutdown()
-            return False
-        if kind == QEvent.Paint and self.aset is not None and not self._scenes_current():
-            self._refresh_timer.start()  # a view got a new scene (the 3D view is built late)
             return False
         if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
             mods = event.modifiers()
@@ -370,7 +281,6 @@ class AnnotationController(QObject):
             return
         self.close_session()
         self._closed = True
-        self._refresh_timer.stop()
 
     # -- edits -------------------------------------------------------------------------------
     def _context(self, plane: str | None) -> tuple[AnnotationSet, SeriesRef, Any, str] | None:
