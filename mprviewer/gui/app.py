@@ -158,6 +158,9 @@ def run(
 
     window = MainWindow(source or None, series)
     window.setAttribute(Qt.WA_DeleteOnClose)
+    from mprviewer.gui.annotation_controller import install_annotations
+
+    install_annotations(window)  # annotations panel, keys, File menu entries, autosave
     if size is not None:
         window.resize(*size)
     else:
