@@ -199,3 +199,23 @@ def test_marked_slice_shows_badge_and_frame() -> None:
     plotter.close()
     assert scenes["axial"].badge_text.GetInput() == ""
     assert not ((img[:, :4, 0] > 200) & (img[:, :4, 2] < 60)).any()
+
+
+def test_scene_keeps_its_camera_on_a_pyvista_plotter() -> None:
+    """The viewer embeds scenes in pyvista plotters, whose first render resets unset cameras."""
+    from mprviewer.render.offscreen import pyvista_plotter
+
+    vol = make_volume(*ACQUISITIONS["axial"])
+    marker = np.array([5.0, -20.0, 40.0]) + np.array([9.0, -8.0, 9.0])  # left, anterior
+    put_blob(vol, marker)
+    grid = DisplayGrid.for_volume(vol)
+    state = ViewerState(grid, window=(500.0, 1000.0))
+    state.set_cursor(np.round(grid.lps_to_display(marker)))
+    plotter = pyvista_plotter((SIZE, SIZE))
+    scene = SliceScene(plotter, ImageStore(vol, grid), state, "axial")
+    spot = bright_spot(render_image(plotter))
+    x, y = scene.voxel_to_display(state.cursor)
+    picked = scene.pick(x, y)
+    plotter.close()
+    assert spot is not None and spot[0] > SIZE / 2 and spot[1] < SIZE / 2
+    assert picked == state.cursor
