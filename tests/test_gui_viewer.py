@@ -246,3 +246,54 @@ def test_view_command_input_errors(capsys):
     assert main(["view", "demo", "--preset", "sunset"]) == 2
     assert "unknown --preset" in capsys.readouterr().err
     assert main(["view", "--screenshot", "x.png"]) == 2
+
+
+def test_zoom_pan_and_reset(make_viewer, qtbot):
+    window, _ = _shown(make_viewer, qtbot)
+    view = window.views.slice_views["coronal"]
+    camera = view.interactor.camera
+    scale, focal = camera.parallel_scale, tuple(camera.focal_point)
+    slice_before = window.state.slices["coronal"]
+    event = QWheelEvent(
+        QPointF(40, 40), QPointF(40, 40), QPoint(0, 0), QPoint(0, 240),
+        Qt.NoButton, Qt.ControlModifier, Qt.NoScrollPhase, False,
+    )
+    QApplication.sendEvent(view.interactor, event)
+    assert camera.parallel_scale < scale * 0.9  # zoomed in
+    assert window.state.slices["coronal"] == slice_before  # Ctrl+wheel does not scroll
+    qtbot.mousePress(view.interactor, Qt.MiddleButton, pos=QPoint(50, 50))
+    from PyQt5.QtGui import QMouseEvent
+
+    QApplication.sendEvent(view.interactor, QMouseEvent(
+        QMouseEvent.MouseMove, QPointF(90, 50), Qt.MiddleButton, Qt.MiddleButton,
+        Qt.NoModifier))
+    qtbot.mouseRelease(view.interactor, Qt.MiddleButton, pos=QPoint(90, 50))
+    moved = np.subtract(camera.focal_point, focal)
+    # Coronal: screen right is the patient's left (+x); dragging right moves the view
+    # centre toward the patient's right (-x), so the image follows the mouse.
+    assert moved[0] < 0 and abs(moved[1]) < 1e-6
+    view.interactor.setFocus()
+    qtbot.keyClick(view.interactor, Qt.Key_R)
+    assert camera.parallel_scale == pytest.approx(scale)
+    # In-plane centre restored (the depth follows the current slice).
+    assert np.allclose(np.take(camera.focal_point, [0, 2]), np.take(focal, [0, 2]))
+
+
+def test_recent_menu_reopens_a_study(make_viewer, qtbot, tmp_path):
+    from mprviewer.gui import open_dialogs
+
+    open_dialogs.remember_source(str(tmp_path / "a"))
+    open_dialogs.remember_source([str(tmp_path / "b1.dcm"), str(tmp_path / "b2.dcm")])
+    open_dialogs.remember_source(str(tmp_path / "a"))
+    assert open_dialogs.recent_sources() == [
+        str(tmp_path / "a"), [str(tmp_path / "b1.dcm"), str(tmp_path / "b2.dcm")]
+    ]
+    window = make_viewer()
+    window.recent_menu.rebuild()
+    actions = [a for a in window.recent_menu.actions() if a.text().startswith("&1")]
+    assert actions and str(tmp_path / "a")[-20:] in actions[0].text()
+    opened = []
+    window.open_source = opened.append  # what the menu item asks for
+    window.recent_menu.rebuild()
+    next(a for a in window.recent_menu.actions() if a.text().startswith("&2")).trigger()
+    assert opened == [[str(tmp_path / "b1.dcm"), str(tmp_path / "b2.dcm")]]

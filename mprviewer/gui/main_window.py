@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         for action in (self.act_open_folder, self.act_open_files, self.act_open_url,
                        self.act_open_demo):
             file_menu.addAction(action)
-        self.recent_menu = open_dialogs.RecentMenu(self.open_source, self)
+        self.recent_menu = open_dialogs.RecentMenu(lambda s: self.open_source(s), self)
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
         self.file_menu = file_menu
