@@ -109,6 +109,24 @@ def ensure_app() -> Any:
     return app
 
 
+_QUIET_QT_MESSAGES = (
+    # Each VTK widget re-installs the GL format; Mesa returns a newer version than the one
+    # asked for, so Qt warns about a difference that does not matter here.
+    "Setting a new default format with a different version or profile",
+)
+
+
+def _quiet_qt_messages() -> None:
+    """Print Qt's messages as usual, minus the known-harmless ones above."""
+    from PyQt5.QtCore import qInstallMessageHandler
+
+    def handler(_kind: Any, _context: Any, message: str) -> None:
+        if not any(text in message for text in _QUIET_QT_MESSAGES):
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """'1600x1000' -> (1600, 1000)."""
     if not text:
@@ -151,6 +169,7 @@ def run(
     the study cannot be opened).
     """
     check_display()
+    _quiet_qt_messages()
     app = ensure_app()
     from PyQt5.QtCore import Qt, QTimer
 
