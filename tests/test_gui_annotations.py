@@ -266,3 +266,37 @@ def test_selecting_an_entry_jumps_there_and_kos_export(make_viewer, qtbot, study
             for item in doc.ContentSequence if "ReferencedSOPSequence" in item]
     assert refs == [controller.ref.sop_instance_uids[14]]
 
+
+
+def test_marks_stay_with_their_series_and_selecting_loads_it(make_viewer, qtbot, tmp_path):
+    from mprviewer.io.synthetic import write_series
+
+    folder = tmp_path / "two"
+    write_series(folder / "a", np.full((20, 32, 40), 50, np.int16), description="Big",
+                 seed=7, study_uid=STUDY_UID, series_number=1, slice_spacing=2.0)
+    write_series(folder / "b", np.full((10, 24, 24), 80, np.int16), orientation="sagittal",
+                 description="Small", seed=8, study_uid=STUDY_UID, series_number=2)
+    window, controller = _open(make_viewer, qtbot, folder)
+    assert window.series.description == "Big"
+    axial = _focus(window, qtbot, "axial")
+    window.state.set_slice("axial", 3)
+    _press(qtbot, axial, Qt.Key_M)
+    big_entry = controller.aset.entries()[0][1]
+    row = [s.description for s in window.study.series].index("Small")
+    with qtbot.waitSignal(window.volume_changed, timeout=20000):
+        window.open_series(row)
+    assert controller.ref.acquisition_plane == "sagittal"
+    assert window.views.slice_views["axial"].slider.marks == []  # Big's marks are not here
+    sagittal = _focus(window, qtbot, "sagittal")
+    window.state.set_slice("sagittal", 4)
+    _press(qtbot, sagittal, Qt.Key_M)
+    small = controller.aset.get_series(controller.ref.uid)
+    assert small.entries[0].sop_instance_uids == (controller.ref.sop_instance_uids[4],)
+    assert len(controller.aset.series) == 2
+    assert controller.panel.tree.topLevelItemCount() == 2
+    # choosing Big's entry in the list loads Big and shows the marked slice
+    with qtbot.waitSignal(window.volume_changed, timeout=20000):
+        assert controller.panel.select(big_entry.id)
+    qtbot.waitUntil(lambda: window.state.slices["axial"] == 3, timeout=3000)
+    assert window.series.description == "Big"
+    assert window.views.slice_views["axial"].slider.marks == [3]

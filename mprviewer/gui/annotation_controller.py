@@ -510,5 +510,12 @@ def install_annotations(window: Any) -> AnnotationController:
     controller.panel = AnnotationsPanel(controller, window)
     window.add_side_panel("Annotations", controller.panel, first=True)
     controller.file_actions = install_file_actions(controller)
+    menu = controller.menu
+    menu.addSeparator()
+    for action in controller.file_actions.values():
+        menu.addAction(action)
+    menu.addSeparator()
+    hint = menu.addAction("Point pick: Alt+click (or Ctrl+Shift+click) in a 2D view")
+    hint.setEnabled(False)
     window.annotations = controller
     return controller
