@@ -300,3 +300,28 @@ def test_marks_stay_with_their_series_and_selecting_loads_it(make_viewer, qtbot,
     qtbot.waitUntil(lambda: window.state.slices["axial"] == 3, timeout=3000)
     assert window.series.description == "Big"
     assert window.views.slice_views["axial"].slider.marks == [3]
+
+
+def test_a_failing_autosave_is_shown_and_closing_offers_export(make_viewer, qtbot,
+                                                               study_folder, monkeypatch):
+    import mprviewer.model.sidecar as sidecar_module
+
+    window, controller = _open(make_viewer, qtbot, study_folder)
+
+    def disk_full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sidecar_module, "save_sidecar", disk_full)
+    axial = _focus(window, qtbot, "axial")
+    _press(qtbot, axial, Qt.Key_M)
+    assert "No space left on device" in controller.panel.saved_label.text()
+    asked = []
+    controller.confirm_close = lambda problem: asked.append(problem) or False
+    window.close()
+    assert window.isVisible() and len(asked) == 1  # kept open to export
+    dialog = next(w for w in window.findChildren(ExportDialog) if w.isVisible())
+    assert json.loads(dialog.preview.toPlainText())  # the marks are there to save
+    dialog.reject()
+    controller.confirm_close = lambda problem: True
+    window.close()
+    assert not window.isVisible()

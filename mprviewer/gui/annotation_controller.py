@@ -246,7 +246,15 @@ class AnnotationController(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
         if obj is self.window:
-            if kind == QEvent.Close:
+            if kind == QEvent.Close and not self._closed:
+                if self.save_problem and self.aset is not None and not self.aset.is_empty and (
+                    not self.confirm_close(self.save_problem)
+                ):
+                    event.ignore()  # stay open so the reader can export the marks
+                    from mprviewer.gui.annotation_dialogs import open_export_dialog
+
+                    open_export_dialog(self)
+                    return True
                 self.shutdown()
             return False
         if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
@@ -260,6 +268,19 @@ class AnnotationController(QObject):
                         self.add_point_at(plane, view.pick(event.pos()))
                         return True
         return False
+
+    def confirm_close(self, problem: str) -> bool:
+        """Closing while the last changes are not saved: True closes anyway."""
+        from PyQt5.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Warning, "Annotations not saved",
+                          f"{problem}\n\nClose anyway and lose the marks made since the "
+                          "last save, or export them first?", parent=self.window)
+        export = box.addButton("Export…", QMessageBox.AcceptRole)
+        box.addButton("Close Anyway", QMessageBox.DestructiveRole)
+        box.setDefaultButton(export)
+        box.exec_()
+        return box.clickedButton() is not export
 
     def _on_view_key(self, plane: str, key: int, mods: int) -> None:
         """Keys a 2D view passed on: the same bindings as the shortcuts, for when the
