@@ -297,3 +297,20 @@ def test_recent_menu_reopens_a_study(make_viewer, qtbot, tmp_path):
     window.recent_menu.rebuild()
     next(a for a in window.recent_menu.actions() if a.text().startswith("&2")).trigger()
     assert opened == [[str(tmp_path / "b1.dcm"), str(tmp_path / "b2.dcm")]]
+
+
+def test_2d_frames_come_before_the_3d_scene(make_viewer, qtbot):
+    window = make_viewer()
+    seen = []
+    window.first_frame_shown.connect(
+        lambda _s: seen.append(window.views.volume_view.scene is None)
+    )
+    window.set_volume(blob_volume())
+    assert window.views.volume_view.scene is None  # nothing 3D before the event loop runs
+    qtbot.waitUntil(lambda: window.is_3d_ready, timeout=10000)
+    assert seen == [True]
+    scene = window.views.volume_view.scene
+    assert scene.volume is None  # the opacity volume waits for its toggle
+    window.controls.opacity.setChecked(True)
+    assert window.state.volume_opacity and scene.volume is not None
+    assert window.act_opacity.isChecked()
