@@ -28,7 +28,7 @@ from mprviewer.model.orientation import AXIS_PLANE, PLANE_AXIS, PLANES
 from mprviewer.render import planes
 from mprviewer.render.image import ImageStore
 from mprviewer.render.lut import update_volume_property, volume_property
-from mprviewer.render.overlays import MARK_COLOR, OrientationMarker
+from mprviewer.render.overlays import MARK_COLOR, OrientationMarker, text_actor
 from mprviewer.render.planes import CAMERA_NAMES, CAMERAS
 
 INTERACTIVE_RATE = 15.0  # frames/s asked of the renderer while something moves
@@ -69,6 +69,10 @@ class VolumeScene:
         self.outline_actor = self._make_outline()
         self.renderer.AddViewProp(self.outline_actor)
         self.marker = OrientationMarker(self.renderer)
+        self.info_text = text_actor((0.012, 0.985), "left", "top")
+        self.info_text.GetTextProperty().SetFontSize(13)
+        self.renderer.AddViewProp(self.info_text)
+        self._update_text()
 
         self.volume: vtkVolume | None = None
         self.volume_stride = 1
@@ -182,7 +186,15 @@ class VolumeScene:
         self._apply_window()
         self._request_render()
 
+    def _update_text(self) -> None:
+        text = "3D"
+        if self.state.volume_opacity and not self.store.is_rgb:
+            units = f" {self.store.units}" if self.store.units else ""
+            text += f"\nopaque from {self.state.threshold:g}{units}"
+        self.info_text.SetInput(text)
+
     def _on_threshold(self, value: float) -> None:
+        self._update_text()
         if self._volume_property is not None:
             update_volume_property(
                 self._volume_property, value, self.store.scalar_range, self._window()
@@ -193,6 +205,7 @@ class VolumeScene:
     def _on_display(self, name: str, value: Any) -> None:
         if name == "volume_opacity":
             self._show_volume(bool(value))
+            self._update_text()
             self._request_render()
 
     def _show_volume(self, on: bool) -> None:
@@ -337,7 +350,7 @@ class VolumeScene:
             widget.Off()
         self._widgets.clear()
         self.marker.remove()
-        props = [*self.plane_slices.values(), self.outline_actor, self._marks_actor]
+        props = [*self.plane_slices.values(), self.info_text, self.outline_actor, self._marks_actor]
         props.append(self.volume)
         for prop in props:
             if prop is not None:
