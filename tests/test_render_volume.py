@@ -39,8 +39,9 @@ def near_white(img: np.ndarray) -> np.ndarray:
 
 
 def changed(img: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Pixels the volume rendering changed, outside the orientation marker's corner."""
+    """Pixels the volume rendering changed, outside the marker's and the text's corners."""
     out = np.abs(img.astype(int) - reference.astype(int)).max(axis=2) > 30
+    out[: int(SIZE * 0.18), : int(SIZE * 0.6)] = False
     out[-int(SIZE * 0.3) :, : int(SIZE * 0.3)] = False
     return out
 
