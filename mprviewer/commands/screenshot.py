@@ -81,7 +81,8 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     out.add_argument(
         "--all-series",
         action="store_true",
-        help="one image per series, named INDEX_NAME.png in --out-dir",
+        help="one image per series, named INDEX_NAME.png in --out-dir; a series that "
+        "cannot be read is reported and skipped (exit status 3 at the end)",
     )
     out.add_argument(
         "--marked-slices",
@@ -281,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return _usage(problem)
     import mprviewer
+    from mprviewer.errors import MprviewerError
     from mprviewer.render.offscreen import prepare_offscreen
 
     prepare_offscreen()
@@ -298,8 +300,16 @@ def run(args: argparse.Namespace) -> int:
             chosen = [(study.series.index(series), series)]
         out_dir = Path(args.out_dir) if args.out_dir else None
         progress = Progress(len(chosen)) if args.all_series and not args.marked_slices else None
+        failed = 0
         for index, series in chosen:
-            volume = series.load()
+            try:
+                volume = series.load()
+            except MprviewerError as exc:
+                if not args.all_series:
+                    raise
+                failed += 1  # keep going: one bad series should not stop a batch
+                print(f"mprviewer: series {index} {series.name}: {exc}", file=sys.stderr)
+                continue
             try:
                 if args.marked_slices:
                     assert out_dir is not None
@@ -320,4 +330,4 @@ def run(args: argparse.Namespace) -> int:
                     )
             except ValueError as exc:  # a slice out of range, an unknown preset
                 return _usage(str(exc))
-    return 0
+    return 3 if failed else 0
