@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import random
 import shutil
@@ -359,6 +360,7 @@ class Fuzzer:
     def __init__(self, seed: int = 1, workdir: Path | None = None,
                  keep: Path | None = None, time_bound: float = 5.0) -> None:
         warnings.simplefilter("ignore")  # pydicom warns on every odd value; outcomes matter
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
         self.rnd = random.Random(seed)
         self.seeds = build_seeds()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mprviewer-fuzz-"))
@@ -399,7 +401,7 @@ class Fuzzer:
             signal, "SIGALRM")
         if use_alarm:
             previous = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.time_bound * 4)
+            signal.setitimer(signal.ITIMER_REAL, self.time_bound * 2)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

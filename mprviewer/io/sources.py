@@ -162,9 +162,10 @@ class GuardedMember(io.RawIOBase):
     """A seekable read-only stream over one zip member that charges every byte it produces."""
 
     def __init__(self, inner: zipfile.ZipExtFile, name: str, compressed: int, size: int,
-                 budget: UnzipBudget) -> None:
+                 budget: UnzipBudget, lock: threading.RLock | None = None) -> None:
         super().__init__()
         self._inner = inner
+        self._lock = lock or threading.RLock()
         self.name = name
         self._compressed = compressed
         self._size = size
@@ -232,7 +233,11 @@ class GuardedMember(io.RawIOBase):
         return self._pos
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        if self.closed:
+            return
+        # zipfile counts open members without a lock; opening and closing under the
+        # archive's lock keeps that count right when several threads read members.
+        with self._lock, contextlib.suppress(Exception):
             self._inner.close()
         super().close()
 
@@ -502,7 +507,9 @@ def _add_zip_members(
     archive_bytes: int,
 ) -> None:
     assert out.budget is not None
-    lock = threading.Lock()
+    # Re-entrant: a member stream collected by the garbage collector closes itself (under
+    # this lock) at any moment, possibly while this thread is opening another member.
+    lock = threading.RLock()
     infos = [i for i in archive.infolist() if not i.is_dir()]
     out.budget.declare(label, infos, archive_bytes)
     for info in infos:
@@ -556,7 +563,7 @@ def _add_zip_members(
 
 
 def _zip_member_opener(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, lock: threading.Lock, name: str,
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, lock: threading.RLock, name: str,
     budget: UnzipBudget, compressed: int,
 ) -> Callable[[], BinaryIO]:
     def opener() -> BinaryIO:
@@ -565,8 +572,8 @@ def _zip_member_opener(
                 inner = archive.open(info)
             except _ZIP_ERRORS as exc:
                 raise DamagedMember(errno.EIO, f"damaged zip member ({exc})", name) from exc
-        return GuardedMember(inner, name, compressed, info.file_size,
-                             budget)  # type: ignore[return-value]
+        return GuardedMember(inner, name, compressed, info.file_size, budget,
+                             lock)  # type: ignore[return-value]
 
     return opener
 

@@ -1,0 +1,67 @@
+"""A bounded fuzz run in CI: mutated DICOM files and zips end in success or a DicomError, fast.
+
+The mutation engine is scripts/fuzz.py (the larger campaign runs outside CI); a fixed seed
+makes every run try the same inputs, so a failure here can be replayed with
+``scripts/fuzz.py --seed 20261125 --inputs 150 --out DIR``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+SEED = 20261125
+INPUTS = 150
+TIME_BOUND = 5.0
+
+
+def _load_fuzz_module():
+    spec = importlib.util.spec_from_file_location("mprviewer_fuzz", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fuzz():
+    return _load_fuzz_module()
+
+
+def test_mutated_inputs_end_in_success_or_dicom_error(fuzz, tmp_path: Path) -> None:
+    import mprviewer.errors as errors
+
+    fuzzer = fuzz.Fuzzer(seed=SEED, workdir=tmp_path / "work", keep=tmp_path / "failures",
+                         time_bound=TIME_BOUND)
+    start = time.monotonic()
+    report = fuzzer.run(INPUTS)
+    elapsed = time.monotonic() - start
+    assert report.tried == INPUTS
+    failures = "\n".join(f"{kind}: {detail[:2000]}" for kind, detail in report.crashes)
+    assert not report.crashes, f"{len(report.crashes)} inputs broke the loader:\n{failures}"
+    dicom_errors = {name for name in dir(errors)
+                    if isinstance(getattr(errors, name), type)
+                    and issubclass(getattr(errors, name), errors.DicomError)}
+    assert set(report.outcomes) <= {"ok", "partial"} | dicom_errors
+    # The mutations reach both sides: some inputs still load, some are refused.
+    assert report.outcomes["ok"] + report.outcomes["partial"] > INPUTS // 10
+    assert sum(n for kind, n in report.outcomes.items() if kind in dicom_errors) > INPUTS // 10
+    assert report.slowest <= TIME_BOUND
+    assert elapsed < INPUTS * TIME_BOUND
+
+
+def test_mutators_change_their_input_deterministically(fuzz) -> None:
+    import random
+
+    data = bytes(range(256)) * 8
+    first = [fuzz.mutate_bytes(data, random.Random(n)) for n in range(30)]
+    again = [fuzz.mutate_bytes(data, random.Random(n)) for n in range(30)]
+    assert first == again
+    assert sum(out != data for out, _ in first) >= 28
+    assert {op for _, op in first} >= {"flip", "truncate"}
