@@ -114,9 +114,9 @@ def output_dtype(lo: float, hi: float, integral: bool, stored: np.dtype) -> np.d
 
 
 def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.ndarray | None:
-    """Stored values of a native single-frame file on disk, read in one call; None if not."""
+    """Stored values of a native single-frame image, read in one call; None if not."""
     inst = frame.instance
-    if (inst.pixel_offset is None or inst.member.path is None or inst.frames != 1
+    if (inst.pixel_offset is None or inst.frames != 1
             or frame.tile is not None or not fmt.photometric.startswith("MONOCHROME")
             or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
             or fmt.bits_allocated not in (8, 16, 32) or fmt.is_float):
@@ -125,7 +125,9 @@ def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.nd
     kind = "i" if fmt.signed else "u"
     dtype = np.dtype(f"<{kind}{fmt.bits_allocated // 8}")
     out = np.empty((rows, cols), dtype=dtype)
-    with open(inst.member.path, "rb") as fh:
+    # A file on disk is opened directly; a zip member is streamed (seeking reads through).
+    opened = open(inst.member.path, "rb") if inst.member.path else inst.member.open()  # noqa: SIM115
+    with opened as fh:
         fh.seek(inst.pixel_offset)
         head = fh.read(12)
         if head[:4] != PIXEL_DATA_TAG:

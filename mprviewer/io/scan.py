@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,19 +78,53 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] != b"\x00\x00"
 
 
+HEADER_PREFIX = 16 * 1024  # headers are a few KB; one read beats pydicom's many small reads
+
+
+def _parse_header(fh: Any) -> tuple[Dataset, int, bytes]:
+    """(header, offset of the element that stopped parsing, its first 4 bytes)."""
+    head = fh.read(132)
+    fh.seek(0)
+    if head[128:132] == b"DICM":
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    elif _looks_like_raw_dataset(head):
+        ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    else:
+        raise InvalidDicomError("no DICOM preamble and no recognisable data set")
+    offset = fh.tell()
+    return ds, offset, fh.read(4)
+
+
 def read_header(member: Member) -> Dataset:
-    """Parse a file's header; raise InvalidDicomError when it is not DICOM."""
+    """Parse a file's header; raise InvalidDicomError when it is not DICOM.
+
+    The first 16 KB are read in one call and parsed from memory; only a header that runs
+    past them (rare: big private blocks) is parsed again from the stream.
+    """
+    parsed = None
     with member.open() as fh:
-        head = fh.read(132)
-        fh.seek(0)
-        if head[128:132] == b"DICM":
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-        elif _looks_like_raw_dataset(head):
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-        else:
-            raise InvalidDicomError("no DICOM preamble and no recognisable data set")
-        offset = fh.tell()
-        tag = fh.read(4)
+        try:
+            prefix = fh.read(HEADER_PREFIX)
+        except OSError:
+            # e.g. a zip member whose tail is damaged: its header may still read on its own.
+            prefix = None
+        if prefix is not None:
+            try:
+                parsed = _parse_header(io.BytesIO(prefix))
+            except InvalidDicomError:
+                raise
+            except Exception:
+                if len(prefix) < HEADER_PREFIX:
+                    raise
+            stopped_at_pixels = parsed is not None and (
+                parsed[2] in PIXEL_KEYWORDS or parsed[2] in (b"\xe0\x7f\x10\x00",
+                                                             b"\x7f\xe0\x00\x10"))
+            if len(prefix) == HEADER_PREFIX and not stopped_at_pixels:
+                parsed = None
+    if parsed is None:
+        with member.open() as fh:
+            parsed = _parse_header(fh)
+    ds, offset, tag = parsed
     ds.__dict__["_mprviewer_pixel_offset"] = offset
     ds.__dict__["_mprviewer_pixel_keyword"] = PIXEL_KEYWORDS.get(tag, "PixelData")
     return ds
@@ -123,7 +158,7 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     if not ts:
         ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
     native = ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
-    pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native and member.path else None
+    pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native else None
     return Instance(
         member=member,
         header=ds,
