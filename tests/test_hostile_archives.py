@@ -140,6 +140,20 @@ def test_streaming_count_alone_stops_a_bomb_quickly_in_little_memory(
     assert "at least" in str(caught.value)
 
 
+def test_layered_bomb_stops_at_the_first_inner_bomb(tmp_path: Path) -> None:
+    """A 42.zip-style archive: zips of zips of a bomb, unpacked only until the first bomb."""
+    layer = _zero_bomb(tmp_path / "l1.zip", 32).read_bytes()
+    for n in range(2, 4):
+        layer = _zip(tmp_path / f"l{n}.zip", {f"copy{c}.zip": layer for c in range(8)},
+                     method=zipfile.ZIP_STORED).read_bytes()
+    outer = tmp_path / "layers.zip"
+    outer.write_bytes(layer)
+    start = time.monotonic()
+    with pytest.raises(LimitExceeded, match=r"copy0\.zip!/copy0\.zip!/bomb\.dcm: claims"):
+        mprviewer.open_study(outer)
+    assert time.monotonic() - start < 3
+
+
 def test_total_cap_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     array, files = _slices(4, seed=7)
     archive = _zip(tmp_path / "study.zip", files)
