@@ -112,3 +112,34 @@ def test_save_and_pick_a_server(served, dialog) -> None:
     assert dialog.address_edit.text() == orthanc.dicomweb_url
     dialog.remove_button.click()
     assert saved_servers() == [] and dialog.server_combo.findText("lab") == -1
+
+
+def test_send_key_images_from_the_viewer(served, qapp, qtbot, monkeypatch) -> None:  # noqa: F811
+    """File > Send Key Images to PACS stores a KOS of the marked slices on the server."""
+    from PyQt5.QtWidgets import QInputDialog, QMessageBox
+
+    from mprviewer.gui.annotation_controller import install_annotations
+    from mprviewer.gui.annotation_dialogs import ask_send_kos
+    from mprviewer.gui.main_window import MainWindow
+    from mprviewer.io.pacs import search_series
+
+    orthanc, ct = served
+    window = MainWindow()
+    qtbot.addWidget(window)
+    controller = install_annotations(window)
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        window.open_source(str(ct.folder))
+    ref = next(iter(controller.refs.values()))
+    controller.aset.mark(ref, ref.acquisition_plane, [1, 3], "Bleed")
+    asked: list[str] = []
+    monkeypatch.setattr(QInputDialog, "getItem",
+                        lambda *a, **k: (asked.append("server") or orthanc.dicomweb_url, True))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda _p, _t, text: pytest.fail(f"send failed: {text}"))
+    ask_send_kos(controller)
+    assert asked == ["server"]
+    key_series = [s for s in search_series(orthanc.dicomweb_url, ct.study_uid)
+                  if s.modality == "KO"]
+    assert len(key_series) == 1 and key_series[0].num_instances == 1
+    window.close()

@@ -342,6 +342,25 @@ def ask_export_kos(controller: Any) -> None:
     controller.message.emit(f"Key images saved to {target}", False)
 
 
+def ask_send_kos(controller: Any) -> None:
+    """Build the key-image document and store it on a PACS the user picks."""
+    from mprviewer.gui.pacs_dialog import send_to_pacs
+    from mprviewer.io.kos import write_kos
+
+    window = controller.window
+    if controller.aset is None or controller.aset.is_empty:
+        show_info(window, "Send key images", "Open a study and mark slices first.")
+        return
+    try:
+        kos = write_kos(controller.aset, list(controller.refs.values()),
+                        reader=controller.aset.reader)
+    except AnnotationError as exc:
+        show_info(window, "Cannot build key images", str(exc), warning=True)
+        return
+    if send_to_pacs(window, [kos]):
+        controller.message.emit("Key images sent to the PACS", False)
+
+
 def open_export_dialog(controller: Any) -> ExportDialog:
     dialog = ExportDialog(controller, controller.window)
     dialog.setAttribute(Qt.WA_DeleteOnClose)
@@ -359,6 +378,8 @@ def install_file_actions(controller: Any) -> dict[str, QAction]:
          "Add marks from a JSON file (original or full format)"),
         ("kos", "Export &Key Images (DICOM KOS)…", None, lambda: ask_export_kos(controller),
          "Save the marked images as a DICOM Key Object Selection document"),
+        ("send", "Send Key Images to &PACS…", None, lambda: ask_send_kos(controller),
+         "Store the marked images' key object document on a PACS (STOW-RS or C-STORE)"),
     )
     actions: dict[str, QAction] = {}
     for name, text, shortcut, slot, tip in specs:

@@ -68,6 +68,15 @@ KEYS_HELP = """\
 <tr><td><b>Ctrl+1 ... Ctrl+4</b>, <b>Ctrl+0</b></td>
 <td>maximise axial, coronal, sagittal, 3D; back to 2x2</td></tr>
 </table>
+<h3>Annotations</h3>
+<table>
+<tr><td><b>M</b></td>
+<td>mark the focused view's slice with the current label (again: unmark)</td></tr>
+<tr><td><b>Shift+M</b></td><td>mark every slice from the last mark to here</td></tr>
+<tr><td><b>Alt+click</b>, Ctrl+Shift+click</td><td>store a point (voxel, mm, value)</td></tr>
+<tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>undo / redo annotation changes</td></tr>
+<tr><td><b>Ctrl+E / Ctrl+I</b></td><td>export / import annotations</td></tr>
+</table>
 <h3>3D view</h3>
 <p>Left drag rotates, right drag or wheel zooms, middle drag pans; drag a plane to move that
 slice in every view; R resets the camera.</p>
@@ -296,6 +305,9 @@ class MainWindow(QMainWindow):
         self.act_open_url = self._action(
             "Open &URL…", self.ask_open_url, "Ctrl+L", QStyle.SP_DriveNetIcon,
             "Open a zip or DICOM file from an http(s) address")
+        self.act_open_pacs = self._action(
+            "Open from &PACS…", self.ask_open_pacs, "Ctrl+Shift+P", QStyle.SP_DriveNetIcon,
+            "Search a DICOMweb or DIMSE server and open a study")
         self.act_open_demo = self._action(
             "Open &Demo Study", lambda: self.open_source("demo"), None, QStyle.SP_ComputerIcon,
             "Open the built-in CT phantom")
@@ -329,7 +341,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         for action in (self.act_open_folder, self.act_open_files, self.act_open_url,
-                       self.act_open_demo):
+                       self.act_open_pacs, self.act_open_demo):
             file_menu.addAction(action)
         self.recent_menu = open_dialogs.RecentMenu(lambda s: self.open_source(s), self)
         file_menu.addMenu(self.recent_menu)
@@ -411,6 +423,11 @@ class MainWindow(QMainWindow):
         source = open_dialogs.ask_files(self)
         if source:
             self.open_source(source)
+
+    def ask_open_pacs(self) -> None:
+        from mprviewer.gui.pacs_dialog import open_pacs_dialog
+
+        open_pacs_dialog(self)
 
     def ask_open_url(self) -> None:
         source = open_dialogs.ask_url(self)
@@ -565,10 +582,9 @@ class MainWindow(QMainWindow):
 
     def _slice_header(self, k: int) -> Any:
         series = self.series
-        if series is None or not hasattr(series, "geometry"):
+        if series is None or not hasattr(series, "slice_header"):
             return None
-        frames = series.geometry.frames
-        return frames[k].instance.header if 0 <= k < len(frames) else None
+        return series.slice_header(k)  # None for a slice made by resampling
 
     def _on_slice_changed(self, plane: str, index: int) -> None:
         if self.state is None or plane != self.state.grid.acquisition_plane:
