@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "info": "Print a study's series table, or one series' data table.",
     "screenshot": "Render views of a study to PNG files without a display.",
     "annotations": "Show, convert and send anomaly annotation files.",
-    "pacs": "Search a PACS or DICOMweb server.",
+    "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
 }
 
 
