@@ -142,6 +142,30 @@ def test_wrong_length_inside_the_header(study_dir: Path) -> None:
     assert study.find_series("bad").num_slices == 2
 
 
+def test_unknown_vr_in_the_file_meta_is_skipped(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    data = bytearray(files[0].read_bytes())
+    at = data.index(b"\x02\x00\x02\x00UI")  # MediaStorageSOPClassUID, read lazily
+    data[at + 4 : at + 6] = b"UY"
+    files[0].write_bytes(bytes(data))
+    study, reasons = _open(study_dir)
+    assert "file meta" in reasons[files[0].name] and "'UY'" in reasons[files[0].name]
+    assert study.find_series("bad").num_slices == 2
+
+
+def test_frame_count_larger_than_the_file_is_skipped(study_dir: Path) -> None:
+    """A header claiming millions of frames must not make millions of frame records."""
+    files = _bad_series(study_dir)
+    ds = pydicom.dcmread(files[1])
+    ds.NumberOfFrames = 99999999
+    ds.save_as(files[1])
+    study, reasons = _open(study_dir)
+    assert "NumberOfFrames is 99999999" in reasons[files[1].name]
+    most = int(reasons[files[1].name].split("at most ")[1].split()[0])
+    assert 1 <= most <= files[1].stat().st_size // (16 * 16 * 2)
+    assert study.find_series("bad").num_slices == 2
+
+
 def test_missing_required_tags(study_dir: Path) -> None:
     files = _bad_series(study_dir)
     ds = pydicom.dcmread(files[0])

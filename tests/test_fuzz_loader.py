@@ -7,9 +7,12 @@ makes every run try the same inputs, so a failure here can be replayed with
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,24 @@ def _load_fuzz_module():
     return module
 
 
+@contextlib.contextmanager
+def address_space_headroom(gib: float) -> Iterator[None]:
+    """Cap this process's address space a few GiB above what it maps now, so an input that
+    makes the loader allocate without bound fails as a MemoryError instead of exhausting
+    the machine's memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as status:
+        mapped_kib = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    cap = mapped_kib * 1024 + int(gib * 1024**3)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @pytest.fixture(scope="module")
 def fuzz():
     return _load_fuzz_module()
@@ -38,7 +59,8 @@ def test_mutated_inputs_end_in_success_or_dicom_error(fuzz, tmp_path: Path) -> N
     fuzzer = fuzz.Fuzzer(seed=SEED, workdir=tmp_path / "work", keep=tmp_path / "failures",
                          time_bound=TIME_BOUND)
     start = time.monotonic()
-    report = fuzzer.run(INPUTS)
+    with address_space_headroom(4.0):
+        report = fuzzer.run(INPUTS)
     elapsed = time.monotonic() - start
     assert report.tried == INPUTS
     failures = "\n".join(f"{kind}: {detail[:2000]}" for kind, detail in report.crashes)

@@ -130,6 +130,15 @@ def read_header(member: Member) -> Dataset:
     return ds
 
 
+def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
+    """The most frames a file of this size can hold, to refuse a header that claims more.
+
+    A native frame takes ``frame_bytes``; an encapsulated one at least its 8-byte item header.
+    """
+    per_frame = frame_bytes if native else 8
+    return max(1, file_size // max(per_frame, 1))
+
+
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(ds.get("SOPClassUID", ""))
@@ -158,6 +167,15 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     if not ts:
         ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
     native = ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+    try:
+        pixel_bytes = max(1, int(ds.get("BitsAllocated", 8) or 8) // 8) * max(
+            1, int(ds.get("SamplesPerPixel", 1) or 1))
+    except (TypeError, ValueError):
+        pixel_bytes = 1
+    most = max_frames(member.size, rows * cols * pixel_bytes, native)
+    if member.size > 0 and frames > most:
+        return (f"NumberOfFrames is {frames} but a {member.size}-byte file holds at most "
+                f"{most} frames of {rows}x{cols}")
     pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native else None
     return Instance(
         member=member,
@@ -188,8 +206,11 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"cannot be read: {exc}")
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
-    meta = getattr(ds, "file_meta", None)
-    media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    try:
+        meta = getattr(ds, "file_meta", None)
+        media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    except Exception as exc:  # a damaged value in the file meta group, read lazily
+        return (member.name, f"damaged DICOM file meta: {type(exc).__name__}: {exc}")
     if media_class == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
         if member.name.replace("\\", "/").rsplit("/", 1)[-1].upper() == "DICOMDIR":
             return (member.name, "DICOMDIR (media directory), not an image")
