@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mprviewer.errors import GeometryError
 from mprviewer.io.scan import Instance
 
 ORIENTATION_DECIMALS = 3  # cosines equal to 1e-3 count as one orientation
@@ -255,8 +256,16 @@ def _planned_geometry(
         # The output grid covers every slice's drifted footprint, so nothing is cropped.
         i0 = math.floor(min(0.0, float(drift_i.min())) + 1e-6)
         j0 = math.floor(min(0.0, float(drift_j.min())) + 1e-6)
-        columns += math.ceil(max(0.0, float(drift_i.max())) - 1e-6) - i0
-        rows += math.ceil(max(0.0, float(drift_j.max())) - 1e-6) - j0
+        extra_i = math.ceil(max(0.0, float(drift_i.max())) - 1e-6) - i0
+        extra_j = math.ceil(max(0.0, float(drift_j.max())) - 1e-6) - j0
+        if extra_i > MAX_GROWTH * columns or extra_j > MAX_GROWTH * rows:
+            raise GeometryError(
+                f"the slice positions drift {float(extra_i):.3g}x{float(extra_j):.3g} pixels "
+                f"sideways across the stack, far more than a gantry tilt; the positions in "
+                f"the files are probably wrong"
+            )
+        columns += extra_i
+        rows += extra_j
         shifts = np.stack([i0 - drift_i, j0 - drift_j], axis=1)
         along = distances - distances[0]
         in_plane = (points - points[0]) - np.outer(along, normal)

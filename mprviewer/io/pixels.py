@@ -160,8 +160,12 @@ def decode_instance(frame: Frame) -> np.ndarray:
         arr = pixel_array(ds, as_rgb=True)
         if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
             arr = _palette_to_rgb(arr, ds)
-    except (NotImplementedError, RuntimeError, ValueError, ImportError, AttributeError,
-            KeyError) as exc:
+    except BaseException as exc:
+        # Rust decoders report a damaged stream as a pyo3 PanicException, a BaseException.
+        decoder_error = isinstance(exc, (NotImplementedError, RuntimeError, ValueError,
+                                         ImportError, AttributeError, KeyError))
+        if not decoder_error and type(exc).__name__ != "PanicException":
+            raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = " ".join(str(exc).split())[:300]
         raise DicomError(

@@ -135,6 +135,10 @@ class Series:
         geometry = self.geometry
         try:
             array, notes = load_frames(geometry.frames, progress=progress, cancel=cancel)
+            if geometry.plan is not None:
+                from mprviewer.io.resample import apply_plan
+
+                array = apply_plan(array, geometry.plan)
         except DicomError:
             raise
         except MemoryError as exc:
@@ -145,10 +149,6 @@ class Series:
                 f"series {self.name!r}: pixel data cannot be read "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
-        if geometry.plan is not None:
-            from mprviewer.io.resample import apply_plan
-
-            array = apply_plan(array, geometry.plan)
         header = self.header
         return Volume(
             array=array,

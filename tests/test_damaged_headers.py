@@ -1,0 +1,54 @@
+"""Headers that lie about geometry and decoders that panic: a DicomError or a skip with a
+reason, never an exception of another kind or a runaway allocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+
+import mprviewer
+from mprviewer.errors import DicomError
+from tests.test_bad_files import BAD, _bad_series, _open
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    from mprviewer.io import synthetic
+    from tests.test_bad_files import GOOD
+
+    synthetic.write_series(tmp_path / "good", GOOD, seed=1, series_number=1, description="Good")
+    return tmp_path
+
+
+def test_positions_drifting_far_sideways_are_not_taken_for_a_tilt(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    ds = pydicom.dcmread(files[2])
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.ImagePositionPatient = [x + 1e20, y, z]
+    ds.save_as(files[2])
+    study, reasons = _open(study_dir)
+    assert len(study.series) == 1
+    assert all("far more than a gantry tilt" in reasons[f.name] for f in files)
+
+
+def test_a_panicking_decoder_is_a_dicom_error(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """Rust decoders raise pyo3's PanicException, which is not an Exception subclass."""
+    import pydicom.pixels
+    from pydicom.uid import RLELossless
+
+    from mprviewer.io import synthetic
+
+    class PanicException(BaseException):
+        pass
+
+    def panic(*args, **kwargs):
+        raise PanicException("index out of bounds: the len is 8192 but the index is 8192")
+
+    synthetic.write_series(tmp_path / "rle", BAD, seed=3, transfer_syntax=RLELossless)
+    study = mprviewer.open_study(tmp_path)
+    monkeypatch.setattr(pydicom.pixels, "pixel_array", panic)
+    with pytest.raises(DicomError, match="PanicException: index out of bounds"):
+        study.series[0].load()
