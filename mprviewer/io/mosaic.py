@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mprviewer.io.geometry import Frame
+from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
 
 CSA_IMAGE_HEADER = (0x0029, "SIEMENS CSA HEADER", 0x10)
@@ -76,7 +77,7 @@ def _csa(instance: Instance) -> dict[str, list[str]]:
 
 def is_mosaic(instance: Instance) -> bool:
     """A Siemens mosaic: ImageType holds MOSAIC."""
-    image_type = instance.header.get("ImageType") or []
+    image_type = header_value(instance.header, "ImageType") or []
     if isinstance(image_type, str):
         image_type = [image_type]
     return any(str(v).upper() == "MOSAIC" for v in image_type) and instance.frames == 1

@@ -15,6 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from mprviewer.errors import LoadCancelled
+from mprviewer.io.fast_header import parse_header
+from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
 
 # Storage classes that hold no pixels (SR, KOS, presentation states, ...) are recognised by
@@ -98,8 +100,10 @@ def _parse_header(fh: Any) -> tuple[Dataset, int, bytes]:
 def read_header(member: Member) -> Dataset:
     """Parse a file's header; raise InvalidDicomError when it is not DICOM.
 
-    The first 16 KB are read in one call and parsed from memory; only a header that runs
-    past them (rare: big private blocks) is parsed again from the stream.
+    The first 16 KB are read in one call. The common layout (preamble, little-endian data
+    set) is walked by fast_header; anything else is parsed by pydicom from memory, and only
+    a header that runs past the 16 KB (rare: big private blocks) is parsed again from the
+    stream.
     """
     parsed = None
     with member.open() as fh:
@@ -108,19 +112,25 @@ def read_header(member: Member) -> Dataset:
         except OSError:
             # e.g. a zip member whose tail is damaged: its header may still read on its own.
             prefix = None
-        if prefix is not None:
-            try:
-                parsed = _parse_header(io.BytesIO(prefix))
-            except InvalidDicomError:
+    if prefix is not None:
+        fast = parse_header(prefix, complete=len(prefix) < HEADER_PREFIX)
+        if fast is not None:
+            ds = fast.dataset
+            ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
+            ds.__dict__["_mprviewer_pixel_keyword"] = fast.pixel_keyword
+            return ds
+        try:
+            parsed = _parse_header(io.BytesIO(prefix))
+        except InvalidDicomError:
+            raise
+        except Exception:
+            if len(prefix) < HEADER_PREFIX:
                 raise
-            except Exception:
-                if len(prefix) < HEADER_PREFIX:
-                    raise
-            stopped_at_pixels = parsed is not None and (
-                parsed[2] in PIXEL_KEYWORDS or parsed[2] in (b"\xe0\x7f\x10\x00",
-                                                             b"\x7f\xe0\x00\x10"))
-            if len(prefix) == HEADER_PREFIX and not stopped_at_pixels:
-                parsed = None
+        stopped_at_pixels = parsed is not None and (
+            parsed[2] in PIXEL_KEYWORDS or parsed[2] in (b"\xe0\x7f\x10\x00",
+                                                         b"\x7f\xe0\x00\x10"))
+        if len(prefix) == HEADER_PREFIX and not stopped_at_pixels:
+            parsed = None
     if parsed is None:
         with member.open() as fh:
             parsed = _parse_header(fh)
@@ -141,35 +151,35 @@ def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
 
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
-    sop_class = str(ds.get("SOPClassUID", ""))
+    sop_class = str(header_value(ds, "SOPClassUID", ""))
     if sop_class in NON_IMAGE_CLASSES:
         return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
     if "Rows" not in ds or "Columns" not in ds:
         kind = str(ds.get("Modality", "")) or "object"
         return f"DICOM {kind} without image pixels"
-    rows, cols = int(ds.Rows or 0), int(ds.Columns or 0)
+    rows, cols = int(header_value(ds, "Rows") or 0), int(header_value(ds, "Columns") or 0)
     if rows <= 0 or cols <= 0:
         return f"invalid image size {rows}x{cols}"
-    series_uid = str(ds.get("SeriesInstanceUID", "")) or "unknown-series"
-    spacing = _float_tuple(ds.get("PixelSpacing"), 2)
+    series_uid = str(header_value(ds, "SeriesInstanceUID", "")) or "unknown-series"
+    spacing = _float_tuple(header_value(ds, "PixelSpacing"), 2)
     if spacing is None:
-        spacing = _float_tuple(ds.get("ImagerPixelSpacing"), 2)
+        spacing = _float_tuple(header_value(ds, "ImagerPixelSpacing"), 2)
     try:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        frames = int(header_value(ds, "NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         frames = 1
     try:
-        instance_number = int(ds.get("InstanceNumber"))  # type: ignore[arg-type]
+        instance_number = int(header_value(ds, "InstanceNumber"))
     except (TypeError, ValueError):
         instance_number = None
     file_meta = getattr(ds, "file_meta", None)
-    ts = str(file_meta.get("TransferSyntaxUID", "")) if file_meta is not None else ""
+    ts = str(header_value(file_meta, "TransferSyntaxUID", "")) if file_meta is not None else ""
     if not ts:
         ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
     native = ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
     try:
-        pixel_bytes = max(1, int(ds.get("BitsAllocated", 8) or 8) // 8) * max(
-            1, int(ds.get("SamplesPerPixel", 1) or 1))
+        pixel_bytes = max(1, int(header_value(ds, "BitsAllocated", 8) or 8) // 8) * max(
+            1, int(header_value(ds, "SamplesPerPixel", 1) or 1))
     except (TypeError, ValueError):
         pixel_bytes = 1
     most = max_frames(member.size, rows * cols * pixel_bytes, native)
@@ -180,15 +190,15 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     return Instance(
         member=member,
         header=ds,
-        sop_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_uid=str(header_value(ds, "SOPInstanceUID", "")),
         sop_class_uid=sop_class,
         series_uid=series_uid,
-        study_uid=str(ds.get("StudyInstanceUID", "")),
+        study_uid=str(header_value(ds, "StudyInstanceUID", "")),
         rows=rows,
         columns=cols,
         frames=max(frames, 1),
-        orientation=_float_tuple(ds.get("ImageOrientationPatient"), 6),
-        position=_float_tuple(ds.get("ImagePositionPatient"), 3),
+        orientation=_float_tuple(header_value(ds, "ImageOrientationPatient"), 6),
+        position=_float_tuple(header_value(ds, "ImagePositionPatient"), 3),
         pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
         transfer_syntax=ts,
         pixel_offset=pixel_offset,
@@ -208,7 +218,8 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
     try:
         meta = getattr(ds, "file_meta", None)
-        media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+        media_class = (str(header_value(meta, "MediaStorageSOPClassUID", ""))
+                       if meta is not None else "")
     except Exception as exc:  # a damaged value in the file meta group, read lazily
         return (member.name, f"damaged DICOM file meta: {type(exc).__name__}: {exc}")
     if media_class == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
@@ -216,7 +227,7 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
             return (member.name, "DICOMDIR (media directory), not an image")
         return (member.name, "DICOMDIR (media directory) under another name; open the file "
                              "named DICOMDIR, or the folder that holds the images")
-    if not hasattr(ds, "SOPClassUID") and "PixelData" not in ds and "Rows" not in ds:
+    if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
         return (member.name, "not a DICOM image (no SOP class, no pixels)")
     try:
         result = instance_from_header(member, ds)
@@ -233,7 +244,12 @@ def scan_members(
     cancel: threading.Event | None = None,
     workers: int = 2,
 ) -> tuple[list[Instance], list[tuple[str, str]]]:
-    """Scan every member's header, in parallel, reporting progress(done, total)."""
+    """Scan every member's header, reporting progress(done, total).
+
+    Members go to the pool in chunks, one task each: parsing is GIL-bound Python, so
+    threads only overlap the file reads, and one task per file cost more in hand-offs
+    than they saved.
+    """
     instances: list[Instance] = []
     skipped: list[tuple[str, str]] = []
     total = len(members)
@@ -242,15 +258,27 @@ def scan_members(
     if not members:
         return instances, skipped
     chunk = 32
+
+    def scan_chunk(start: int) -> list[Instance | tuple[str, str]] | None:
+        if cancel is not None and cancel.is_set():
+            return None
+        return [scan_one(m) for m in members[start : start + chunk]]
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, total, chunk):
-            if cancel is not None and cancel.is_set():
-                raise LoadCancelled("loading was cancelled")
-            for result in pool.map(scan_one, members[start : start + chunk]):
-                if isinstance(result, Instance):
-                    instances.append(result)
-                else:
-                    skipped.append(result)
-            if progress:
-                progress(min(start + chunk, total), total)
+        futures = [pool.submit(scan_chunk, start) for start in range(0, total, chunk)]
+        try:
+            for n, future in enumerate(futures):
+                results = future.result()
+                if results is None or (cancel is not None and cancel.is_set()):
+                    raise LoadCancelled("loading was cancelled")
+                for result in results:
+                    if isinstance(result, Instance):
+                        instances.append(result)
+                    else:
+                        skipped.append(result)
+                if progress:
+                    progress(min((n + 1) * chunk, total), total)
+        finally:
+            for future in futures:
+                future.cancel()
     return instances, skipped

@@ -18,6 +18,7 @@ from mprviewer.io.geometry import (
     frame_orientation,
     frame_position,
 )
+from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
 from mprviewer.io.volume import Volume
 
@@ -202,7 +203,7 @@ def _is_multi(value: Any) -> bool:
 
 # -- grouping ----------------------------------------------------------------------------
 def _is_localizer(frame: Frame) -> bool:
-    image_type = frame.instance.header.get("ImageType") or []
+    image_type = header_value(frame.instance.header, "ImageType") or []
     if isinstance(image_type, str):
         image_type = image_type.split("\\")
     return any(str(v).upper() in ("LOCALIZER", "SCOUT") for v in image_type)
@@ -214,7 +215,7 @@ def _stack_key(frame: Frame) -> tuple:
     rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
     spacing = frame.spacing
     spacing = None if spacing is None else tuple(np.round(spacing, 4))
-    samples = int(inst.header.get("SamplesPerPixel", 1) or 1)
+    samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
     return (frame.rows, frame.columns, rounded, spacing, samples, _is_localizer(frame),
             frame.keys.get("StackID", ""))
 
