@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
 from mprviewer.io.geometry import Frame
+from mprviewer.io.quick_values import header_value
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
@@ -30,19 +31,22 @@ class PixelFormat:
     """How stored values become output values for one slice."""
 
     def __init__(self, ds: Dataset, rescale: tuple[float, float] | None = None) -> None:
-        self.bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
-        self.bits_stored = int(ds.get("BitsStored", self.bits_allocated) or self.bits_allocated)
-        self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        self.bits_allocated = int(header_value(ds, "BitsAllocated", 16) or 16)
+        self.bits_stored = int(header_value(ds, "BitsStored", self.bits_allocated)
+                               or self.bits_allocated)
+        self.signed = int(header_value(ds, "PixelRepresentation", 0) or 0) == 1
+        self.samples = int(header_value(ds, "SamplesPerPixel", 1) or 1)
+        self.photometric = str(header_value(ds, "PhotometricInterpretation",
+                                            "MONOCHROME2")).upper()
         keyword = ds.__dict__.get("_mprviewer_pixel_keyword", "PixelData")
         self.is_float = ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds
                          or keyword != "PixelData")
         if keyword == "DoubleFloatPixelData":
             self.bits_allocated = 64
         slope, intercept = rescale if rescale is not None else _rescale(ds)
-        if "DoseGridScaling" in ds and "RescaleSlope" not in ds and rescale is None:
-            slope = _positive(ds.get("DoseGridScaling"), 1.0)  # RT dose: stored * scaling = Gy
+        if rescale is None and "DoseGridScaling" in ds and "RescaleSlope" not in ds:
+            # RT dose: stored * scaling = Gy
+            slope = _positive(header_value(ds, "DoseGridScaling"), 1.0)
         self.slope, self.intercept = slope, intercept
 
     @property
@@ -65,8 +69,8 @@ class PixelFormat:
 
 def _rescale(ds: Dataset) -> tuple[float, float]:
     try:
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        slope = float(header_value(ds, "RescaleSlope", 1) or 1)
+        intercept = float(header_value(ds, "RescaleIntercept", 0) or 0)
     except (TypeError, ValueError):
         return 1.0, 0.0
     if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
@@ -115,35 +119,47 @@ def output_dtype(lo: float, hi: float, integral: bool, stored: np.dtype) -> np.d
 
 def _native_slice(frame: Frame, fmt: PixelFormat, rows: int, cols: int) -> np.ndarray | None:
     """Stored values of a native single-frame image, read in one call; None if not."""
+    dtype = _native_dtype(frame, fmt)
+    if dtype is None:
+        return None
+    out = np.empty((rows, cols), dtype=dtype)
+    return out if _read_native(frame, out) else None
+
+
+def _native_dtype(frame: Frame, fmt: PixelFormat) -> np.dtype | None:
+    """The stored dtype of a native single-frame greyscale image, None for anything else."""
     inst = frame.instance
     if (inst.pixel_offset is None or inst.frames != 1
             or frame.tile is not None or not fmt.photometric.startswith("MONOCHROME")
             or inst.transfer_syntax not in NATIVE_LE or fmt.samples != 1
             or fmt.bits_allocated not in (8, 16, 32) or fmt.is_float):
         return None
-    nbytes = rows * cols * fmt.bits_allocated // 8
     kind = "i" if fmt.signed else "u"
-    dtype = np.dtype(f"<{kind}{fmt.bits_allocated // 8}")
-    out = np.empty((rows, cols), dtype=dtype)
+    return np.dtype(f"<{kind}{fmt.bits_allocated // 8}")
+
+
+def _read_native(frame: Frame, out: np.ndarray) -> bool:
+    """Fill ``out`` (C-contiguous, the image's stored dtype) with one readinto at the pixel
+    data offset; False when the element is not what the header scan promised."""
+    inst = frame.instance
+    nbytes = out.nbytes
     # A file on disk is opened directly; a zip member is streamed (seeking reads through).
     opened = open(inst.member.path, "rb") if inst.member.path else inst.member.open()  # noqa: SIM115
     with opened as fh:
         fh.seek(inst.pixel_offset)
         head = fh.read(12)
         if head[:4] != PIXEL_DATA_TAG:
-            return None
+            return False
         if inst.transfer_syntax == NATIVE_LE[0]:
             (length,) = struct.unpack("<I", head[4:8])
             fh.seek(inst.pixel_offset + 8)
         elif head[4:6] in (b"OB", b"OW"):
             (length,) = struct.unpack("<I", head[8:12])
         else:
-            return None
+            return False
         if length == 0xFFFFFFFF or length < nbytes:
-            return None
-        if fh.readinto(memoryview(out).cast("B")) != nbytes:
-            return None
-    return out
+            return False
+        return fh.readinto(memoryview(out).cast("B")) == nbytes
 
 
 def decode_instance(frame: Frame) -> np.ndarray:
@@ -212,12 +228,30 @@ def _mask_bits(stored: np.ndarray, fmt: PixelFormat) -> np.ndarray:
     return stored & np.array((1 << fmt.bits_stored) - 1, dtype=stored.dtype)
 
 
+def _mask_bits_in_place(stored: np.ndarray, fmt: PixelFormat) -> None:
+    """_mask_bits without temporaries, for an array that holds the stored values itself."""
+    if fmt.bits_stored >= fmt.bits_allocated or stored.dtype.kind not in "iu":
+        return
+    shift = stored.dtype.itemsize * 8 - fmt.bits_stored
+    if fmt.signed:
+        signed = stored.view(stored.dtype.str.replace("u", "i"))
+        np.left_shift(signed, shift, out=signed)
+        np.right_shift(signed, shift, out=signed)
+    else:
+        np.bitwise_and(stored, np.array((1 << fmt.bits_stored) - 1, dtype=stored.dtype),
+                       out=stored)
+
+
 def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
                      cols: int, decoded: np.ndarray | None = None) -> None:
     """Read one frame's stored values into ``out`` (a view of the volume).
 
     ``decoded`` is the instance's decoded pixel array when the caller already has it.
     """
+    if decoded is None and out.shape == (rows, cols) and out.flags.c_contiguous \
+            and _native_dtype(frame, fmt) == out.dtype and _read_native(frame, out):
+        _mask_bits_in_place(out, fmt)
+        return
     stored = None if decoded is not None else _native_slice(frame, fmt, rows, cols)
     if stored is None:
         stored = frame_of(decoded, frame) if decoded is not None else _decoded_slice(frame)
@@ -238,6 +272,10 @@ def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
 def _rescale_slice(src: np.ndarray, dst: np.ndarray, fmt: PixelFormat,
                    invert: float | None) -> None:
     """dst = src * slope + intercept (inverted for MONOCHROME1); src and dst may share memory."""
+    if (invert is None and fmt.integral_rescale and dst.dtype.kind in "iu"
+            and src.dtype.kind in "iu" and src.dtype.itemsize == dst.dtype.itemsize):
+        _integer_rescale(src.view(dst.dtype), dst, fmt)
+        return
     work = np.float64 if dst.dtype.kind == "f" else np.int64
     values = src.astype(work)
     if fmt.slope != 1.0:
@@ -247,6 +285,45 @@ def _rescale_slice(src: np.ndarray, dst: np.ndarray, fmt: PixelFormat,
     if invert is not None:
         values = invert - values
     dst[...] = values
+
+
+def _integer_rescale(src: np.ndarray, dst: np.ndarray, fmt: PixelFormat) -> None:
+    """dst = src * slope + intercept in dst's own integer type, without temporaries.
+
+    The arithmetic wraps modulo 2**bits, which gives the exact result whenever that result
+    fits in dst's type: the caller chose the type so that every output value does.
+    """
+    bits = dst.dtype.itemsize * 8
+    unsigned = np.dtype(f"u{dst.dtype.itemsize}")
+
+    def wrapped(number: float) -> np.ndarray:
+        return np.array(int(number) % (1 << bits), dtype=unsigned).view(dst.dtype)
+
+    if fmt.slope != 1.0:
+        np.multiply(src, wrapped(fmt.slope), out=dst)
+        src = dst
+    if fmt.intercept != 0.0:
+        np.add(src, wrapped(fmt.intercept), out=dst)
+    elif src is not dst:
+        dst[...] = src
+
+
+def fused_rescale_dtype(formats: list[PixelFormat], stored: np.dtype) -> np.dtype | None:
+    """The output dtype when it can be known before reading: every value the stored bits
+    allow, rescaled, fits the smallest candidate type of the stored size (CT: 12 bits ->
+    int16 HU). Then each slice is rescaled in place as soon as it is read."""
+    if stored not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16)):
+        return None
+    if not all(f.integral_rescale and not f.is_float for f in formats):
+        return None
+    # load_frames rescales the stored extremes of the whole series with every slice's
+    # slope and intercept; here the extremes any slice's bits allow stand in for them.
+    lows, highs = zip(*(f.stored_range for f in formats), strict=True)
+    ends = [v * f.slope + f.intercept for f in formats for v in (min(lows), max(highs))]
+    dtype = output_dtype(min(ends), max(ends), True, stored)
+    first = np.dtype(np.uint8) if stored == np.uint8 else np.dtype(np.int16)
+    # output_dtype tries the candidates in order, so the data's range picks this one too.
+    return dtype if dtype == first else None
 
 
 def load_frames(
@@ -284,6 +361,13 @@ def load_frames(
     for k, f in enumerate(frames):
         by_instance.setdefault(id(f.instance), []).append(k)
     tasks = list(by_instance.values())
+    monochrome1 = not rgb and formats[0].photometric == "MONOCHROME1"
+    identity = all(f.slope == 1.0 and f.intercept == 0.0 for f in formats)
+    fused = None if rgb or monochrome1 or identity else fused_rescale_dtype(formats, raw_dtype)
+    fused_out = raw.view(fused) if fused is not None else None
+    # Stored minimum and maximum per slice, taken while the slice is in cache.
+    extremes = np.zeros((len(frames), 2)) if fused is None and raw_dtype.kind in "iu" \
+        and not rgb and not (identity and not monochrome1) else None
 
     def read(ks: list[int]) -> None:
         nonlocal done
@@ -294,6 +378,10 @@ def load_frames(
             decoded = decode_instance(frames[ks[0]])
         for k in ks:
             read_stored_into(raw[k], frames[k], formats[k], rows, cols, decoded)
+            if fused_out is not None:
+                _integer_rescale(raw[k].view(fused), fused_out[k], formats[k])
+            elif extremes is not None:
+                extremes[k] = raw[k].min(), raw[k].max()
         with lock:
             done += len(ks)
             if progress:
@@ -303,16 +391,14 @@ def load_frames(
         list(pool.map(read, tasks))
     if cancel is not None and cancel.is_set():
         raise LoadCancelled("loading was cancelled")
-    if rgb:
+    if rgb or (identity and not monochrome1):
         return raw, notes
-    monochrome1 = formats[0].photometric == "MONOCHROME1"
-    identity = all(f.slope == 1.0 and f.intercept == 0.0 for f in formats)
-    if identity and not monochrome1:
-        return raw, notes
-    if raw.dtype.kind == "f":
-        lo_s, hi_s = float(np.nanmin(raw)), float(np.nanmax(raw))
+    if fused_out is not None:
+        return fused_out, notes
+    if extremes is not None:
+        lo_s, hi_s = float(extremes[:, 0].min()), float(extremes[:, 1].max())
     else:
-        lo_s, hi_s = float(raw.min()), float(raw.max())
+        lo_s, hi_s = float(np.nanmin(raw)), float(np.nanmax(raw))
     ends = [v * f.slope + f.intercept for f in formats for v in (lo_s, hi_s)]
     lo, hi = min(ends), max(ends)
     invert = None
