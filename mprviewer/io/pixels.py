@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
@@ -326,6 +328,54 @@ def fused_rescale_dtype(formats: list[PixelFormat], stored: np.dtype) -> np.dtyp
     return dtype if dtype == first else None
 
 
+FILES_PER_TASK = 8
+
+# What PixelFormat reads from a header, to recognise headers that give the same format.
+_FORMAT_TAGS = tuple(BaseTag(t) for t in (
+    0x00280002, 0x00280004, 0x00280100, 0x00280101, 0x00280103,  # samples .. representation
+    0x00281052, 0x00281053, 0x3004000E, 0x7FE00008, 0x7FE00009,  # rescale, dose, float pixels
+))
+
+
+def _is_single(frames: list[Frame], ks: list[int]) -> bool:
+    """One frame of a single-frame file: read natively on its own, not decoded as a whole."""
+    frame = frames[ks[0]]
+    return len(ks) == 1 and frame.instance.frames == 1 and frame.tile is None
+
+
+def _format_key(frame: Frame) -> tuple | None:
+    """The raw bytes PixelFormat depends on, or None when an element is already converted
+    (a header changed in memory is then read afresh)."""
+    header = frame.instance.header
+    elements = header._dict
+    parts: list[object] = [frame.rescale, header.__dict__.get("_mprviewer_pixel_keyword")]
+    for tag in _FORMAT_TAGS:
+        elem = elements.get(tag)
+        if elem is None:
+            parts.append(None)
+        elif isinstance(elem, RawDataElement):
+            parts.append((elem.VR, elem.value, elem.is_implicit_VR, elem.is_little_endian))
+        else:
+            return None
+    return tuple(parts)
+
+
+def pixel_formats(frames: list[Frame]) -> list[PixelFormat]:
+    """Every frame's PixelFormat, built once per distinct set of header values (a series
+    repeats one or a few), which spares most of the per-file header reads."""
+    cache: dict[tuple, PixelFormat] = {}
+    formats = []
+    for frame in frames:
+        key = _format_key(frame)
+        fmt = cache.get(key) if key is not None else None
+        if fmt is None:
+            fmt = PixelFormat(frame.instance.header, frame.rescale)
+            if key is not None:
+                cache[key] = fmt
+        formats.append(fmt)
+    return formats
+
+
 def load_frames(
     frames: list[Frame],
     progress: Callable[[int, int], None] | None = None,
@@ -340,7 +390,7 @@ def load_frames(
     """
     first = frames[0].instance
     rows, cols = frames[0].rows, frames[0].columns
-    formats = [PixelFormat(f.instance.header, f.rescale) for f in frames]
+    formats = pixel_formats(frames)
     notes: list[str] = []
     rgb = formats[0].samples == 3 or formats[0].photometric == "PALETTE COLOR"
     if any((f.samples == 3 or f.photometric == "PALETTE COLOR") != rgb for f in formats):
@@ -355,12 +405,18 @@ def load_frames(
     raw = np.empty(shape, dtype=raw_dtype)
     done = 0
     lock = threading.Lock()
-    # One task per single-frame file (fast native path), one per multi-frame instance or
-    # mosaic (decoded once, every frame copied out).
+    # Single-frame files go to the pool a few at a time (each one read in one call); a
+    # multi-frame instance or mosaic is one task (decoded once, every frame copied out).
     by_instance: dict[int, list[int]] = {}
     for k, f in enumerate(frames):
         by_instance.setdefault(id(f.instance), []).append(k)
-    tasks = list(by_instance.values())
+    tasks: list[list[list[int]]] = []
+    for ks in by_instance.values():
+        if (_is_single(frames, ks) and tasks and len(tasks[-1]) < FILES_PER_TASK
+                and _is_single(frames, tasks[-1][-1])):
+            tasks[-1].append(ks)
+        else:
+            tasks.append([ks])
     monochrome1 = not rgb and formats[0].photometric == "MONOCHROME1"
     identity = all(f.slope == 1.0 and f.intercept == 0.0 for f in formats)
     fused = None if rgb or monochrome1 or identity else fused_rescale_dtype(formats, raw_dtype)
@@ -369,21 +425,22 @@ def load_frames(
     extremes = np.zeros((len(frames), 2)) if fused is None and raw_dtype.kind in "iu" \
         and not rgb and not (identity and not monochrome1) else None
 
-    def read(ks: list[int]) -> None:
+    def read(task: list[list[int]]) -> None:
         nonlocal done
-        if cancel is not None and cancel.is_set():
-            return
-        decoded = None
-        if len(ks) > 1 or frames[ks[0]].instance.frames > 1 or frames[ks[0]].tile is not None:
-            decoded = decode_instance(frames[ks[0]])
-        for k in ks:
-            read_stored_into(raw[k], frames[k], formats[k], rows, cols, decoded)
-            if fused_out is not None:
-                _integer_rescale(raw[k].view(fused), fused_out[k], formats[k])
-            elif extremes is not None:
-                extremes[k] = raw[k].min(), raw[k].max()
+        for ks in task:
+            if cancel is not None and cancel.is_set():
+                return
+            decoded = None
+            if not _is_single(frames, ks):
+                decoded = decode_instance(frames[ks[0]])
+            for k in ks:
+                read_stored_into(raw[k], frames[k], formats[k], rows, cols, decoded)
+                if fused_out is not None:
+                    _integer_rescale(raw[k].view(fused), fused_out[k], formats[k])
+                elif extremes is not None:
+                    extremes[k] = raw[k].min(), raw[k].max()
         with lock:
-            done += len(ks)
+            done += sum(len(ks) for ks in task)
             if progress:
                 progress(done, len(frames))
 
