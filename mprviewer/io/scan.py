@@ -242,13 +242,13 @@ def scan_members(
     members: list[Member],
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    workers: int = 2,
+    workers: int = 1,
 ) -> tuple[list[Instance], list[tuple[str, str]]]:
     """Scan every member's header, reporting progress(done, total).
 
-    Members go to the pool in chunks, one task each: parsing is GIL-bound Python, so
-    threads only overlap the file reads, and one task per file cost more in hand-offs
-    than they saved.
+    Members go to the pool in chunks, one task each. Parsing is GIL-bound Python that
+    overlaps little file reading, so one worker is the default: a second one measured
+    slower (GIL hand-offs), and one task per file cost more in hand-offs than it saved.
     """
     instances: list[Instance] = []
     skipped: list[tuple[str, str]] = []
