@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.valuerep import VR
 
 from mprviewer.errors import LoadCancelled
 from mprviewer.io.fast_header import parse_header
@@ -140,15 +142,6 @@ def read_header(member: Member) -> Dataset:
     return ds
 
 
-def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
-    """The most frames a file of this size can hold, to refuse a header that claims more.
-
-    A native frame takes ``frame_bytes``; an encapsulated one at least its 8-byte item header.
-    """
-    per_frame = frame_bytes if native else 8
-    return max(1, file_size // max(per_frame, 1))
-
-
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(header_value(ds, "SOPClassUID", ""))
@@ -206,6 +199,37 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     )
 
 
+KNOWN_VRS = frozenset(vr.value for vr in VR)
+
+
+def replace_unknown_vrs(ds: Dataset) -> list[str]:
+    """Give elements whose VR is not a DICOM VR the VR UN, so reading them later yields raw
+    bytes instead of raising; returns the tags changed.
+
+    pydicom converts values lazily, so a damaged VR would otherwise surface far from the
+    scan, wherever the value is first used.
+    """
+    changed = []
+    for container in (getattr(ds, "file_meta", None), ds):
+        if container is None:
+            continue
+        for tag, elem in list(container._dict.items()):
+            if isinstance(elem, RawDataElement) and elem.VR is not None \
+                    and elem.VR not in KNOWN_VRS:
+                container._dict[tag] = elem._replace(VR="UN")
+                changed.append(str(tag))
+    return changed
+
+
+def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
+    """The most frames a file of this size can hold, to refuse a header that claims more.
+
+    A native frame takes ``frame_bytes``; an encapsulated one at least its 8-byte item header.
+    """
+    per_frame = frame_bytes if native else 8
+    return max(1, file_size // max(per_frame, 1))
+
+
 def scan_one(member: Member) -> Instance | tuple[str, str]:
     """Scan one member: an Instance or (name, reason) for a file to skip."""
     try:
@@ -216,6 +240,7 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"cannot be read: {exc}")
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
+    replace_unknown_vrs(ds)
     try:
         meta = getattr(ds, "file_meta", None)
         media_class = (str(header_value(meta, "MediaStorageSOPClassUID", ""))
