@@ -52,3 +52,14 @@ def test_a_panicking_decoder_is_a_dicom_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(pydicom.pixels, "pixel_array", panic)
     with pytest.raises(DicomError, match="PanicException: index out of bounds"):
         study.series[0].load()
+
+
+def test_a_multi_valued_samples_per_pixel_does_not_break_grouping(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    ds = pydicom.dcmread(files[0])
+    ds["SamplesPerPixel"].value = [1, 1]
+    ds.save_as(files[0])
+    study, reasons = _open(study_dir)
+    assert files[0].name not in reasons
+    # the damaged image cannot stack with its neighbours: it is a series of its own
+    assert sorted(s.num_images for s in study.series) == [1, 2, 5]

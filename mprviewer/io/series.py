@@ -215,7 +215,10 @@ def _stack_key(frame: Frame) -> tuple:
     rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
     spacing = frame.spacing
     spacing = None if spacing is None else tuple(np.round(spacing, 4))
-    samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
+    try:
+        samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError):  # a damaged, multi-valued or non-numeric value
+        samples = 0
     return (frame.rows, frame.columns, rounded, spacing, samples, _is_localizer(frame),
             frame.keys.get("StackID", ""))
 
