@@ -24,6 +24,7 @@ from pydicom.tag import BaseTag
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
 from mprviewer.io.geometry import Frame
+from mprviewer.io.jpeg2000 import plugin_for
 from mprviewer.io.quick_values import header_value
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
@@ -171,11 +172,9 @@ def decode_instance(frame: Frame) -> np.ndarray:
     ts = inst.transfer_syntax
     ensure_decodable(ts, inst.member.name)
     try:
-        from pydicom.pixels import pixel_array
-
         with inst.member.open() as fh:
             ds = pydicom.dcmread(fh, force=True)
-        arr = pixel_array(ds, as_rgb=True)
+        arr = _pixel_array(ds, ts)
         if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
             arr = _palette_to_rgb(arr, ds)
     except BaseException as exc:
@@ -192,6 +191,19 @@ def decode_instance(frame: Frame) -> np.ndarray:
             "installed decoders do not support"
         ) from exc
     return np.asarray(arr)
+
+
+def _pixel_array(ds: Dataset, transfer_syntax: str) -> np.ndarray:
+    """pydicom's pixel_array, through the GIL-free JPEG 2000 plugin where there is one."""
+    from pydicom.pixels import pixel_array
+
+    plugin = plugin_for(transfer_syntax)
+    if plugin:
+        try:
+            return pixel_array(ds, as_rgb=True, decoding_plugin=plugin)
+        except (RuntimeError, ValueError):
+            pass  # pydicom's other plugins may still read a stream this one refuses
+    return pixel_array(ds, as_rgb=True)
 
 
 def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
