@@ -47,7 +47,7 @@ def read_only(frames, workers: int) -> np.ndarray:
     from concurrent.futures import ThreadPoolExecutor
 
     first = frames[0].instance
-    formats = [pixels.PixelFormat(f.instance.header) for f in frames]
+    formats = pixels.pixel_formats(frames)
     raw = np.empty((len(frames), first.rows, first.columns), pixels.stored_dtype(formats))
 
     def read(k: int) -> None:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         one = group_series(found)[0][0]
         todo = one.geometry.frames
         first = todo[0].instance
-        formats = [pixels.PixelFormat(f.instance.header) for f in todo]
+        formats = pixels.pixel_formats(todo)
         raw = np.empty((len(todo), first.rows, first.columns), pixels.stored_dtype(formats))
         view = raw.view(np.int16)
         for k, frame in enumerate(todo):
