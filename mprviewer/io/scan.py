@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,9 +73,9 @@ def _float_tuple(value: Any, n: int) -> np.ndarray | None:
         values = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    if len(values) != n or not np.all(np.isfinite(values)):
+    if len(values) != n or not all(map(math.isfinite, values)):  # math: no array round trip
         return None
-    return np.asarray(values, dtype=np.float64)
+    return np.array(values, dtype=np.float64)
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:
