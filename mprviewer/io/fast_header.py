@@ -65,7 +65,7 @@ def parse_header(buf: bytes, complete: bool) -> FastHeader | None:
     """
     try:
         return _parse(buf, complete)
-    except (Unsupported, struct.error, KeyError, ValueError, UnicodeDecodeError):
+    except Exception:  # whatever went wrong, dcmread decides what the bytes are
         return None
 
 
