@@ -63,3 +63,25 @@ def test_a_multi_valued_samples_per_pixel_does_not_break_grouping(study_dir: Pat
     assert files[0].name not in reasons
     # the damaged image cannot stack with its neighbours: it is a series of its own
     assert sorted(s.num_images for s in study.series) == [1, 2, 5]
+
+
+def test_a_sequence_that_fails_when_first_read_skips_its_file(study_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Sequences are parsed when first read, during grouping: a damaged one (as pydicom
+    reports it, an OSError) skips its file with the reason, and the rest still opens."""
+    from mprviewer.io import multiframe
+
+    files = _bad_series(study_dir)
+    real = multiframe.expand_frames
+
+    def expand(instance):
+        if instance.member.name == str(files[1]):
+            raise OSError("No tag to read at file position A1D")
+        return real(instance)
+
+    monkeypatch.setattr(multiframe, "expand_frames", expand)
+    study, reasons = _open(study_dir)
+    assert reasons[files[1].name] == ("damaged multi-frame or mosaic header: OSError: No tag "
+                                      "to read at file position A1D")
+    assert study.find_series("bad").num_images == 2

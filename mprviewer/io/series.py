@@ -335,7 +335,12 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
         frames: list[Frame] = []
         notes: list[str] = []
         for inst in members:
-            inst_frames, inst_notes = frames_of(inst)
+            try:
+                inst_frames, inst_notes = frames_of(inst)
+            except Exception as exc:  # a damaged sequence, parsed only when first read
+                skipped.append((inst.member.name, "damaged multi-frame or mosaic header: "
+                                                  f"{type(exc).__name__}: {exc}"))
+                continue
             frames.extend(inst_frames)
             notes.extend(n for n in inst_notes if n not in notes)
         stacks: dict[tuple, list[Frame]] = defaultdict(list)
