@@ -121,6 +121,7 @@ def read_header(member: Member) -> Dataset:
             ds = fast.dataset
             ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
             ds.__dict__["_mprviewer_pixel_keyword"] = fast.pixel_keyword
+            ds.__dict__["_mprviewer_known_vrs"] = True  # the quick walk takes no other VR
             return ds
         try:
             parsed = _parse_header(io.BytesIO(prefix))
@@ -241,7 +242,8 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"cannot be read: {exc}")
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
-    replace_unknown_vrs(ds)
+    if not ds.__dict__.get("_mprviewer_known_vrs"):
+        replace_unknown_vrs(ds)
     try:
         meta = getattr(ds, "file_meta", None)
         media_class = (str(header_value(meta, "MediaStorageSOPClassUID", ""))
