@@ -321,7 +321,8 @@ def mutate_zip(data: bytes, rnd: random.Random) -> tuple[bytes, str]:
             offset = rnd.choice([8, 10, 12, 16, 20])
             size = 4 if offset in (12, 16) else 2
             value = rnd.choice(INTERESTING_32 if size == 4 else INTERESTING_16)
-            struct.pack_into("<I" if size == 4 else "<H", b, at + offset, value)
+            if at + offset + size <= len(b):  # a "PK\x05\x06" near the end of the data
+                struct.pack_into("<I" if size == 4 else "<H", b, at + offset, value)
         return bytes(b), "zip-eocd"
     return mutate_bytes(data, rnd)
 
