@@ -72,6 +72,14 @@ def _non_image(path: Path, sop_class: str, modality: str) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def test_a_zip_name_on_other_bytes_says_it_is_not_a_zip(study_dir: Path) -> None:
+    (study_dir / "export.zip").write_bytes(np.random.default_rng(4).bytes(5000))
+    _, reasons = _open(study_dir)
+    assert reasons["export.zip"].startswith("not a zip archive nor a DICOM file")
+    with pytest.raises(DicomError, match=r"export\.zip: .*not a zip archive nor a DICOM"):
+        mprviewer.open_study(study_dir / "export.zip")
+
+
 def test_dicom_objects_without_pixels(study_dir: Path) -> None:
     for name in ("test-SR.dcm", "reportsi.dcm", "rtplan.dcm", "rtstruct.dcm",
                  "waveform_ecg.dcm", "rtplan_truncated.dcm"):

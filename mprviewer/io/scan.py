@@ -237,6 +237,9 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
     try:
         ds = read_header(member)
     except InvalidDicomError:
+        if member.name.lower().endswith(".zip"):
+            return (member.name, "not a zip archive nor a DICOM file (damaged, or an "
+                                 "incomplete download?)")
         return (member.name, "not a DICOM file")
     except (OSError, EOFError) as exc:
         return (member.name, f"cannot be read: {exc}")
