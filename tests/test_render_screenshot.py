@@ -129,3 +129,14 @@ def test_rgb_volumes_are_shown_in_colour() -> None:
     red = (axial[..., 0] > 200) & (axial[..., 1] < 60) & (axial[..., 2] < 60)
     rows, cols = np.nonzero(red)
     assert rows.size > 50 and np.median(cols) > 100
+
+
+def test_views_of_a_layout_are_parted_by_grey_seams() -> None:
+    from mprviewer.render.screenshot import SEAM_COLOUR
+
+    vol = marker_volume()
+    quad = screenshot(vol, slices=SLICES, size=(480, 360), threshold=500)
+    grey = np.all(quad == SEAM_COLOUR, axis=2)
+    assert grey[:, 239:241].all() and grey[179:181, :].all()
+    alone = screenshot(vol, view="axial", slices=SLICES, size=(480, 360))
+    assert not np.all(alone[:, 239:241] == SEAM_COLOUR, axis=2).all()

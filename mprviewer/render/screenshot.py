@@ -115,6 +115,25 @@ def resolve_marks(annotations: Any, volume: Any, grid: DisplayGrid) -> Marks:
 
 
 # -- rendering ---------------------------------------------------------------------------
+SEAM_COLOUR = (70, 70, 70)
+SEAM_WIDTH = 2
+
+
+def draw_seams(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Grey lines between the views of a layout, so that one view's orientation letters
+    cannot be read as the next view's; ``image`` is changed in place and returned."""
+    height, width = image.shape[:2]
+    rows, columns = shape
+    half = SEAM_WIDTH // 2
+    for r in range(1, rows):
+        y = round(height * r / rows)
+        image[max(0, y - half) : y - half + SEAM_WIDTH] = SEAM_COLOUR
+    for c in range(1, columns):
+        x = round(width * c / columns)
+        image[:, max(0, x - half) : x - half + SEAM_WIDTH] = SEAM_COLOUR
+    return image
+
+
 class _Shot:
     """Store, state and plotter for one layout; kept open to render several slices fast."""
 
@@ -157,6 +176,7 @@ class _Shot:
         self.state.set_threshold_overlay(bool(overlay))
         self.state.set_volume_opacity(bool(opacity) and "3d" in names)
         self.store = ImageStore(volume, grid)
+        self.shape = shape
         self.plotter = offscreen_plotter((width, height), shape=shape)
         self.scenes: list[Any] = []
         for n, name in enumerate(names):
@@ -176,7 +196,9 @@ class _Shot:
     def image(self) -> np.ndarray:
         from mprviewer.render.offscreen import render_image
 
-        return np.ascontiguousarray(np.asarray(render_image(self.plotter))[..., :3])
+        image = np.array(render_image(self.plotter)[..., :3])
+        return draw_seams(image, self.shape)
+
 
     def close(self) -> None:
         for scene in self.scenes:
