@@ -68,9 +68,6 @@ def test_a_jpeg2000_series_loads_its_values(tmp_path: Path, signed: bool) -> Non
     values = rng.integers(-1024 if signed else 0, 3000, size=(4, 40, 48)).astype(np.float64)
     synthetic.write_series(tmp_path / "j2k", values, transfer_syntax=JPEG2000Lossless,
                            signed=signed, bits_stored=12 if not signed else 16, seed=2)
-    study = mprviewer.open_study(str(tmp_path / "j2k"))
-    try:
+    with mprviewer.open_study(str(tmp_path / "j2k")) as study:
         volume = study.series[0].load()
-    finally:
-        study.close()
     np.testing.assert_array_equal(volume.array, values)

@@ -43,11 +43,8 @@ def test_rescaled_values_and_dtype(tmp_path: Path, bits: int, stored: int, signe
     synthetic.write_series(tmp_path / "s", values.astype(np.float64), rescale=(slope, intercept),
                            bits_allocated=bits, bits_stored=stored, signed=signed,
                            high_bit_noise=noise and stored < bits, seed=3)
-    study = mprviewer.open_study(str(tmp_path / "s"))
-    try:
+    with mprviewer.open_study(str(tmp_path / "s")) as study:
         volume = study.series[0].load()
-    finally:
-        study.close()
     np.testing.assert_array_equal(volume.array, values)
     stored_dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
     expected = output_dtype(float(values.min()), float(values.max()), True, stored_dtype)
@@ -58,9 +55,6 @@ def test_monochrome1_is_inverted_in_the_general_path(tmp_path: Path) -> None:
     values = _values(0, 4095)
     synthetic.write_series(tmp_path / "s", values.astype(np.float64), rescale=(1.0, 0.0),
                            photometric="MONOCHROME1", bits_stored=12, signed=False, seed=4)
-    study = mprviewer.open_study(str(tmp_path / "s"))
-    try:
+    with mprviewer.open_study(str(tmp_path / "s")) as study:
         volume = study.series[0].load()
-    finally:
-        study.close()
     np.testing.assert_array_equal(volume.array, 4095 - values)

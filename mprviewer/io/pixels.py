@@ -262,11 +262,15 @@ def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
 
     ``decoded`` is the instance's decoded pixel array when the caller already has it.
     """
-    if decoded is None and out.shape == (rows, cols) and out.flags.c_contiguous \
-            and _native_dtype(frame, fmt) == out.dtype and _read_native(frame, out):
-        _mask_bits_in_place(out, fmt)
-        return
-    stored = None if decoded is not None else _native_slice(frame, fmt, rows, cols)
+    stored = None
+    if decoded is None:
+        if out.shape == (rows, cols) and out.flags.c_contiguous \
+                and _native_dtype(frame, fmt) == out.dtype:
+            if _read_native(frame, out):  # straight into the volume
+                _mask_bits_in_place(out, fmt)
+                return
+        else:
+            stored = _native_slice(frame, fmt, rows, cols)
     if stored is None:
         stored = frame_of(decoded, frame) if decoded is not None else _decoded_slice(frame)
     stored = _mask_bits(stored, fmt)  # idempotent where a decoder already did it

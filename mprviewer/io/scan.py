@@ -121,7 +121,6 @@ def read_header(member: Member) -> Dataset:
             ds = fast.dataset
             ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
             ds.__dict__["_mprviewer_pixel_keyword"] = fast.pixel_keyword
-            ds.__dict__["_mprviewer_known_vrs"] = True  # the quick walk takes no other VR
             return ds
         try:
             parsed = _parse_header(io.BytesIO(prefix))
@@ -139,6 +138,7 @@ def read_header(member: Member) -> Dataset:
         with member.open() as fh:
             parsed = _parse_header(fh)
     ds, offset, tag = parsed
+    replace_unknown_vrs(ds)  # the quick walk above declines such VRs; pydicom keeps them
     ds.__dict__["_mprviewer_pixel_offset"] = offset
     ds.__dict__["_mprviewer_pixel_keyword"] = PIXEL_KEYWORDS.get(tag, "PixelData")
     return ds
@@ -204,14 +204,13 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
 KNOWN_VRS = frozenset(vr.value for vr in VR)
 
 
-def replace_unknown_vrs(ds: Dataset) -> list[str]:
+def replace_unknown_vrs(ds: Dataset) -> None:
     """Give elements whose VR is not a DICOM VR the VR UN, so reading them later yields raw
-    bytes instead of raising; returns the tags changed.
+    bytes instead of raising.
 
     pydicom converts values lazily, so a damaged VR would otherwise surface far from the
     scan, wherever the value is first used.
     """
-    changed = []
     for container in (getattr(ds, "file_meta", None), ds):
         if container is None:
             continue
@@ -219,8 +218,6 @@ def replace_unknown_vrs(ds: Dataset) -> list[str]:
             if isinstance(elem, RawDataElement) and elem.VR is not None \
                     and elem.VR not in KNOWN_VRS:
                 container._dict[tag] = elem._replace(VR="UN")
-                changed.append(str(tag))
-    return changed
 
 
 def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
@@ -245,8 +242,6 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
         return (member.name, f"cannot be read: {exc}")
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
-    if not ds.__dict__.get("_mprviewer_known_vrs"):
-        replace_unknown_vrs(ds)
     try:
         meta = getattr(ds, "file_meta", None)
         media_class = (str(header_value(meta, "MediaStorageSOPClassUID", ""))
