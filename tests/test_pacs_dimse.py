@@ -148,6 +148,26 @@ def test_wrong_called_ae_title_is_rejected(peer: Peer) -> None:
     assert f"dimse://NOTORTHANC@127.0.0.1:{peer.orthanc.dicom_port}" in str(info.value)
 
 
+def test_reject_read_as_reject_when_the_socket_closes_first(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orthanc closes right after A-ASSOCIATE-RJ; a slow requestor must still report a reject."""
+    import time
+
+    from pynetdicom.acse import ACSE
+
+    send_request = ACSE.send_request
+
+    def slow_send_request(self: ACSE) -> None:
+        send_request(self)
+        time.sleep(0.5)  # the peer answers and hangs up before pynetdicom looks again
+
+    monkeypatch.setattr(ACSE, "send_request", slow_send_request)
+    wrong = f"dimse://NOTORTHANC@127.0.0.1:{peer.orthanc.dicom_port}?calling={OUR_AET}"
+    with pytest.raises(PacsAuthError, match="rejected the association"):
+        search_studies(wrong)
+
+
 def test_unknown_calling_ae_title_is_refused(peer: Peer) -> None:
     stranger = f"{peer.orthanc.dimse_spec}?calling=STRANGER"
     with pytest.raises(PacsAuthError, match="our AE title 'STRANGER'") as info:

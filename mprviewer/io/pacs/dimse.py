@@ -66,9 +66,24 @@ def _association(
     server: Server, ae: Any, what: str, **kwargs: Any
 ) -> Iterator[Any]:
     """An established association, released afterwards; failures become PacsErrors."""
-    assoc = ae.associate(server.host, server.port, ae_title=server.called_aet, **kwargs)
+    from pynetdicom import evt
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    # A peer that rejects us sends A-ASSOCIATE-RJ and closes at once; on a busy machine
+    # pynetdicom can see the closed socket before it reads the reject and report an abort.
+    # Watching the PDUs as they arrive keeps the real answer.
+    rejects: list[object] = []
+
+    def on_pdu(event: Any) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            rejects.append(event.pdu)
+
+    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
+    assoc = ae.associate(
+        server.host, server.port, ae_title=server.called_aet, evt_handlers=handlers, **kwargs
+    )
     if not assoc.is_established:
-        if assoc.is_rejected:
+        if assoc.is_rejected or rejects:
             raise PacsAuthError(
                 f"{server.label} rejected the association while {what}: check that the server "
                 f"knows our AE title '{server.calling_aet}' and that its own AE title is "
