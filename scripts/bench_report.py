@@ -177,8 +177,9 @@ WHY_NOT_MET = (
      "because the data table, the tag browser, mosaics, enhanced multi-frame and the KOS "
      "export read them."),
     ("JPEG 2000",
-     "decoding is the cost, and all three readers use OpenJPEG on both cores (see the CPU "
-     "column: about 1.8 s of CPU in about 1 s). mprviewer decodes in parallel through "
+     "decoding is the cost: mprviewer and SimpleITK both decode with OpenJPEG on both cores "
+     "(see the CPU column: about 1.8 s of CPU in about 1 s), and the original approach "
+     "spends the same CPU on one core. mprviewer decodes in parallel through "
      "imagecodecs, which releases the GIL; going 1.5x faster than SimpleITK would need a "
      "decoder that spends less CPU per frame than OpenJPEG, and none is available here."),
     ("vtkDICOMImageReader",
