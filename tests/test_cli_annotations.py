@@ -125,6 +125,13 @@ def test_bad_inputs_exit_3_with_one_line(tmp_path):
         fh.truncate(1024**3)
     assert_input_error(run("show", str(huge), cwd=tmp_path), "huge.json", "MB")
     assert_input_error(run("show", str(tmp_path / "missing.json"), cwd=tmp_path), "cannot be read")
+    shapeless = tmp_path / "shapeless.json"
+    shapeless.write_text('{"CT": {"Anomaly": 1}}')
+    for action in (("show", str(shapeless)), ("convert", str(shapeless), str(tmp_path / "o.json"))):
+        assert_input_error(run(*action, cwd=tmp_path), str(shapeless), "neither")
+    other = tmp_path / "list.json"
+    other.write_text("[1, 2]")
+    assert_input_error(run("show", str(other), cwd=tmp_path), str(other), "JSON list")
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def _run_show(args: argparse.Namespace) -> int:
     from mprviewer.model.annotation_files import detect_format, document_to_set, load_json
 
     doc = load_json(args.file)
-    fmt = detect_format(doc)
+    fmt = detect_format(doc, str(args.file))
     aset, _report = document_to_set(doc, args.file)
     out: list[str] = [f"File:     {args.file} ({fmt} format)"]
     if aset.study_uid:

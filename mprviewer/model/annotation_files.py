@@ -154,11 +154,14 @@ def load_json(path: str | Path) -> Any:
 
 
 # -- format detection -------------------------------------------------------------------------
-def detect_format(source: str | Path | Mapping[str, Any]) -> str:
-    """``"full"`` or ``"original"`` for a path or an already parsed document."""
+def detect_format(source: str | Path | Mapping[str, Any], name: str | None = None) -> str:
+    """``"full"`` or ``"original"`` for a path or an already parsed document.
+
+    ``name`` is what error messages call a parsed document (its file, when it came from one).
+    """
     if isinstance(source, (str, Path)):
         return _detect(load_json(source), str(source))
-    return _detect(source, "annotation document")
+    return _detect(source, name or "annotation document")
 
 
 def _detect(doc: Any, name: str) -> str:

@@ -108,7 +108,7 @@ def _read_parsable(path: Path) -> str | None:
     """
     try:
         text = path.read_bytes().decode("utf-8-sig")
-        detect_format(loads(text, str(path)))
+        detect_format(loads(text, str(path)), str(path))
     except (OSError, UnicodeDecodeError, AnnotationError):
         return None
     return text
