@@ -49,6 +49,18 @@ def test_zips_urls_and_read_only_sources_use_the_data_folder(tmp_path):
     assert not folder_is_writable(zip_path)
 
 
+def test_a_study_in_the_pacs_cache_keeps_its_marks_outside_the_cache():
+    """The cache evicts whole study folders: a sidecar inside one would be deleted with it."""
+    from mprviewer.io.pacs import cache
+
+    study = cache.cache_root() / "0123abcd"
+    study.mkdir(parents=True)
+    assert os.access(study, os.W_OK)
+    assert not folder_is_writable(study)
+    assert sidecar_path(study, "1.2.3", folder_is_writable(study)) == (
+        sub_dir("annotations") / "1.2.3.json")
+
+
 def test_sidecar_names_are_safe_and_stable(tmp_path):
     folder = sub_dir("annotations")
     hostile = sidecar_path(None, "../../etc/passwd", False)

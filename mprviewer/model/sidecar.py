@@ -4,7 +4,8 @@ Where the sidecar lives (``sidecar_path``):
 
 - a study opened from a folder the user can write to: ``<folder>/.mprviewer/annotations-<study
   UID>.json``, so the marks travel with the images;
-- anything else (a zip, a URL, a read-only folder or CD, single files):
+- anything else (a zip, a URL, a read-only folder or CD, single files, a study retrieved from
+  a PACS into the per-user cache):
   ``<data dir>/annotations/<study UID>.json`` in the per-user data folder (``MPRVIEWER_HOME``
   overrides it). Without a study UID the name is a hash of the source.
 
@@ -68,16 +69,30 @@ def sidecar_path(source: str | Path | None, study_uid: str, writable_folder: boo
 
 
 def folder_is_writable(source: str | Path | None) -> bool:
-    """True when ``source`` is a folder where a sidecar can be created."""
+    """True when ``source`` is a folder where a sidecar can be created and will stay.
+
+    Folders inside the per-user data folder are the program's own caches (studies retrieved
+    from a PACS, evicted when the cache is full): marks made there would go with them.
+    """
     if source is None:
         return False
     folder = Path(source)
-    if not folder.is_dir():
+    if not folder.is_dir() or _inside_data_dir(folder):
         return False
     target = folder / SIDECAR_FOLDER
     if target.is_dir():
         return os.access(target, os.W_OK | os.X_OK)
     return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _inside_data_dir(folder: Path) -> bool:
+    from mprviewer.paths import data_dir
+
+    try:
+        folder.resolve().relative_to(data_dir().resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def backup_path(path: Path) -> Path:
