@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mprviewer
-from tests.gui_fixtures import qapp  # noqa: F401
+from mprviewer.io.synthetic import write_series
+from tests.gui_fixtures import make_viewer, qapp  # noqa: F401
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
 
@@ -143,3 +145,154 @@ def test_send_key_images_from_the_viewer(served, qapp, qtbot, monkeypatch) -> No
                   if s.modality == "KO"]
     assert len(key_series) == 1 and key_series[0].num_instances == 1
     window.close()
+
+
+# -- the viewer retrieving from the PACS -------------------------------------------------
+def _local_study(folder: Path) -> Path:
+    """A small study to have on screen before the PACS one (it must survive failures)."""
+    write_series(folder, np.full((3, 8, 8), 7.0), description="local study", seed="local")
+    return folder
+
+
+def _open_local(window, qtbot, folder: Path) -> None:
+    with qtbot.waitSignal(window.volume_changed, timeout=20000):
+        window.open_source(str(folder))
+
+
+def _hold_retrieval(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make retrieve_to_cache wait for ``release`` (so the test can look at the window)."""
+    import mprviewer.io.pacs as pacs
+
+    started, release = threading.Event(), threading.Event()
+    real = pacs.retrieve_to_cache
+
+    def held(*args, **kwargs):
+        started.set()
+        cancel = args[2] if len(args) > 2 else kwargs.get("cancel")
+        while not release.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                break
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pacs, "retrieve_to_cache", held)
+    return started, release
+
+
+def _table_rows(window) -> list[list[str]]:
+    table = window.series_table.table
+    return [[table.item(r, c).text() for c in range(table.columnCount())]
+            for r in range(table.rowCount())]
+
+
+def test_dialog_open_lists_the_series_before_the_images_arrive(
+    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+) -> None:
+    """The series table shows the server's series at once; the volume follows."""
+    from mprviewer.gui.pacs_dialog import PacsDialog
+
+    orthanc, ct = served
+    window = make_viewer()
+    _open_local(window, qtbot, _local_study(tmp_path / "local"))
+    local_volume = window.volume
+    started, release = _hold_retrieval(monkeypatch)
+    dlg = PacsDialog(window)
+    qtbot.addWidget(dlg)
+    dlg.address_edit.setText(orthanc.dicomweb_url)
+    dlg.search_button.click()
+    qtbot.waitUntil(lambda: dlg.tree.topLevelItemCount() == 1, timeout=10000)
+    dlg.tree.setCurrentItem(dlg.tree.topLevelItem(0))  # the study, its series not listed yet
+    dlg.open_button.click()
+    assert not dlg.isVisible()  # handed over: the viewer retrieves with its own progress
+
+    qtbot.waitUntil(lambda: window.series_table.pending, timeout=10000)
+    assert started.wait(10)
+    [row] = _table_rows(window)
+    assert row[1:4] == ["CT test series", "CT", "5 images"]
+    assert window.volume is local_volume  # the images are not here yet
+    window.series_table.table.cellDoubleClicked.emit(0, 1)  # a listed row cannot be loaded yet
+    assert window.runner.busy and window.volume is local_volume
+
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        release.set()
+    assert not window.series_table.pending
+    assert window.series.uid == ct.series_uid
+    assert np.array_equal(window.volume.array, ct.array)
+    [row] = _table_rows(window)
+    assert row[1] == "CT test series" and row[3] == "16 × 16 × 5"
+    assert f"study {ct.study_uid} on {orthanc.dicomweb_url}" in window.windowTitle()
+
+
+def test_cancelled_retrieval_keeps_the_study_on_screen(
+    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+) -> None:
+    from mprviewer.io.pacs import cache, parse_server
+
+    orthanc, ct = served
+    window = make_viewer()
+    _open_local(window, qtbot, _local_study(tmp_path / "local"))
+    before = _table_rows(window)
+    local_volume = window.volume
+    started, _release = _hold_retrieval(monkeypatch)
+    server = parse_server(orthanc.dicomweb_url)
+    earlier = cache.lookup(server.cache_key, ct.study_uid, None)
+    if earlier is not None:  # an earlier test retrieved it: this one must go to the server
+        cache.remove(earlier)
+    window.open_remote(server, ct.study_uid)
+    qtbot.waitUntil(lambda: window.series_table.pending, timeout=10000)
+    assert started.wait(10)
+    with qtbot.waitSignal(window.runner.cancelled, timeout=10000):
+        window.runner.cancel()
+    assert not window.series_table.pending and _table_rows(window) == before
+    assert window.volume is local_volume
+    assert cache.lookup(server.cache_key, ct.study_uid, None) is None
+
+
+def test_failed_retrieval_keeps_the_study_on_screen(
+    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+) -> None:
+    import mprviewer.io.pacs as pacs
+
+    orthanc, ct = served
+    window = make_viewer()
+    _open_local(window, qtbot, _local_study(tmp_path / "local"))
+    before = _table_rows(window)
+    local_volume = window.volume
+    listed = threading.Event()
+
+    def broken(*_args, **_kwargs):
+        listed.set()
+        raise pacs.PacsConnectionError("connection to the server was lost while retrieving")
+
+    monkeypatch.setattr(pacs, "retrieve_to_cache", broken)
+    with qtbot.waitSignal(window.load_failed, timeout=20000) as failure:
+        window.open_source(f"{orthanc.dicomweb_url}/studies/{ct.study_uid}")
+    assert listed.is_set() and "connection to the server was lost" in failure.args[0]
+    assert not window.series_table.pending and _table_rows(window) == before
+    assert window.volume is local_volume
+    window.error_box.close()
+
+    nowhere = f"http://127.0.0.1:{free_port()}/dicom-web/studies/{ct.study_uid}"
+    with qtbot.waitSignal(window.load_failed, timeout=20000) as failure:
+        window.open_source(nowhere)
+    assert "cannot reach" in failure.args[0] and _table_rows(window) == before
+    window.error_box.close()
+
+
+def test_study_url_opens_with_its_name_and_no_password_kept(
+    served, make_viewer, qtbot  # noqa: F811
+) -> None:
+    """``mprviewer view <DICOMweb study URL>``: the same progressive open; credentials in the
+    URL are not shown in the window title nor kept in the recent list."""
+    from mprviewer.gui import open_dialogs
+
+    orthanc, ct = served
+    url = f"{orthanc.dicomweb_url}/studies/{ct.study_uid}"
+    with_password = url.replace("http://", "http://reader:pw-456@", 1)
+    window = make_viewer()
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        window.open_source(with_password)
+    assert np.array_equal(window.volume.array, ct.array)
+    assert url in window.windowTitle() and "pw-456" not in window.windowTitle()
+    assert window.study.source_label == url
+    recent = open_dialogs.recent_sources()
+    assert recent[0] == url and not any("pw-456" in str(r) for r in recent)

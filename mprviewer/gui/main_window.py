@@ -94,6 +94,24 @@ class LoadResult:
     of_study: Any = None  # for another series: the study it belongs to
 
 
+def _is_dicomweb_study_url(source: str) -> bool:
+    """A ``.../studies/<uid>`` URL under a DICOMweb root (read through WADO-RS)."""
+    if "://" not in source[:16]:
+        return False
+    from mprviewer.io.pacs.urls import is_dicomweb_study_url
+
+    return is_dicomweb_study_url(source)
+
+
+def _server_label(url: str) -> str:
+    """The DICOMweb root of a study URL, as messages show it (no credentials)."""
+    from mprviewer.io.pacs.urls import parse_study_url
+    from mprviewer.io.remote import url_label
+
+    ref = parse_study_url(url)
+    return url_label(ref.root if ref is not None else url)
+
+
 def series_by_size(study: Any) -> list[int]:
     """Series rows, the one with the most voxels first: the sensible one to show."""
     sizes = [s.shape[0] * s.shape[1] * s.shape[2] for s in study.series]
@@ -172,6 +190,8 @@ class MainWindow(QMainWindow):
     first_frame_shown = pyqtSignal(float)  # seconds from set_volume to the 2D frames
     load_failed = pyqtSignal(str)
     slice_key = pyqtSignal(str, int, int)  # plane, Qt key, modifiers: keys the views left alone
+    # (job number, series rows): what a PACS retrieval brings, sent from its worker thread
+    remote_series_listed = pyqtSignal(int, object)
 
     def __init__(
         self, source: Source | None = None, series: int | None = None,
@@ -200,6 +220,9 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_loaded)
         self.runner.failed.connect(self._on_load_failed)
         self.runner.cancelled.connect(self._on_load_cancelled)
+        self._remote_job = 0  # numbers PACS retrievals; a late listing of an old one is dropped
+        self._remote_where = ""
+        self.remote_series_listed.connect(self._on_remote_series_listed)
         if source:
             # Reading files overlaps with importing VTK and building the views below; the
             # result arrives through the event loop, after the window is complete.
@@ -436,12 +459,61 @@ class MainWindow(QMainWindow):
 
     def open_source(self, source: Source, series: int | None = None) -> None:
         """Load a study in the background; the current one stays until the new one is ready."""
+        if series is None and isinstance(source, str) and _is_dicomweb_study_url(source):
+            self.open_remote(source)
+            return
         label = open_dialogs.source_label(source)
         self.status.showMessage(f"Opening {label}…")
         self.runner.start(
             lambda progress, cancel: load_source(source, progress, cancel, series),
             f"Opening {label}",
         )
+
+    def open_remote(
+        self, server: Any, study_uid: str | None = None, series_uid: str | None = None,
+        listed: list[Any] | None = None,
+    ) -> None:
+        """Retrieve a study (or series) from a PACS into the cache, then open it.
+
+        ``server`` is a DICOMweb study URL, or a server (spec) with ``study_uid``. The series
+        table lists what is coming as soon as the server's metadata is in (``listed`` when the
+        caller has it already), then the images arrive with progress and Cancel. On an error
+        or a cancel the study on screen stays, and the cache keeps nothing partial.
+        """
+        self._remote_job += 1
+        job_number = self._remote_job
+        where = getattr(server, "label", None) or _server_label(str(server))
+        self._remote_where = where
+        if listed is not None:
+            self._on_remote_series_listed(job_number, listed)
+        self.status.showMessage(f"Retrieving from {where}…")
+
+        def job(progress: Any, cancel: Any) -> LoadResult:
+            from mprviewer.io.pacs import list_retrieval, retrieve_to_cache
+
+            if listed is None:
+                rows = list_retrieval(server, study_uid=study_uid, series_uid=series_uid)
+                self.remote_series_listed.emit(job_number, rows)
+            folder = retrieve_to_cache(
+                server, progress, cancel, study_uid=study_uid, series_uid=series_uid)
+            # A URL opens through the (now filled) cache, so the study keeps the URL as its name.
+            if isinstance(server, str) and study_uid is None:
+                return load_source(server, progress, cancel, None)
+            result = load_source(str(folder), progress, cancel, None)
+            result.study.source_label = f"study {study_uid} on {where}"  # not the cache path
+            return result
+
+        self.runner.start(job, f"Retrieving from {where}")
+
+    def _on_remote_series_listed(self, job_number: int, rows: list[Any]) -> None:
+        if job_number == self._remote_job and not self._closed:
+            images = [r for r in rows if getattr(r, "holds_images", True)]
+            self.series_table.show_pending(images, self._remote_where)
+
+    def _restore_series_table(self) -> None:
+        """After a failed or cancelled retrieval: the table shows the study on screen again."""
+        if self.series_table.pending:
+            self.series_table.set_study(self.study, self.series_index)
 
     def open_series(self, index: int) -> None:
         """Load another series of the open study (double-click in the series table)."""
@@ -488,6 +560,7 @@ class MainWindow(QMainWindow):
             message = f"Unexpected error while loading: {type(exc).__name__}: {exc}"
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         log.warning("load failed: %s", message)
+        self._restore_series_table()
         keep = "The previous study stays open." if self.volume is not None else ""
         self.status.showMessage(f"Could not open: {message}", 15000)
         self.show_error("Cannot open", message, keep, details)
@@ -495,6 +568,7 @@ class MainWindow(QMainWindow):
 
     def _on_load_cancelled(self) -> None:
         if not self._closed:
+            self._restore_series_table()
             self.status.showMessage("Loading cancelled.", 8000)
 
     def show_error(

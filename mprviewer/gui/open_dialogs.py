@@ -28,7 +28,9 @@ def source_label(source: Source) -> str:
         if len(source) == 1:
             return source[0]
         return f"{len(source)} files in {Path(source[0]).parent}"
-    return source
+    from mprviewer.io.remote import url_label
+
+    return url_label(source)
 
 
 # -- recent items ----------------------------------------------------------------------
@@ -50,6 +52,10 @@ def remember_source(source: Source) -> None:
 
     if source == "demo":
         return
+    if isinstance(source, str):  # a password in a URL is not kept in the settings file
+        from mprviewer.io.remote import url_label
+
+        source = url_label(source)
     items = [s for s in recent_sources() if s != source]
     items.insert(0, source)
     store = settings()

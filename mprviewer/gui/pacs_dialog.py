@@ -1,8 +1,9 @@
 """File > Open from PACS: pick a server, search, browse studies and series, open one.
 
-Searching, listing series and retrieving run in worker threads (``JobRunner``), so the window
-stays responsive; retrieval shows a progress dialog with Cancel. The retrieved study lands in the
-per-user cache and is opened with ``main_window.open_source(folder)``.
+Searching and listing series run in worker threads (``JobRunner``), so the window stays
+responsive. Opening hands the choice to the viewer's ``open_remote``: its series table lists the
+series at once and the images arrive in the per-user cache with progress and Cancel. A window
+without ``open_remote`` gets the retrieved folder through ``open_source(folder)`` instead.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _date(value: str) -> str:
 class PacsDialog(QDialog):
     """Saved servers, a search form, a study/series tree and an Open button."""
 
-    opened = pyqtSignal(str)  # the local folder handed to the main window
+    opened = pyqtSignal(str)  # handed to the window: a cache folder, or the study UID it retrieves
 
     def __init__(self, main_window: Any = None, parent: QWidget | None = None) -> None:
         if parent is None and isinstance(main_window, QWidget):
@@ -319,6 +320,13 @@ class PacsDialog(QDialog):
         study, series = chosen
         server = self._server
         series_uid = series.series_uid if series is not None else None
+        if hasattr(self.main_window, "open_remote"):
+            # The viewer lists the series at once and retrieves them with its own progress.
+            self.main_window.open_remote(
+                server, study.study_uid, series_uid, self._listed(study, series))
+            self.opened.emit(study.study_uid)
+            self.accept()
+            return
         what = (f"series {series.description or series.series_uid}" if series is not None
                 else f"study of {study.patient_name or study.study_uid}")
         self._set_status(f"Retrieving the {what} from {server.label}…")
@@ -328,6 +336,16 @@ class PacsDialog(QDialog):
                 server, progress, cancel, study_uid=study.study_uid, series_uid=series_uid),
             f"Retrieving the {what}",
         )
+
+    def _listed(self, study: Any, series: Any) -> list[Any] | None:
+        """The series the tree already shows for this choice (None: not listed yet)."""
+        if series is not None:
+            return [series]
+        for n in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(n)
+            if item.data(0, _STUDY_ROLE) is study and item.data(0, _SERIES_ROLE) == "loaded":
+                return [item.child(c).data(0, _SERIES_ROLE) for c in range(item.childCount())]
+        return None
 
     def _on_retrieved(self, folder: Any) -> None:
         self._update_buttons()

@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QStyle,
     QTableWidget,
@@ -36,6 +37,7 @@ from PyQt5.QtWidgets import (
 )
 
 WARNING_COLOR = QColor(255, 190, 60)
+PENDING_COLOR = QColor(150, 150, 150)  # rows listed by a server, images not here yet
 
 
 def _fmt_mm(values: Sequence[float]) -> str:
@@ -63,9 +65,12 @@ class SeriesTable(QWidget):
         header.setSectionResizeMode(1, QHeaderView.Stretch)
         header.setStretchLastSection(False)
         self.table.setWordWrap(False)
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.series_chosen.emit(row))
-        self.table.itemActivated.connect(lambda item: self.series_chosen.emit(item.row()))
+        self.table.cellDoubleClicked.connect(lambda row, _col: self._choose(row))
+        self.table.itemActivated.connect(lambda item: self._choose(item.row()))
+        self.pending = False  # rows announced by a server, not loadable yet
         self.skipped_label = QLabel("", self)
+        # A long server address or count must not widen the side panel: the text is clipped.
+        self.skipped_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.skipped_button = QPushButton("Details…", self)
         self.skipped_button.clicked.connect(self._show_skipped)
         self.skipped_button.setVisible(False)
@@ -79,8 +84,42 @@ class SeriesTable(QWidget):
         self._skipped: list[tuple[str, str]] = []
         self.table.setToolTip("Double-click (or Enter) a series to load it")
 
+    def _choose(self, row: int) -> None:
+        if not self.pending:
+            self.series_chosen.emit(row)
+
+    def show_pending(self, rows: Sequence[Any], where: str) -> None:
+        """List series a server announced (PACS metadata) while their images still arrive.
+
+        ``rows`` carry ``number``, ``description``, ``modality`` and ``num_instances``; they
+        cannot be chosen until the retrieved study replaces them through ``set_study``.
+        """
+        self.pending = True
+        self.table.setRowCount(len(rows))
+        for row, series in enumerate(rows):
+            count = getattr(series, "num_instances", None)
+            values = [
+                "" if series.number is None else str(series.number),
+                series.description or series.series_uid,
+                series.modality,
+                "" if count is None else f"{count} images",
+                "…",
+            ]
+            tip = f"{series.series_uid}\nbeing retrieved from {where}"
+            for col, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tip)
+                item.setForeground(PENDING_COLOR)
+                self.table.setItem(row, col, item)
+        self.table.clearSelection()
+        self._skipped = []
+        self.skipped_label.setText(f"Retrieving {len(rows)} series from {where}…")
+        self.skipped_label.setToolTip(self.skipped_label.text())
+        self.skipped_button.setVisible(False)
+
     def set_study(self, study: Any, current: int = 0) -> None:
         """Fill the table from ``study.series``; ``current`` is the row shown as loaded."""
+        self.pending = False
         series_list = list(getattr(study, "series", []) or [])
         self.table.setRowCount(len(series_list))
         for row, series in enumerate(series_list):
@@ -105,6 +144,7 @@ class SeriesTable(QWidget):
                 item.setToolTip(tip)
                 self.table.setItem(row, col, item)
             self.set_warnings(row, warnings)
+        self.skipped_label.setToolTip("")
         self._skipped = list(getattr(study, "skipped", []) or [])
         if self._skipped:
             self.skipped_label.setText(f"{len(self._skipped)} file(s) skipped")

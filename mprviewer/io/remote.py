@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mprviewer.errors import SourceError
 from mprviewer.io.sources import ExpandedSource, expand_source
@@ -17,6 +18,19 @@ from mprviewer.io.sources import ExpandedSource, expand_source
 def is_url(source: Any) -> bool:
     """True for anything that looks like ``scheme://...``."""
     return isinstance(source, str) and "://" in source[:16]
+
+
+def url_label(source: str) -> str:
+    """``source`` as titles, lists and messages show it: a URL loses its ``user:password@``."""
+    if not is_url(source):
+        return source
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
+        return source
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def expand_remote(
@@ -36,7 +50,7 @@ def expand_remote(
 
             folder = retrieve_to_cache(source, progress=progress, cancel=cancel)
             expanded = expand_source(folder, cancel=cancel)
-            expanded.label = source
+            expanded.label = url_label(source)
             return expanded
     if importlib.util.find_spec("mprviewer.io.download") is None:
         raise SourceError(f"{source}: opening URLs is not supported in this version")
@@ -48,6 +62,6 @@ def expand_remote(
     except BaseException:
         cleanup()
         raise
-    expanded.label = source
+    expanded.label = url_label(source)
     expanded._closers.insert(0, cleanup)
     return expanded

@@ -38,6 +38,7 @@ __all__ = [
     "StudyQuery",
     "StudyResult",
     "is_dicomweb_study_url",
+    "list_retrieval",
     "parse_server",
     "parse_study_url",
     "retrieve_to_cache",
@@ -94,6 +95,22 @@ def _strip_credentials(url: str) -> str:
     from mprviewer.io.pacs.servers import _safe
 
     return _safe(url)
+
+
+def list_retrieval(
+    url_or_spec: str | Server,
+    *,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> list[SeriesResult]:
+    """The series a retrieval of the same arguments would bring, from the server's metadata.
+
+    A quick query (QIDO-RS or C-FIND) that lets a viewer show what is coming before the
+    instances arrive; a series URL lists that series only.
+    """
+    server, study, series = _resolve(url_or_spec, study_uid, series_uid)
+    found = _backend(server).search_series(server, study)
+    return [s for s in found if series is None or s.series_uid == series]
 
 
 def retrieve_to_cache(

@@ -19,6 +19,10 @@ _NON_IMAGE_PREFIXES = (
 )
 
 
+# Series modalities that hold documents rather than images: key objects, reports, states.
+NON_IMAGE_MODALITIES = frozenset({"KO", "SR", "PR", "DOC"})
+
+
 def is_image_sop_class(sop_class_uid: str) -> bool:
     """False for SOP classes known to hold no pixels (reports, key objects, states)."""
     return not any(str(sop_class_uid).startswith(p) for p in _NON_IMAGE_PREFIXES)
@@ -139,6 +143,11 @@ class SeriesResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def holds_images(self) -> bool:
+        """False for a series of key objects, reports or presentation states."""
+        return self.modality.upper() not in NON_IMAGE_MODALITIES
 
 
 def _text(ds: Any, keyword: str) -> str:
