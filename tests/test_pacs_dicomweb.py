@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ def test_wado_retrieval_equals_the_files_on_disk(pacs: Pacs, monkeypatch) -> Non
     folder = retrieve_to_cache(study_url(pacs.url, pacs.ct.study_uid),
                                progress=lambda done, total: seen.append((done, total)))
     assert folder.parent == cache.cache_root()
-    assert len(list(folder.glob("*.dcm"))) == len(pacs.ct.files)
+    assert [p.name for p in folder.iterdir()] == ["1 CT test series"]  # filed by series
+    assert len(list((folder / "1 CT test series").glob("*.dcm"))) == len(pacs.ct.files)
     assert seen[0] == (0, 6) and seen[-1] == (6, 6)
     assert [d for d, _t in seen] == sorted(d for d, _t in seen)
 
@@ -136,10 +138,13 @@ def test_series_url_retrieves_that_series_only(pacs: Pacs) -> None:
     wanted = demo_series[-1]
     url = study_url(pacs.url, pacs.demo_study_uid, wanted.series_uid)
     folder = retrieve_to_cache(url)
-    assert len(list(folder.glob("*.dcm"))) == wanted.num_instances
+    [series_folder] = folder.iterdir()
+    assert series_folder.name == f"{wanted.number} {wanted.description}"
+    assert len(list(series_folder.glob("*.dcm"))) == wanted.num_instances
     study = mprviewer.open_study(str(folder))
     try:
         assert [s.uid for s in study.series] == [wanted.series_uid]
+        assert study.series[0].name == series_folder.name  # the name the server lists
     finally:
         study.close()
 
@@ -229,3 +234,34 @@ def test_open_study_takes_a_dicomweb_study_url(pacs: Pacs) -> None:
     finally:
         study.close()
     assert np.array_equal(volume.array, pacs.ct.array)
+
+
+def test_the_series_of_a_study_are_fetched_in_parallel(pacs: Pacs, monkeypatch) -> None:
+    """Each series of the two-series demo study streams on its own worker thread, at the same
+    time: every worker waits at its first instance until another worker has one too."""
+    writers: dict[str, set[str]] = {}
+    lock = threading.Lock()
+    together = threading.Barrier(2, timeout=5)
+    waited: set[str] = set()
+    original = dicomweb._write_instance
+
+    def recording_write(ds, *args):
+        thread = threading.current_thread().name
+        with lock:
+            first = thread not in waited
+            waited.add(thread)
+            writers.setdefault(str(ds.SeriesInstanceUID), set()).add(thread)
+        if first:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait()  # a lone (sequential) writer gives up after 5 s
+        return original(ds, *args)
+
+    monkeypatch.setattr(dicomweb, "_write_instance", recording_write)
+    folder = retrieve_to_cache(study_url(pacs.url, pacs.demo_study_uid), refresh=True)
+    assert len(list(folder.glob("*/*.dcm"))) == 256
+    demo_series = {s.series_uid for s in search_series(pacs.url, pacs.demo_study_uid)}
+    assert set(writers) == demo_series and len(demo_series) == 2
+    # one worker per series, and two different workers
+    assert all(len(threads) == 1 for threads in writers.values()), writers
+    assert len(set.union(*writers.values())) == 2, writers
+    assert not together.broken, "the two series were not being written at the same time"

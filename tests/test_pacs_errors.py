@@ -61,7 +61,7 @@ def test_right_credentials_from_the_environment(secured, monkeypatch) -> None:
     monkeypatch.setenv("MPRVIEWER_PACS_PASSWORD", PASSWORD)
     assert [s.study_uid for s in search_studies(orthanc.dicomweb_url)] == [ct.study_uid]
     folder = retrieve_to_cache(study_url(orthanc.dicomweb_url, ct.study_uid))
-    assert len(list(folder.glob("*.dcm"))) == 4
+    assert len(list(folder.glob("*/*.dcm"))) == 4
 
 
 def test_wrong_password(secured) -> None:

@@ -216,6 +216,7 @@ def test_dialog_open_lists_the_series_before_the_images_arrive(
         release.set()
     assert not window.series_table.pending
     assert window.series.uid == ct.series_uid
+    assert window.series.name == "1 CT test series"  # what annotations export keys on
     assert np.array_equal(window.volume.array, ct.array)
     [row] = _table_rows(window)
     assert row[1] == "CT test series" and row[3] == "16 × 16 × 5"

@@ -206,3 +206,37 @@ def test_server_equality_ignores_secrets() -> None:
     a = Server(kind="dicomweb", url="http://h/dw", username="u", password="p1")
     b = Server(kind="dicomweb", url="http://h/dw", username="u", password="p2")
     assert a == b and a.cache_key == b.cache_key == "http://h/dw"
+
+
+# -- cache layout: one folder per series, named for people -------------------------------
+def test_series_folder_names_are_what_a_person_reads_and_safe() -> None:
+    from mprviewer.io.pacs.layout import series_folder_name
+
+    assert series_folder_name(3, "Chest 2.5mm lung", "1.2.3") == "3 Chest 2.5mm lung"
+    assert series_folder_name(None, "", "1.2.3") == "1.2.3"
+    assert series_folder_name(7, "a/b\\c:..", "1.2") == "7 a_b_c_"
+    assert series_folder_name("", "..", "1.2") == "1.2"
+    assert len(series_folder_name(1, "x" * 500, "1.2")) <= 80
+
+
+def test_retrieved_files_are_filed_by_series_and_load_with_those_names(tmp_path) -> None:
+    import numpy as np
+
+    import mprviewer
+    from mprviewer.io.pacs.layout import file_by_series
+    from mprviewer.io.synthetic import make_uid, write_series
+
+    flat = tmp_path / "entry"
+    study = make_uid("layout", "study")
+    for n, (seed, desc) in enumerate([("a", "Axial"), ("b", "Axial"), ("c", "Lung")]):
+        write_series(flat, np.full((2, 4, 4), float(n)), study_uid=study, seed=seed,
+                     series_uid=make_uid(seed, "series"), series_number=2 if n < 2 else 5,
+                     description=desc, file_names=seed + "-%04d")
+    (flat / "junk.dcm").write_bytes(b"not dicom")
+    assert file_by_series(flat) == 3
+    folders = sorted(p.name for p in flat.iterdir() if p.is_dir())
+    assert folders == ["2 Axial", "2 Axial (2)", "5 Lung"]
+    assert (flat / "junk.dcm").is_file()  # unreadable files stay for the loader to report
+    with mprviewer.open_study(str(flat)) as opened:
+        assert sorted(s.name for s in opened.series) == folders
+        assert [p for p, _why in opened.skipped] and "junk.dcm" in str(opened.skipped[0][0])

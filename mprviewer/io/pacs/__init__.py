@@ -122,7 +122,7 @@ def retrieve_to_cache(
     series_uid: str | None = None,
     refresh: bool = False,
 ) -> Path:
-    """A local folder of .dcm files holding the study (or series), retrieved unless cached.
+    """A local folder holding the study (or series), one subfolder per series; cached or retrieved.
 
     ``url_or_spec`` is a DICOMweb study/series URL, or a server spec with ``study_uid`` (and
     optionally ``series_uid``). ``progress(done, total)`` counts instances; ``cancel`` is a
@@ -140,8 +140,11 @@ def retrieve_to_cache(
             return cached
         cache.remove(cached)
     info = {"label": server.address}
+    from mprviewer.io.pacs.layout import file_by_series
+
     with cache.writing(server.cache_key, study, series, info) as pending:
         _backend(server).retrieve(server, study, series, pending.folder, progress, cancel)
+        file_by_series(pending.folder)  # series then take the names the server lists
     assert pending.path is not None
     return pending.path
 

@@ -126,7 +126,7 @@ def _commit(tmp: Path, server_key: str, study_uid: str, series_uid: str | None, 
         "server": server_key,
         "study_uid": study_uid,
         "series_uid": series_uid,
-        "files": sum(1 for p in tmp.iterdir() if p.is_file()),
+        "files": sum(1 for p in tmp.rglob("*") if p.is_file()),
         "size": size,
         "retrieved": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
