@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pydicom
 import pydicom.data
@@ -15,8 +16,6 @@ from pydicom.uid import JPEG2000, JPEG2000Lossless
 import mprviewer
 from mprviewer.io import jpeg2000, synthetic
 from mprviewer.io.pixels import _pixel_array
-
-pytest.importorskip("imagecodecs")
 
 
 def _j2k_test_files() -> list[Path]:
@@ -34,6 +33,8 @@ def _j2k_test_files() -> list[Path]:
 
 
 def test_plugin_is_registered_for_jpeg2000() -> None:
+    """imagecodecs is a runtime dependency: its JPEG 2000 codec must be there and used."""
+    assert imagecodecs.JPEG2K.available
     assert jpeg2000.plugin_for(JPEG2000Lossless) == jpeg2000.PLUGIN
     assert jpeg2000.plugin_for(JPEG2000) == jpeg2000.PLUGIN
     assert jpeg2000.plugin_for("1.2.840.10008.1.2.4.50") == ""

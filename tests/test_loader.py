@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 import mprviewer
 from mprviewer.errors import DicomError, LoadCancelled, NoImagesError, SourceError
 from mprviewer.io import synthetic
-
-sitk = pytest.importorskip("SimpleITK")
 
 
 def _ramp(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -223,12 +222,25 @@ def test_series_metadata_holds_the_patient_table(tmp_path: Path) -> None:
 
 
 def test_info_command_prints_table_and_exits_3_on_bad_input(tmp_path: Path) -> None:
-    synthetic.write_series(tmp_path / "CT_X", _ramp((3, 4, 4)), seed=95)
+    """The table row says index, name, description, modality, size (columns x rows x
+    slices) and spacing (column, row, slice mm) of the series, in the header's order; a
+    non-square, non-cubic series shows any swapped axis."""
+    nk, rows, cols = 3, 4, 5
+    row_mm, col_mm, slice_mm = 0.7, 0.9, 2.5
+    synthetic.write_series(tmp_path / "CT_X", _ramp((nk, rows, cols)), seed=95,
+                           description="Chest", pixel_spacing=(row_mm, col_mm),
+                           slice_spacing=slice_mm)
     (tmp_path / "bad.txt").write_text("x")
     run = [sys.executable, "-m", "mprviewer", "info"]
     ok = subprocess.run([*run, str(tmp_path)], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "CT_X" in ok.stdout and "bad.txt: not a DICOM file" in ok.stdout
+    lines = ok.stdout.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.startswith("#"))
+    assert [c.strip() for c in lines[header].split("  ") if c.strip()] == [
+        "#", "name", "description", "mod", "size", "spacing (mm)", "orientation"]
+    assert lines[header + 1].split() == ["0", "CT_X", "Chest", "CT", f"{cols}x{rows}x{nk}",
+                                         f"{col_mm:g}x{row_mm:g}x{slice_mm:g}", "axial"]
     bad = subprocess.run([*run, str(tmp_path / "nope")], capture_output=True, text=True,
                          check=False)
     assert bad.returncode == 3

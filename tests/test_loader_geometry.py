@@ -117,14 +117,30 @@ def test_uneven_spacing_is_resampled_onto_a_regular_grid(tmp_path: Path) -> None
 
 
 # -- several stacks in one series ---------------------------------------------------------------
-def _two_timepoints(tmp_path: Path, keyword: str, values: tuple) -> str:
+def coded_volume(shape: tuple[int, int, int], volume: int) -> np.ndarray:
+    """Values that differ by 1000 from slice to slice and by 100 from volume to volume (and
+    by row and column), so a slice out of place or taken from another volume shows."""
+    k, j, i = np.indices(shape)
+    return (1000 * k + 100 * volume + 7 * j + i).astype(np.int16)
+
+
+# One place for the repeated volumes: coronal, non-unit spacings, off the origin.
+REPEAT_GEOMETRY = {"orientation": "coronal", "origin": (-7.5, 12.0, 30.0),
+                   "pixel_spacing": (0.8, 0.6), "slice_spacing": 2.5}
+
+
+def _two_timepoints(tmp_path: Path, keyword: str,
+                    values: tuple) -> list[tuple[np.ndarray, synthetic.WrittenSeries]]:
+    """Two volumes at the same positions in one series, told apart only by ``keyword``."""
     uid = synthetic.make_uid(105, "4d")
+    written = []
     for n, value in enumerate(values):
-        synthetic.write_series(tmp_path / "fmri", np.full((5, 4, 4), 10 * (n + 1), np.int16),
-                               series_uid=uid, seed=f"t{n}", modality="MR", series_number=9,
-                               description="BOLD", tags={keyword: value},
-                               file_names=f"T{n}_%03d", shuffle=n + 1)
-    return uid
+        array = coded_volume((5, 4, 4), n + 1)
+        written.append((array, synthetic.write_series(
+            tmp_path / "fmri", array, series_uid=uid, seed=f"t{n}", modality="MR",
+            series_number=9, description="BOLD", tags={keyword: value},
+            file_names=f"T{n}_%03d", shuffle=n + 1, **REPEAT_GEOMETRY)))
+    return written
 
 
 @pytest.mark.parametrize(("keyword", "values", "label"), [
@@ -134,35 +150,52 @@ def _two_timepoints(tmp_path: Path, keyword: str, values: tuple) -> str:
 ])
 def test_repeated_positions_split_into_labelled_stacks(tmp_path: Path, keyword: str,
                                                        values: tuple, label: str) -> None:
-    _two_timepoints(tmp_path, keyword, values)
+    """Each split Series is exactly one written volume: its voxels, slice for slice, and
+    its affine."""
+    written = _two_timepoints(tmp_path, keyword, values)
     study = mprviewer.open_study(tmp_path / "fmri")
     assert [s.name for s in study.series] == [f"fmri [{label} {values[0]}]",
                                               f"fmri [{label} {values[1]}]"]
     for n, series in enumerate(study.series):
         volume = series.load()
         assert volume.shape == (5, 4, 4)
-        assert np.all(volume.array == 10 * (n + 1))
+        array, files = written[n]
+        np.testing.assert_array_equal(volume.array, array)  # volume n's values, nothing else
+        np.testing.assert_allclose(volume.affine, files.affine, atol=1e-6)
+        assert volume.sop_instance_uids == files.sop_instance_uids
         assert not any("missing slice" in w for w in volume.warnings)
         assert any("holds 2 stacks" in w for w in volume.warnings)
         assert series.metadata["Split"].endswith(f"{label} {values[n]}")
 
 
 def test_diffusion_directions_split_and_name_b_value_and_gradient(tmp_path: Path) -> None:
+    """Three volumes (b0 and two gradients) at the same positions: each labelled split
+    Series holds exactly its own volume's voxels and affine."""
     uid = synthetic.make_uid(106, "dwi")
     volumes = [(0, None), (1000, [1.0, 0.0, 0.0]), (1000, [0.0, 1.0, 0.0])]
+    expected = {}
     for n, (b, gradient) in enumerate(volumes):
         tags: dict = {"DiffusionBValue": b}
         if gradient is not None:
             tags["DiffusionGradientOrientation"] = gradient
-        synthetic.write_series(tmp_path / "dwi", np.full((4, 4, 4), n, np.int16), tags=tags,
-                               series_uid=uid, seed=f"d{n}", modality="MR",
-                               file_names=f"D{n}_%03d")
+        array = coded_volume((4, 4, 4), n)
+        files = synthetic.write_series(tmp_path / "dwi", array, tags=tags,
+                                       series_uid=uid, seed=f"d{n}", modality="MR",
+                                       file_names=f"D{n}_%03d", shuffle=n + 3,
+                                       **REPEAT_GEOMETRY)
+        expected[n] = (array, files)
     series = mprviewer.open_study(tmp_path / "dwi").series
     labels = sorted(s.split_label for s in series)
     assert labels == ["b-value 0", "b-value 1000, gradient 0\\1\\0",
                       "b-value 1000, gradient 1\\0\\0"]
     by_label = {s.split_label: s.load() for s in series}
-    assert np.all(by_label["b-value 1000, gradient 0\\1\\0"].array == 2)
+    volume_of = {"b-value 0": 0, "b-value 1000, gradient 1\\0\\0": 1,
+                 "b-value 1000, gradient 0\\1\\0": 2}
+    for label, n in volume_of.items():
+        array, files = expected[n]
+        np.testing.assert_array_equal(by_label[label].array, array, err_msg=label)
+        np.testing.assert_allclose(by_label[label].affine, files.affine, atol=1e-6,
+                                   err_msg=label)
 
 
 def test_localizer_in_an_axial_series_becomes_its_own_series(tmp_path: Path) -> None:
@@ -354,16 +387,32 @@ def test_every_lossless_syntax_round_trips(tmp_path: Path, syntax: str) -> None:
 
 # -- what the user sees -------------------------------------------------------------------------
 def test_info_lists_splits_resampling_and_tilt(tmp_path: Path) -> None:
+    """The series table tells the user about a tilt, a gap and a series split into two time
+    points: one row per time point, each saying what the split is."""
     synthetic.write_series(tmp_path / "study" / "TILT", blob_volume((6, 12, 10), 3, 5, 5),
                            tilt=20.0, slice_spacing=2.0, seed=113, series_number=1)
     synthetic.write_series(tmp_path / "study" / "GAP", np.zeros((8, 4, 4), np.int16),
                            skip=[3], seed=114, series_number=2)
+    uid = synthetic.make_uid(116, "4d")
+    for t in (1, 2):
+        synthetic.write_series(tmp_path / "study" / "FMRI", coded_volume((5, 4, 4), t),
+                               series_uid=uid, seed=f"info-t{t}", modality="MR",
+                               series_number=3, tags={"TemporalPositionIdentifier": t},
+                               file_names=f"T{t}_%03d", shuffle=t)
     out = subprocess.run([sys.executable, "-m", "mprviewer", "info", str(tmp_path / "study")],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "warning: gantry tilt 20.0 deg corrected" in out.stdout
     assert "warning: missing slice(s): about 1 between k=2 and k=3" in out.stdout
     assert "interpolated at k=3" in out.stdout
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert lines[0].endswith(": 4 series")
+    for t in (1, 2):
+        rows = [line.split() for line in lines if f"FMRI [time point {t}]" in line]
+        assert rows == [[str(t + 1), "FMRI", "[time", "point", f"{t}]", "MR", "4x4x5",
+                         "1x1x1", "axial"]], rows  # indices 0, 1: TILT, GAP
+        assert lines.count(f"warning: series {uid} holds 2 stacks; this one is: "
+                           f"time point {t}") == 1
 
 
 def _patient_centroid(values: np.ndarray, to_lps: np.ndarray) -> np.ndarray:
