@@ -325,3 +325,65 @@ def test_a_failing_autosave_is_shown_and_closing_offers_export(make_viewer, qtbo
     controller.confirm_close = lambda problem: True
     window.close()
     assert not window.isVisible()
+
+
+def test_keys_mark_two_planes_of_the_demo_export_restart_import(make_viewer, qtbot, tmp_path,
+                                                                 _private_data_dir):
+    """The issue's done-when, on the built-in demo study (a zip: its sidecar goes to the
+    per-user data folder, which the suite's conftest makes private to each test)."""
+    import os
+
+    from mprviewer.io.demo import DEMO_LESION_LPS
+
+    home = Path(os.environ["MPRVIEWER_HOME"])
+    assert home == _private_data_dir
+    window, controller = _open(make_viewer, qtbot, "demo")
+    state = window.state
+    assert window.series.description.startswith("Chest")
+    # Mark the lesion's axial slice and its neighbours, and a coronal range through it.
+    lesion = np.round(state.grid.lps_to_display(np.asarray(DEMO_LESION_LPS))).astype(int)
+    axial_marks = [int(lesion[2]) - 1, int(lesion[2]), int(lesion[2]) + 1]
+    coronal_from, coronal_to = int(lesion[1]) - 2, int(lesion[1]) + 2
+    axial = _focus(window, qtbot, "axial")
+    for index in axial_marks:
+        state.set_slice("axial", index)
+        _press(qtbot, axial, Qt.Key_M)
+    coronal = _focus(window, qtbot, "coronal")
+    state.set_slice("coronal", coronal_from)
+    _press(qtbot, coronal, Qt.Key_M)
+    state.set_slice("coronal", coronal_to)
+    _press(qtbot, coronal, Qt.Key_M, Qt.ShiftModifier)
+    coronal_marks = list(range(coronal_from, coronal_to + 1))
+    assert _marks(controller, "axial") == axial_marks
+    assert _marks(controller, "coronal") == coronal_marks
+    assert window.views.slice_views["coronal"].slider.marks == coronal_marks
+    # The autosave is in this test's data folder, not beside the shared demo zip.
+    sidecar = controller.sidecar
+    assert sidecar.is_file() and sidecar.is_relative_to(home / "annotations")
+    saved = json.loads(sidecar.read_text())
+    assert saved["study_uid"] == window.volume.study_uid != ""
+    assert sorted(s for e in saved["series"][0]["entries"] for s in e["slices"]) == sorted(
+        axial_marks + coronal_marks)
+
+    target = tmp_path / "demo-marks.json"
+    dialog = ExportDialog(controller, window)
+    dialog.set_format("full")
+    assert dialog.save_to(target) is not None
+    uids = list(controller.ref.sop_instance_uids)
+    window.close()
+    qtbot.waitUntil(lambda: controller.aset is None, timeout=2000)
+    for path in sidecar.parent.glob(sidecar.name + "*"):
+        path.unlink()
+
+    window2, controller2 = _open(make_viewer, qtbot, "demo")
+    assert _marks(controller2, "axial") == [] and _marks(controller2, "coronal") == []
+    assert import_file(controller2, target, confirm=lambda q: pytest.fail(q)) is not None
+    assert _marks(controller2, "axial") == axial_marks
+    assert _marks(controller2, "coronal") == coronal_marks
+    assert list(controller2.ref.sop_instance_uids) == uids  # the same demo, slice for slice
+    entry = next(e for _sa, e in controller2.aset.entries() if e.plane == "axial")
+    grid = window2.state.grid
+    assert entry.sop_instance_uids == tuple(
+        uids[grid.acquisition_k("axial", s)] for s in axial_marks)
+    assert window2.views.slice_views["axial"].slider.marks == axial_marks
+    assert window2.views.slice_views["coronal"].marked == {s: ["Anomaly"] for s in coronal_marks}

@@ -192,3 +192,56 @@ def test_unreadable_largest_series_falls_back_to_the_next(make_viewer, qtbot, sm
     assert any("damaged" in w for w in volume.warnings)
     assert "damaged" in window.status.warnings_label.toolTip()
     assert window.series_table.table.rowCount() == 2  # the other series can still be chosen
+
+
+def test_skipped_files_are_named_with_their_reason(make_viewer, qtbot, tmp_path):
+    from PyQt5.QtWidgets import QMessageBox
+
+    from mprviewer.io.synthetic import write_series
+
+    folder = tmp_path / "mixed"
+    write_series(folder, np.arange(6 * 16 * 16, dtype=np.int16).reshape(6, 16, 16), seed=9)
+    (folder / "scanner-notes.txt").write_text("not an image")
+    window = make_viewer()
+    volume = _open(window, qtbot, folder)
+    assert volume.shape == (6, 16, 16)  # the good slices, all of them
+    table = window.series_table
+    assert table.skipped_label.text() == "1 file(s) skipped"
+    assert table.skipped_button.isVisible()
+    qtbot.mouseClick(table.skipped_button, Qt.LeftButton)
+    box = next(w for w in table.findChildren(QMessageBox) if w.isVisible())
+    lines = box.detailedText().splitlines()
+    assert len(lines) == 1
+    name, reason = lines[0].rsplit(": ", 1)
+    assert name.endswith("scanner-notes.txt") and reason == "not a DICOM file"
+    box.close()
+
+
+def test_a_missing_slice_is_shown_in_the_series_row_and_status_bar(make_viewer, qtbot,
+                                                                    small_study, tmp_path):
+    from mprviewer.io.synthetic import write_series
+
+    values = np.zeros((10, 16, 16), dtype=np.int16)
+    write_series(small_study / "gap", values, skip=[4], slice_spacing=2.5, series_number=3,
+                 description="Gappy", seed=4, study_uid="1.2.826.0.1.9")
+    window = make_viewer()
+    _open(window, qtbot, small_study)
+    table = window.series_table.table
+    rows = {table.item(r, 1).text(): r for r in range(table.rowCount())}
+    assert set(rows) == {"First", "Second", "Gappy"}
+    flag = table.item(rows["Gappy"], table.columnCount() - 1)
+    warnings = window.study.series[rows["Gappy"]].warnings
+    # k=3 is the last image before the gap (slice 4 of 10 was never written).
+    gap = next(w for w in warnings if w.startswith("missing slice"))
+    assert "k=3" in gap
+    assert flag.text() == f"⚠ {len(warnings)}" and flag.toolTip().splitlines() == warnings
+    assert table.item(rows["First"], table.columnCount() - 1).text() == ""
+    assert window.status.warnings_label.text() == ""  # "First" is shown: no warning
+    with qtbot.waitSignal(window.volume_changed, timeout=20000):
+        window.series_table.series_chosen.emit(rows["Gappy"])
+    label = window.status.warnings_label
+    assert len(window.volume.warnings) > 1  # the gap, and how it was filled
+    assert label.text().startswith(f"⚠ {gap[:40]}")
+    assert label.text().endswith(f"(+{len(window.volume.warnings) - 1} more)")
+    assert gap in label.toolTip().splitlines()
+    assert flag.text() == f"⚠ {len(window.volume.warnings)}" and gap in flag.toolTip()

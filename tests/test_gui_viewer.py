@@ -181,6 +181,37 @@ def test_status_bar_reads_voxel_under_the_mouse(make_viewer, qtbot):
     assert f"value {BLOB_VALUE} HU" in text
     i, j, k = (int(v) for v in text.split("voxel i,j,k ")[1].split("|")[0].split(","))
     assert volume.array[k, j, i] == BLOB_VALUE
+    # The patient position is that voxel's place through the volume's affine (columns run
+    # toward the patient's right here, so display order and LPS disagree), and near the cube.
+    lps = _status_lps(text)
+    assert np.allclose(lps, volume.ijk_to_lps(np.array([i, j, k], float)), atol=0.051)
+    assert np.abs(lps - volume.blob_lps).max() <= 2.0  # within a voxel or two (2 mm slices)
+
+    # Another view, another point: the sagittal view's top left part of the image.
+    sagittal = window.views.slice_views["sagittal"]
+    target = QPointF(sagittal.interactor.width() * 0.3, sagittal.interactor.height() * 0.3)
+    xyz = sagittal.pick(target.toPoint())
+    assert xyz is not None
+    QApplication.sendEvent(sagittal.interactor, QMouseEvent(
+        QMouseEvent.MouseMove, target, Qt.NoButton, Qt.NoButton, Qt.NoModifier))
+    qtbot.waitUntil(lambda: window.status.cursor_label.text().startswith("sagittal:"),
+                    timeout=2000)
+    text = window.status.cursor_label.text()
+    i, j, k = (int(v) for v in text.split("voxel i,j,k ")[1].split("|")[0].split(","))
+    lps = _status_lps(text)
+    assert np.allclose(lps, volume.ijk_to_lps(np.array([i, j, k], float)), atol=0.051)
+    # The sagittal plane is the cursor's; up on screen is superior, left is anterior.
+    centre = volume.ijk_to_lps(np.array([(n - 1) / 2 for n in volume.shape[::-1]]))
+    assert lps[0] == pytest.approx(window.store.plane_position_mm(
+        "sagittal", window.state.slices["sagittal"]))
+    assert lps[1] < centre[1] and lps[2] > centre[2]
+    assert f"value {volume.array[k, j, i]} HU" in text
+
+
+def _status_lps(text):
+    """The 'LPS x, y, z mm' part of the status bar text, as numbers."""
+    part = text.split("LPS ")[1].split(" mm")[0]
+    return np.array([float(v) for v in part.split(",")])
 
 
 def test_double_click_maximises_and_restores(make_viewer, qtbot):
