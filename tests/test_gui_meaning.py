@@ -341,6 +341,7 @@ def test_mr_series_gets_a_window_from_its_percentiles(make_viewer, qtbot, tmp_pa
     assert state.window_width == pytest.approx(hi - lo)
     names = window.controls.preset_names()
     assert "auto" in names and "lung" not in names and "bone" not in names  # no CT presets
+    assert window.controls.preset.currentData() == "auto"  # the box says where it came from
     # On screen: the ramp uses the whole grey scale, its middle is mid grey.
     axial = window.views.slice_views["axial"]
     image = axial.grab_image()

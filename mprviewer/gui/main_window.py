@@ -616,6 +616,8 @@ class MainWindow(QMainWindow):
         state.slice_changed.connect(self._on_slice_changed)
         state.display_changed.connect(self._on_display_changed)
         self.controls.bind(state, volume)
+        if volume.window is None:  # the window came from the data's percentiles
+            self.controls.show_preset("auto")
         self.status.set_store(store)
         self.status.set_warnings(volume.warnings)
         self.status.showMessage(self._describe(volume), 10000)

@@ -500,6 +500,13 @@ class DisplayControls(QWidget):
                 self.preset.setCurrentIndex(index)
         self.preset_applied.emit(name)
 
+    def show_preset(self, name: str) -> None:
+        """Name the preset the current window came from (``auto`` when the viewer chose it)."""
+        index = self.preset.findData(name)
+        if index >= 0:
+            with QSignalBlocker(self.preset):
+                self.preset.setCurrentIndex(index)
+
     def preset_names(self) -> list[str]:
         return [self.preset.itemData(i) for i in range(self.preset.count())]
 
