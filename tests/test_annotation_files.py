@@ -223,12 +223,27 @@ def test_invalid_documents_name_the_file_and_the_first_problem(tmp_path, doc, wh
         ('{"a": ' * 50 + "1" + "}" * 50, "nested more than"),
     ],
 )
-def test_hostile_json_is_refused_quickly(tmp_path, text, why):
+def test_hostile_json_is_refused_quickly(tmp_path, text, why, rich):
     path = write(tmp_path / "hostile.json", text)
     start = time.perf_counter()
     with pytest.raises(AnnotationError, match=why):
         read_annotation_file(path)
     assert time.perf_counter() - start < 2.0
+    # imported into an open set (as the viewer does): refused, and the set is as it was:
+    # the same marks, no change announced, and no import step on the undo stack
+    refs = [make_ref(n=120), make_ref(uid="1.2.3.2", name="CT Lung", uid_root="1.2.3.2.", n=80)]
+    before = (state(rich), rich.modified, rich.can_undo, rich.can_redo)
+    changes = []
+    rich.changed.connect(lambda *args: changes.append(args))
+    start = time.perf_counter()
+    for force in (False, True):
+        with pytest.raises(AnnotationError, match=why):
+            import_into(rich, path, refs=refs, force=force)
+    assert time.perf_counter() - start < 4.0
+    assert (state(rich), rich.modified, rich.can_undo, rich.can_redo) == before
+    assert changes == [] and rich.last_change != "import"
+    rich.undo()  # the last step is still the study note set by the fixture
+    assert rich.note == ""
 
 
 def test_a_huge_file_is_refused_before_reading(tmp_path):

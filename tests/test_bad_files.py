@@ -189,19 +189,47 @@ def test_unknown_vr_of_a_header_value_is_read_as_bytes(study_dir: Path) -> None:
     np.testing.assert_array_equal(bad.load().array, BAD)
 
 
-def test_missing_required_tags(study_dir: Path) -> None:
-    files = _bad_series(study_dir)
-    ds = pydicom.dcmread(files[0])
-    del ds.PixelData
-    ds.save_as(files[0])
-    for tag in ("SOPClassUID", "Rows", "Columns"):
-        ds = pydicom.dcmread(files[1])
+def _delete(path: Path, *tags: str) -> None:
+    ds = pydicom.dcmread(path)
+    for tag in tags:
         del ds[tag]
-        ds.save_as(files[1])
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize(("tags", "reason"), [
+    (("Rows",), "DICOM CT without image pixels"),
+    (("Columns",), "DICOM CT without image pixels"),
+    (("SOPClassUID", "Rows", "Columns"), "not a DICOM image (no SOP class, no pixels)"),
+])
+def test_missing_image_size_skips_the_file(study_dir: Path, tags: tuple[str, ...],
+                                           reason: str) -> None:
+    """Without Rows or Columns the pixels cannot be laid out: the file is skipped (the reason
+    says it has no image pixels; it does not name the missing tag)."""
+    files = _bad_series(study_dir)
+    _delete(files[1], *tags)
     study, reasons = _open(study_dir)
-    assert "pixels" in reasons[files[1].name]
-    with pytest.raises(DicomError, match=files[0].name):
-        study.find_series("bad").load()
+    assert reasons == {files[1].name: reason}
+    np.testing.assert_array_equal(study.find_series("bad").load().array, BAD[[0, 2]])
+
+
+def test_missing_sop_class_alone_still_reads(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    _delete(files[1], "SOPClassUID")
+    study, reasons = _open(study_dir)
+    assert reasons == {}
+    np.testing.assert_array_equal(study.find_series("bad").load().array, BAD)
+
+
+def test_missing_pixel_data_fails_its_series_naming_the_file(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    _delete(files[0], "PixelData")
+    study, reasons = _open(study_dir)
+    assert reasons == {}
+    bad = study.find_series("bad")
+    assert bad.num_slices == 3
+    with pytest.raises(DicomError, match=rf"{files[0].name}: pixel data cannot be decoded "
+                                         r"\(.*no 'Pixel Data'"):
+        bad.load()
 
 
 def test_missing_geometry_opens_with_a_warning(study_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,3 +172,57 @@ def test_partly_bad_study_opens_and_lists_what_was_skipped(tmp_path: Path) -> No
     assert "report.dcm: DICOM SR without image pixels" in out
     assert "loop: symbolic link loop" in out
     assert "locked.zip!/IM1.dcm: encrypted" in out
+
+
+def _damaged_pixels(root: Path) -> dict[str, Path]:
+    """Series whose pixels cannot be read: name -> the damaged file."""
+    damaged = {}
+    files = synthetic.write_series(root / "cut", ARRAY, seed=9)
+    files[1].write_bytes(files[1].read_bytes()[:-50])  # the end of the pixel data is missing
+    damaged["truncated pixel data"] = files[1]
+    for length in (100, ARRAY[0].nbytes - 1):  # fewer bytes than 8x8 int16, and one short
+        files = synthetic.write_series(root / f"len{length}", ARRAY, seed=9)
+        data = bytearray(files[0].read_bytes())
+        at = data.rindex(b"\xe0\x7f\x10\x00")  # PixelData, explicit VR OW: length at +8
+        data[at + 8 : at + 12] = length.to_bytes(4, "little")
+        files[0].write_bytes(bytes(data))  # the bytes past the stated length stay
+        damaged[f"pixel data length {length}"] = files[0]
+    return damaged
+
+
+def test_screenshot_of_damaged_pixels_exits_3_with_one_line(tmp_path: Path) -> None:
+    damaged = _damaged_pixels(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    commands = {name: ["screenshot", str(path.parent), "-o", str(tmp_path / f"{n}.png"),
+                       "--size", "64x64"]
+                for n, (name, path) in enumerate(damaged.items())}
+    results = _run_all(commands, env)
+    for n, (name, path) in enumerate(damaged.items()):
+        code, out, err = results[name]
+        line = err.strip()
+        assert code == 3, f"{name}: exit {code}, stderr {err!r}"
+        assert "\n" not in line and "Traceback" not in err, f"{name}: {err!r}"
+        assert line.startswith(f"mprviewer: {path}: pixel data cannot be decoded"), line
+        assert out == "" and not (tmp_path / f"{n}.png").exists()
+
+
+def test_screenshot_of_all_series_skips_the_damaged_one_and_exits_3(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    damaged = _damaged_pixels(study)["truncated pixel data"]
+    synthetic.write_series(study / "good", ARRAY[::-1], seed=10, series_number=5)
+    for folder in study.iterdir():  # keep the good series and the truncated one
+        if folder.name not in ("good", "cut"):
+            shutil.rmtree(folder)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    out_dir = tmp_path / "shots"
+    command = ["screenshot", str(study), "--all-series", "--out-dir", str(out_dir),
+               "--size", "64x64"]
+    code, out, err = _run_all({"batch": command}, env)["batch"]
+    assert code == 3, err
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in err, err
+    assert re.fullmatch(rf"mprviewer: series \d cut: {re.escape(str(damaged))}: pixel data "
+                        r"cannot be decoded .*", line), line
+    written = sorted(p.name for p in out_dir.iterdir())
+    assert len(written) == 1 and written[0].endswith("_good.png")
+    assert f"wrote {out_dir / written[0]}" in out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -181,10 +183,36 @@ def fake_drive(server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return server
 
 
-def _no_new_temp(before: list[Path]) -> None:
+@pytest.fixture
+def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[Path]]:
+    """Temp folders of this test go into a folder of its own; returns it and a list that
+    receives every folder a download makes."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    made: list[Path] = []
+    real = dl.make_temp_dir
+
+    def recording(purpose: str = "tmp"):
+        folder, cleanup = real(purpose)
+        made.append(folder)
+        return folder, cleanup
+
+    monkeypatch.setattr(dl, "make_temp_dir", recording)
+    return root, made
+
+
+def _no_new_temp(before: list[Path], temp_root: tuple[Path, list[Path]]) -> None:
+    """The failed download made its private folder in the temp root, and nothing of it is
+    left: not on disk, not in the registry of live folders."""
+    root, made = temp_root
     assert tempfiles.live_folders() == before
-    for folder in set(tempfiles.live_folders()) - set(before):
+    assert made, "the download made no temp folder"
+    for folder in made:
+        assert folder.parent == root and folder.name.startswith("mprviewer-download-")
         assert not folder.exists()
+    assert sorted(p.name for p in root.iterdir()) == []
+    made.clear()
 
 
 def test_zip_download_opens_as_a_study_and_close_removes_it(server: str) -> None:
@@ -227,8 +255,8 @@ def test_hostile_file_name_stays_in_the_private_folder(server: str) -> None:
     ("/to-file", r"not an http\(s\) URL"),
     ("/short", r"ended early"),
 ])
-def test_bad_answers_are_clear_errors_that_hide_secrets(server: str, route: str,
-                                                        expected: str) -> None:
+def test_bad_answers_are_clear_errors_that_hide_secrets(server: str, route: str, expected: str,
+                                                        temp_root) -> None:
     before = tempfiles.live_folders()
     host = server.removeprefix("http://")
     url = f"http://reader:s3cret@{host}{route}?token=PRIVATE#frag"
@@ -237,7 +265,7 @@ def test_bad_answers_are_clear_errors_that_hide_secrets(server: str, route: str,
     message = str(caught.value)
     assert message.startswith(f"http://{host}{route}: ")
     assert "s3cret" not in message and "PRIVATE" not in message and "reader" not in message
-    _no_new_temp(before)
+    _no_new_temp(before, temp_root)
 
 
 def test_silent_server_times_out(server: str) -> None:
@@ -252,23 +280,60 @@ def test_connection_refused_names_the_cause() -> None:
         dl.download("http://127.0.0.1:9/x", limits=Limits(connect_timeout=2))
 
 
-def test_endless_body_stops_at_the_size_cap(server: str) -> None:
+def test_connection_that_hangs_times_out_at_the_connect_limit(temp_root) -> None:
+    """A listener nobody accepts from, its queue full: the kernel drops further SYNs, so a
+    connect neither succeeds nor is refused."""
+    before = tempfiles.live_folders()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(8):
+                sock = socket.socket()
+                sock.settimeout(0.2)
+                fillers.append(sock)
+                try:
+                    sock.connect((host, port))
+                except TimeoutError:
+                    break  # the queue is full: the next connect hangs too
+            else:
+                raise AssertionError("could not make a connection that hangs")
+            start = time.monotonic()
+            with pytest.raises(SourceError) as caught:
+                dl.download(f"http://{host}:{port}/study.zip?token=PRIVATE",
+                            limits=Limits(connect_timeout=0.5, read_timeout=30))
+            elapsed = time.monotonic() - start
+        finally:
+            for sock in fillers:
+                sock.close()
+    assert str(caught.value) == (f"http://{host}:{port}/study.zip: no connection within 0.5 s; "
+                                 "check the network and the address")
+    assert 0.45 <= elapsed < 1.5  # waited for the connect limit, not the read limit
+    _no_new_temp(before, temp_root)
+
+
+def test_endless_body_stops_at_the_size_cap(server: str, temp_root) -> None:
     before = tempfiles.live_folders()
     start = time.monotonic()
     with pytest.raises(LimitExceeded, match=r"past the limit of 2 MiB.*MAX_DOWNLOAD_BYTES"):
         dl.download(f"{server}/endless", limits=Limits(max_download_bytes=2 * 1024**2))
     assert time.monotonic() - start < 5
-    _no_new_temp(before)
+    _no_new_temp(before, temp_root)
     with pytest.raises(LimitExceeded, match=r"the file is 50 GiB, more than the download"):
         dl.download(f"{server}/huge")
+    _no_new_temp(before, temp_root)
 
 
-def test_progress_reports_bytes_and_cancel_removes_the_partial_file(server: str) -> None:
+def test_progress_reports_bytes_and_cancel_removes_the_partial_file(server: str,
+                                                                    temp_root) -> None:
     calls: list[tuple[int, int]] = []
     _, cleanup = dl.download(f"{server}/study.zip", progress=lambda d, t: calls.append((d, t)))
     assert calls[0] == (0, len(ZIP)) and calls[-1] == (len(ZIP), len(ZIP))
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     cleanup()
+    _no_new_temp(tempfiles.live_folders(), temp_root)  # the cleanup removed it
     before = tempfiles.live_folders()
     cancel = threading.Event()
     seen: list[int] = []
@@ -281,7 +346,7 @@ def test_progress_reports_bytes_and_cancel_removes_the_partial_file(server: str)
     with pytest.raises(LoadCancelled, match="cancelled"):
         dl.download(f"{server}/endless", progress=stop_after_first, cancel=cancel)
     assert 0 < max(seen) <= 2 * dl.CHUNK
-    _no_new_temp(before)
+    _no_new_temp(before, temp_root)
 
 
 def test_only_http_and_https(server: str) -> None:
