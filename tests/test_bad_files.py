@@ -270,3 +270,23 @@ def test_damaged_compressed_pixels_fail_their_series_only(study_dir: Path, name:
     for series in others:
         with pytest.raises(DicomError, match=name.replace(".", r"\.")):
             series.load()
+
+
+def test_a_slice_without_pixel_representation_reads_like_its_series(tmp_path):
+    """Type 1 but sometimes dropped by anonymisers: the DICOM default (unsigned) would turn
+    that slice's negative HU into 64000s; it is read as signed like its neighbours, and said."""
+    from mprviewer.io import synthetic
+
+    rng = np.random.default_rng(7)
+    array = rng.integers(-1000, 2000, size=(4, 16, 16)).astype(np.float64)
+    files = synthetic.write_series(tmp_path / "ct", array, seed="no-pr")
+    stripped = sorted(files)[1]
+    ds = pydicom.dcmread(stripped)
+    del ds.PixelRepresentation
+    ds.save_as(stripped, enforce_file_format=False)
+    with mprviewer.open_study(str(tmp_path / "ct")) as study:
+        [series] = study.series
+        volume = series.load()
+    assert np.array_equal(volume.array, array)
+    [note] = [w for w in volume.warnings if "Pixel Representation" in w]
+    assert Path(stripped).name in note and "signed" in note

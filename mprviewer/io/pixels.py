@@ -10,6 +10,7 @@ a small thread pool: file reads, numpy and the C decoders release the GIL.
 
 from __future__ import annotations
 
+import copy
 import struct
 import threading
 from collections.abc import Callable
@@ -376,9 +377,14 @@ def _format_key(frame: Frame) -> tuple | None:
     return tuple(parts)
 
 
-def pixel_formats(frames: list[Frame]) -> list[PixelFormat]:
+def pixel_formats(frames: list[Frame], notes: list[str] | None = None) -> list[PixelFormat]:
     """Every frame's PixelFormat, built once per distinct set of header values (a series
-    repeats one or a few), which spares most of the per-file header reads."""
+    repeats one or a few), which spares most of the per-file header reads.
+
+    A frame whose file lacks PixelRepresentation is read as the rest of the series is (the
+    DICOM default, unsigned, would turn a signed CT slice's negative values into 65000s);
+    ``notes`` then says which slices.
+    """
     cache: dict[tuple, PixelFormat] = {}
     formats = []
     for frame in frames:
@@ -389,7 +395,30 @@ def pixel_formats(frames: list[Frame]) -> list[PixelFormat]:
             if key is not None:
                 cache[key] = fmt
         formats.append(fmt)
+    _inherit_pixel_representation(frames, formats, notes)
     return formats
+
+
+def _inherit_pixel_representation(
+    frames: list[Frame], formats: list[PixelFormat], notes: list[str] | None
+) -> None:
+    missing = [n for n, frame in enumerate(frames)
+               if header_value(frame.instance.header, "PixelRepresentation", None) in (None, "")]
+    if not missing or len(missing) == len(frames):
+        return
+    lacking = set(missing)
+    votes = [formats[n].signed for n in range(len(frames)) if n not in lacking]
+    signed = votes.count(True) > len(votes) // 2
+    for n in missing:
+        if formats[n].signed != signed:
+            fixed = copy.copy(formats[n])
+            fixed.signed = signed
+            formats[n] = fixed
+    if notes is not None:
+        where = ", ".join(frames[n].instance.member.name for n in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        notes.append(f"{len(missing)} slice(s) lack Pixel Representation ({where}{more}); "
+                     f"read as {'signed' if signed else 'unsigned'} like the rest of the series")
 
 
 def load_frames(
@@ -406,8 +435,8 @@ def load_frames(
     """
     first = frames[0].instance
     rows, cols = frames[0].rows, frames[0].columns
-    formats = pixel_formats(frames)
     notes: list[str] = []
+    formats = pixel_formats(frames, notes)
     rgb = formats[0].samples == 3 or formats[0].photometric == "PALETTE COLOR"
     if any((f.samples == 3 or f.photometric == "PALETTE COLOR") != rgb for f in formats):
         raise DicomError(f"{first.member.name}: series mixes colour and greyscale images")
