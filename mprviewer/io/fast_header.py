@@ -55,6 +55,7 @@ class FastHeader(NamedTuple):
     dataset: FileDataset
     pixel_offset: int  # where the pixel data element starts (end of data when it has none)
     pixel_keyword: str
+    has_pixels: bool = True  # False when the data set ended without a pixel data element
 
 
 def parse_header(buf: bytes, complete: bool) -> FastHeader | None:
@@ -100,7 +101,7 @@ def _parse(buf: bytes, complete: bool) -> FastHeader:
     ds = FileDataset(None, elements, buf[:128], file_meta, implicit, True)  # type: ignore[arg-type]
     ds.set_original_encoding(implicit, True, encoding)
     keyword = PIXEL_KEYWORDS.get(stop, "PixelData") if stop is not None else "PixelData"
-    return FastHeader(ds, end, keyword)
+    return FastHeader(ds, end, keyword, stop is not None)
 
 
 def _encodings(charset: RawDataElement) -> str | list[str]:

@@ -121,6 +121,7 @@ def read_header(member: Member) -> Dataset:
             ds = fast.dataset
             ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
             ds.__dict__["_mprviewer_pixel_keyword"] = fast.pixel_keyword
+            ds.__dict__["_mprviewer_has_pixels"] = fast.has_pixels
             return ds
         try:
             parsed = _parse_header(io.BytesIO(prefix))
@@ -141,7 +142,17 @@ def read_header(member: Member) -> Dataset:
     replace_unknown_vrs(ds)  # the quick walk above declines such VRs; pydicom keeps them
     ds.__dict__["_mprviewer_pixel_offset"] = offset
     ds.__dict__["_mprviewer_pixel_keyword"] = PIXEL_KEYWORDS.get(tag, "PixelData")
+    # Only an uncompressed data set that ran to the end of the file surely has no pixels (a
+    # deflated one is read from an inflated copy, so the file position says nothing).
+    deflated = str(header_value(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == (
+        "1.2.840.10008.1.2.1.99")
+    ds.__dict__["_mprviewer_has_pixels"] = bool(tag) or deflated
     return ds
+
+
+def has_pixel_data(ds: Dataset) -> bool:
+    """Whether the file holds a pixel data element (headers are read without it)."""
+    return bool(ds.__dict__.get("_mprviewer_has_pixels", "PixelData" in ds))
 
 
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
@@ -151,7 +162,15 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
         return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
     if "Rows" not in ds or "Columns" not in ds:
         kind = str(ds.get("Modality", "")) or "object"
-        return f"DICOM {kind} without image pixels"
+        if not has_pixel_data(ds):
+            return f"DICOM {kind} without image pixels"
+        missing = " and ".join(f"{name} ({tag})" for name, tag in
+                               (("Rows", "0028,0010"), ("Columns", "0028,0011"))
+                               if name not in ds)
+        return f"DICOM {kind} with pixel data but no {missing}: the image size is unknown"
+    if not has_pixel_data(ds):
+        kind = str(ds.get("Modality", "")) or "object"
+        return f"DICOM {kind} image header without Pixel Data (7FE0,0010)"
     rows, cols = int(header_value(ds, "Rows") or 0), int(header_value(ds, "Columns") or 0)
     if rows <= 0 or cols <= 0:
         return f"invalid image size {rows}x{cols}"
@@ -253,7 +272,7 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
             return (member.name, "DICOMDIR (media directory), not an image")
         return (member.name, "DICOMDIR (media directory) under another name; open the file "
                              "named DICOMDIR, or the folder that holds the images")
-    if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
+    if "SOPClassUID" not in ds and not has_pixel_data(ds) and "Rows" not in ds:
         return (member.name, "not a DICOM image (no SOP class, no pixels)")
     try:
         result = instance_from_header(member, ds)
