@@ -8,10 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pydicom.data
 import pytest
 
 from mprviewer.io import synthetic
+from tests.local_http import serving
 from tests.test_download import Handler
 
 ARRAY = np.random.default_rng(9).integers(-1000, 1000, (3, 8, 8)).astype(np.int16)
@@ -98,12 +97,8 @@ def _make_inputs(root: Path) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def _run_all(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, tuple]:

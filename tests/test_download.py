@@ -12,7 +12,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +24,7 @@ from mprviewer.errors import LoadCancelled, SourceError
 from mprviewer.io import download as dl
 from mprviewer.io import synthetic, tempfiles
 from mprviewer.io.limits import LimitExceeded, Limits
+from tests.local_http import serving
 
 ARRAY = np.random.default_rng(5).integers(-1000, 1000, (4, 8, 6)).astype(np.int16)
 FILES: dict[str, bytes] = {}
@@ -167,13 +168,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture

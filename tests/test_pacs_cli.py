@@ -9,7 +9,6 @@ import re
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import requests
 
 import mprviewer
 from mprviewer.io.pacs import cache, dicomweb, parse_server, search_series, study_url
+from tests.local_http import serving
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
 
@@ -300,13 +300,8 @@ class _Forbidden(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def forbidding():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/dicom-web"
-    server.shutdown()
-    server.server_close()
+    with serving(_Forbidden) as url:
+        yield f"{url}/dicom-web"
 
 
 def test_http_403_names_the_server_and_the_refusal(forbidding, served) -> None:

@@ -5,7 +5,6 @@ that dies mid-transfer. Each error names the server (never the password) and lea
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from dataclasses import replace
 
@@ -27,6 +26,7 @@ from mprviewer.io.pacs import (
     search_studies,
     study_url,
 )
+from tests.local_http import serving
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
 
@@ -133,13 +133,8 @@ class _WebSite(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def website():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebSite)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(_WebSite) as url:
+        yield url
 
 
 def test_html_instead_of_dicomweb(website) -> None:
