@@ -20,3 +20,15 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def send_html(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer with an HTML page, as a proxy or a login portal would; a vanished client is fine."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except OSError:
+        pass

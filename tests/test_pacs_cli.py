@@ -17,7 +17,7 @@ import requests
 
 import mprviewer
 from mprviewer.io.pacs import cache, dicomweb, parse_server, search_series, study_url
-from tests.local_http import serving
+from tests.local_http import send_html, serving
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
 
@@ -282,15 +282,7 @@ class _Forbidden(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        body = b"<html><body><h1>403 Forbidden</h1></body></html>"
-        try:
-            self.send_response(403)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
+        send_html(self, 403, b"<html><body><h1>403 Forbidden</h1></body></html>")
 
     do_GET = do_POST = _forbid
 

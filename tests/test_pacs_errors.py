@@ -26,7 +26,7 @@ from mprviewer.io.pacs import (
     search_studies,
     study_url,
 )
-from tests.local_http import serving
+from tests.local_http import send_html, serving
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
 
@@ -117,15 +117,7 @@ class _WebSite(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/slow/"):
             time.sleep(3)
-        body = b"<html><body><h1>Welcome to our hospital</h1></body></html>"
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
+        send_html(self, 200, b"<html><body><h1>Welcome to our hospital</h1></body></html>")
 
     def log_message(self, *args: object) -> None:
         pass

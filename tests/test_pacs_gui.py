@@ -154,9 +154,13 @@ def _local_study(folder: Path) -> Path:
     return folder
 
 
-def _open_local(window, qtbot, folder: Path) -> None:
+@pytest.fixture
+def local_viewer(make_viewer, qtbot, tmp_path):  # noqa: F811
+    """A viewer showing a small local study: what a failed or cancelled PACS open must keep."""
+    window = make_viewer()
     with qtbot.waitSignal(window.volume_changed, timeout=20000):
-        window.open_source(str(folder))
+        window.open_source(str(_local_study(tmp_path / "local")))
+    return window
 
 
 def _hold_retrieval(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
@@ -185,14 +189,13 @@ def _table_rows(window) -> list[list[str]]:
 
 
 def test_dialog_open_lists_the_series_before_the_images_arrive(
-    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+    served, local_viewer, qtbot, monkeypatch
 ) -> None:
     """The series table shows the server's series at once; the volume follows."""
     from mprviewer.gui.pacs_dialog import PacsDialog
 
     orthanc, ct = served
-    window = make_viewer()
-    _open_local(window, qtbot, _local_study(tmp_path / "local"))
+    window = local_viewer
     local_volume = window.volume
     started, release = _hold_retrieval(monkeypatch)
     dlg = PacsDialog(window)
@@ -224,20 +227,16 @@ def test_dialog_open_lists_the_series_before_the_images_arrive(
 
 
 def test_cancelled_retrieval_keeps_the_study_on_screen(
-    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+    served, local_viewer, qtbot, monkeypatch
 ) -> None:
     from mprviewer.io.pacs import cache, parse_server
 
     orthanc, ct = served
-    window = make_viewer()
-    _open_local(window, qtbot, _local_study(tmp_path / "local"))
-    before = _table_rows(window)
-    local_volume = window.volume
+    window = local_viewer
+    before, local_volume = _table_rows(window), window.volume
     started, _release = _hold_retrieval(monkeypatch)
     server = parse_server(orthanc.dicomweb_url)
-    earlier = cache.lookup(server.cache_key, ct.study_uid, None)
-    if earlier is not None:  # an earlier test retrieved it: this one must go to the server
-        cache.remove(earlier)
+    assert cache.entries() == []  # each test has its own cache
     window.open_remote(server, ct.study_uid)
     qtbot.waitUntil(lambda: window.series_table.pending, timeout=10000)
     assert started.wait(10)
@@ -249,15 +248,13 @@ def test_cancelled_retrieval_keeps_the_study_on_screen(
 
 
 def test_failed_retrieval_keeps_the_study_on_screen(
-    served, make_viewer, qtbot, monkeypatch, tmp_path  # noqa: F811
+    served, local_viewer, qtbot, monkeypatch
 ) -> None:
     import mprviewer.io.pacs as pacs
 
     orthanc, ct = served
-    window = make_viewer()
-    _open_local(window, qtbot, _local_study(tmp_path / "local"))
-    before = _table_rows(window)
-    local_volume = window.volume
+    window = local_viewer
+    before, local_volume = _table_rows(window), window.volume
     listed = threading.Event()
 
     def broken(*_args, **_kwargs):
