@@ -294,3 +294,27 @@ def test_study_url_opens_with_its_name_and_no_password_kept(
     assert window.study.source_label == url
     recent = open_dialogs.recent_sources()
     assert recent[0] == url and not any("pw-456" in str(r) for r in recent)
+
+
+def test_a_cached_study_opens_in_the_viewer_without_its_server(
+    served, make_viewer, qtbot, monkeypatch  # noqa: F811
+) -> None:
+    """Offline reading: the second open of a study URL asks the server nothing."""
+    import mprviewer.io.pacs.dicomweb as dicomweb
+    from mprviewer.io.pacs import PacsConnectionError
+
+    orthanc, ct = served
+    url = f"{orthanc.dicomweb_url}/studies/{ct.study_uid}"
+    window = make_viewer()
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        window.open_source(url)
+
+    def offline(*_args, **_kwargs):
+        raise PacsConnectionError(f"cannot reach {orthanc.dicomweb_url}: the network is down")
+
+    for name in ("search_series", "search_studies", "retrieve"):
+        monkeypatch.setattr(dicomweb, name, offline)
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        window.open_source(url)
+    assert np.array_equal(window.volume.array, ct.array)
+    assert window.error_box is None

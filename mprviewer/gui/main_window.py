@@ -489,9 +489,10 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Retrieving from {where}…")
 
         def job(progress: Any, cancel: Any) -> LoadResult:
-            from mprviewer.io.pacs import list_retrieval, retrieve_to_cache
+            from mprviewer.io.pacs import cached_retrieval, list_retrieval, retrieve_to_cache
 
-            if listed is None:
+            cached = cached_retrieval(server, study_uid=study_uid, series_uid=series_uid)
+            if listed is None and cached is None:  # a cached study opens without the server
                 rows = list_retrieval(server, study_uid=study_uid, series_uid=series_uid)
                 self.remote_series_listed.emit(job_number, rows)
             folder = retrieve_to_cache(

@@ -37,6 +37,7 @@ __all__ = [
     "Server",
     "StudyQuery",
     "StudyResult",
+    "cached_retrieval",
     "is_dicomweb_study_url",
     "list_retrieval",
     "parse_server",
@@ -95,6 +96,22 @@ def _strip_credentials(url: str) -> str:
     from mprviewer.io.pacs.servers import _safe
 
     return _safe(url)
+
+
+def cached_retrieval(
+    url_or_spec: str | Server,
+    *,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> Path | None:
+    """The cache folder of an earlier complete retrieval of the same study (or series), if any.
+
+    Asks nothing of the server, so a cached study opens offline.
+    """
+    from mprviewer.io.pacs import cache
+
+    server, study, series = _resolve(url_or_spec, study_uid, series_uid)
+    return cache.lookup(server.cache_key, study, series)
 
 
 def list_retrieval(
