@@ -318,3 +318,37 @@ def test_a_cached_study_opens_in_the_viewer_without_its_server(
         window.open_source(url)
     assert np.array_equal(window.volume.array, ct.array)
     assert window.error_box is None
+
+
+def test_a_late_listing_of_an_abandoned_retrieval_is_dropped(
+    served, local_viewer, qtbot, monkeypatch, tmp_path
+) -> None:
+    """The user opens something else while the server is still listing: the late answer must
+    not replace the series table of what the user chose."""
+    import mprviewer.io.pacs as pacs
+
+    orthanc, ct = served
+    window = local_viewer
+    asked, answer, answered = threading.Event(), threading.Event(), threading.Event()
+    real = pacs.list_retrieval
+
+    def slow_listing(*args, **kwargs):
+        asked.set()
+        answer.wait(20)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            answered.set()
+
+    monkeypatch.setattr(pacs, "list_retrieval", slow_listing)
+    window.open_source(f"{orthanc.dicomweb_url}/studies/{ct.study_uid}")
+    assert asked.wait(10)
+    other = tmp_path / "other"
+    write_series(other, np.full((4, 8, 8), 3.0), description="other study", seed="other")
+    with qtbot.waitSignal(window.volume_changed, timeout=20000):
+        window.open_source(str(other))
+    answer.set()
+    assert answered.wait(10)  # the abandoned job has its listing and hands it to the window
+    qtbot.wait(200)
+    assert not window.series_table.pending
+    assert [row[1] for row in _table_rows(window)] == ["other study"]

@@ -462,6 +462,7 @@ class MainWindow(QMainWindow):
         if series is None and isinstance(source, str) and _is_dicomweb_study_url(source):
             self.open_remote(source)
             return
+        self._remote_job += 1  # a listing still coming from an abandoned retrieval is dropped
         label = open_dialogs.source_label(source)
         self.status.showMessage(f"Opening {label}…")
         self.runner.start(
