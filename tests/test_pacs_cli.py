@@ -373,3 +373,47 @@ def test_credentials_saved_with_the_server(secured) -> None:
     assert "HTTP 401" in line and f"secure ({url})" in line and "check the user name" in line
 
     assert all(PASSWORD not in text and "wrong-pw" not in text for text in outputs)
+
+
+def test_a_terminal_is_asked_for_credentials_on_401(secured) -> None:
+    """At a terminal, a server that answers 401 gets one prompt for user and password; the
+    password is not echoed and the search then succeeds."""
+    import pty
+    import select
+    import time
+
+    orthanc, _ct = secured
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPRVIEWER_PACS_")}
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mprviewer", "pacs", "search", "--server", orthanc.dicomweb_url],
+        stdin=child, stdout=subprocess.PIPE, stderr=child, env=env, cwd=ROOT,
+        start_new_session=True)  # no controlling terminal: getpass uses this pty, not ours
+    os.close(child)
+    seen = b""
+
+    def read_until(text: bytes, timeout: float = 30.0) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while text not in seen:
+            assert time.monotonic() < end, f"no {text!r} in {seen!r}"
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+
+    try:
+        read_until(b"User [")
+        os.write(main, USER.encode() + b"\n")
+        read_until(b"Password:")
+        os.write(main, PASSWORD.encode() + b"\n")
+        out, _ = proc.communicate(timeout=60)
+        read_until(b"", timeout=1)
+    finally:
+        proc.kill()
+        os.close(main)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert b"asks for a user name and password" in seen
+    assert b"DOE^JANE" in out and b"User [" not in out  # results on stdout, prompts not
+    assert PASSWORD.encode() not in seen + out  # not echoed, not printed

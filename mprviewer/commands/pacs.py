@@ -145,7 +145,9 @@ def _with_login(server: Any, call: Callable[[Any], T]) -> T:
         import getpass
 
         print(f"{server.label} asks for a user name and password.", file=sys.stderr)
-        user = input(f"User [{server.username or ''}]: ").strip() or server.username or ""
+        # On stderr, like getpass: stdout may be a file (--json > studies.json).
+        print(f"User [{server.username or ''}]: ", end="", file=sys.stderr, flush=True)
+        user = sys.stdin.readline().strip() or server.username or ""
         password = getpass.getpass("Password: ")
         return call(server.with_credentials(username=user, password=password))
 
