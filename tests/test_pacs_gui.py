@@ -18,13 +18,19 @@ pytestmark = pytest.mark.gui
 
 
 class FakeMainWindow:
-    """Stands in for the viewer window: records what the dialog asks it to open."""
+    """Stands in for the viewer window: retrieves what the dialog hands over, as the viewer's
+    ``open_remote`` does, and records the cache folder and the series the dialog listed."""
 
     def __init__(self) -> None:
         self.opened: list[str] = []
+        self.listed: list[object] = []
 
-    def open_source(self, source: str) -> None:
-        self.opened.append(source)
+    def open_remote(self, server, study_uid, series_uid=None, listed=None) -> None:
+        from mprviewer.io.pacs import retrieve_to_cache
+
+        folder = retrieve_to_cache(server, study_uid=study_uid, series_uid=series_uid)
+        self.opened.append(str(folder))
+        self.listed.append(listed)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +77,10 @@ def test_search_expand_and_open_a_series(served, dialog, qtbot) -> None:
     assert dialog.open_button.isEnabled()
     with qtbot.waitSignal(dialog.opened, timeout=20000) as opened:
         dialog.open_button.click()
-    folder = Path(opened.args[0])
-    assert dialog.main_window.opened == [str(folder)]
+    assert opened.args == [ct.study_uid]
+    [folder] = map(Path, dialog.main_window.opened)
+    [listed] = dialog.main_window.listed
+    assert [s.series_uid for s in listed] == [ct.series_uid]  # the chosen row, as listed
     study = mprviewer.open_study(str(folder))
     try:
         [series] = study.series

@@ -1,9 +1,8 @@
 """File > Open from PACS: pick a server, search, browse studies and series, open one.
 
-Searching and listing series run in worker threads (``JobRunner``), so the window stays
+Searching and listing series run in a worker thread (``JobRunner``), so the window stays
 responsive. Opening hands the choice to the viewer's ``open_remote``: its series table lists the
-series at once and the images arrive in the per-user cache with progress and Cancel. A window
-without ``open_remote`` gets the retrieved folder through ``open_source(folder)`` instead.
+series at once and the images arrive in the per-user cache with progress and Cancel.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ def _date(value: str) -> str:
 class PacsDialog(QDialog):
     """Saved servers, a search form, a study/series tree and an Open button."""
 
-    opened = pyqtSignal(str)  # handed to the window: a cache folder, or the study UID it retrieves
+    opened = pyqtSignal(str)  # the StudyInstanceUID handed to the window to retrieve
 
     def __init__(self, main_window: Any = None, parent: QWidget | None = None) -> None:
         if parent is None and isinstance(main_window, QWidget):
@@ -53,12 +52,8 @@ class PacsDialog(QDialog):
         self.setWindowTitle("Open from PACS")
         self.resize(980, 620)
         self.searcher = JobRunner(self, show_dialog=False)
-        self.retriever = JobRunner(self, show_dialog=True)
         self.searcher.finished.connect(self._on_search_result)
         self.searcher.failed.connect(self._show_error)
-        self.retriever.finished.connect(self._on_retrieved)
-        self.retriever.failed.connect(self._show_error)
-        self.retriever.cancelled.connect(lambda: self._set_status("Retrieval cancelled."))
         self._build()
         self._load_saved_servers()
 
@@ -308,34 +303,19 @@ class PacsDialog(QDialog):
         return (study, None) if study is not None else None
 
     def _update_buttons(self) -> None:
-        self.open_button.setEnabled(self._selection() is not None and not self.retriever.busy)
+        self.open_button.setEnabled(self._selection() is not None)
 
     def open_selected(self) -> None:
-        """Retrieve the chosen study (or series) into the cache, then open it."""
-        from mprviewer.io.pacs import retrieve_to_cache
-
+        """Hand the chosen study (or series) to the viewer, which retrieves and opens it."""
         chosen = self._selection()
-        if chosen is None or self.retriever.busy:
+        if chosen is None:
             return
         study, series = chosen
-        server = self._server
         series_uid = series.series_uid if series is not None else None
-        if hasattr(self.main_window, "open_remote"):
-            # The viewer lists the series at once and retrieves them with its own progress.
-            self.main_window.open_remote(
-                server, study.study_uid, series_uid, self._listed(study, series))
-            self.opened.emit(study.study_uid)
-            self.accept()
-            return
-        what = (f"series {series.description or series.series_uid}" if series is not None
-                else f"study of {study.patient_name or study.study_uid}")
-        self._set_status(f"Retrieving the {what} from {server.label}…")
-        self.open_button.setEnabled(False)
-        self.retriever.start(
-            lambda progress, cancel: retrieve_to_cache(
-                server, progress, cancel, study_uid=study.study_uid, series_uid=series_uid),
-            f"Retrieving the {what}",
-        )
+        self.main_window.open_remote(
+            self._server, study.study_uid, series_uid, self._listed(study, series))
+        self.opened.emit(study.study_uid)
+        self.accept()
 
     def _listed(self, study: Any, series: Any) -> list[Any] | None:
         """The series the tree already shows for this choice (None: not listed yet)."""
@@ -346,14 +326,6 @@ class PacsDialog(QDialog):
             if item.data(0, _STUDY_ROLE) is study and item.data(0, _SERIES_ROLE) == "loaded":
                 return [item.child(c).data(0, _SERIES_ROLE) for c in range(item.childCount())]
         return None
-
-    def _on_retrieved(self, folder: Any) -> None:
-        self._update_buttons()
-        self._set_status(f"Retrieved into {folder}.")
-        self.opened.emit(str(folder))
-        if self.main_window is not None and hasattr(self.main_window, "open_source"):
-            self.main_window.open_source(str(folder))
-            self.accept()
 
     # -- messages ----------------------------------------------------------------------
     def _set_status(self, text: str, error: bool = False) -> None:
@@ -370,7 +342,6 @@ class PacsDialog(QDialog):
 
     def done(self, result: int) -> None:
         self.searcher.shutdown()
-        self.retriever.shutdown()
         super().done(result)
 
 
