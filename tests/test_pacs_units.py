@@ -240,3 +240,13 @@ def test_retrieved_files_are_filed_by_series_and_load_with_those_names(tmp_path)
     with mprviewer.open_study(str(flat)) as opened:
         assert sorted(s.name for s in opened.series) == folders
         assert [p for p, _why in opened.skipped] and "junk.dcm" in str(opened.skipped[0][0])
+
+
+def test_labels_drop_http_credentials_but_keep_ae_titles() -> None:
+    from mprviewer.io.remote import url_label
+
+    assert url_label("https://alice:pw@pacs:8042/dicom-web?x=1") == "https://pacs:8042/dicom-web?x=1"
+    assert url_label("http://token@pacs/dicom-web") == "http://pacs/dicom-web"
+    assert url_label("dimse://ORTHANC@pacs:4242") == "dimse://ORTHANC@pacs:4242"
+    assert url_label("/data/study@home") == "/data/study@home"
+    assert url_label("http://a:b@[::1") == "<invalid URL>"

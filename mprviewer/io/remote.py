@@ -21,14 +21,15 @@ def is_url(source: Any) -> bool:
 
 
 def url_label(source: str) -> str:
-    """``source`` as titles, lists and messages show it: a URL loses its ``user:password@``."""
-    if not is_url(source):
+    """``source`` as titles, lists and messages show it: an http(s) URL loses its
+    ``user:password@`` (a ``dimse://AET@host`` keeps its AE title, which is no secret)."""
+    if not is_url(source) or "@" not in source:
         return source
     try:
         parts = urlsplit(source)
     except ValueError:
         return "<invalid URL>"
-    if "@" not in parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
         return source
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 

@@ -24,6 +24,7 @@ from mprviewer.io.pacs.errors import (
 from mprviewer.io.pacs.results import SeriesResult, StudyQuery, StudyResult
 from mprviewer.io.pacs.servers import Server, parse_server, saved_servers
 from mprviewer.io.pacs.urls import is_dicomweb_study_url, parse_study_url, study_url
+from mprviewer.io.remote import url_label
 
 __all__ = [
     "PacsAuthError",
@@ -82,7 +83,7 @@ def _resolve(
         ref = parse_study_url(url_or_spec)
         if ref is None:
             raise PacsError(
-                f"'{_strip_credentials(url_or_spec)}' names no study: use a DICOMweb URL "
+                f"'{url_label(url_or_spec)}' names no study: use a DICOMweb URL "
                 "ending in /studies/<StudyInstanceUID> (optionally /series/<SeriesInstanceUID>), "
                 "or give the study UID"
             )
@@ -90,12 +91,6 @@ def _resolve(
     if not study_uid:
         raise PacsError("no study given: pass the StudyInstanceUID to retrieve")
     return parse_server(url_or_spec), study_uid, series_uid
-
-
-def _strip_credentials(url: str) -> str:
-    from mprviewer.io.pacs.servers import _safe
-
-    return _safe(url)
 
 
 def cached_retrieval(

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from mprviewer.io.pacs.errors import PacsError
+from mprviewer.io.remote import url_label
 
 DEFAULT_CALLING_AET = "MPRVIEWER"
 DEFAULT_TIMEOUT = 30.0
@@ -91,22 +92,10 @@ def _clean_aet(value: str, what: str, spec: str) -> str:
     aet = unquote(value).strip()
     if not aet or not _AET_RE.match(aet) or "\\" in aet:
         raise PacsError(
-            f"'{_safe(spec)}': the {what} AE title '{aet}' is not valid: "
+            f"'{url_label(spec)}': the {what} AE title '{aet}' is not valid: "
             "use 1 to 16 printable characters without backslash"
         )
     return aet
-
-
-def _safe(spec: str) -> str:
-    """A spec with any user:password@ part removed, for messages."""
-    try:
-        parts = urlsplit(spec)
-    except ValueError:
-        return spec
-    if parts.scheme in ("http", "https") and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
-    return spec
 
 
 def _parse_port(parts: Any, spec: str, default: int | None) -> int:
@@ -116,10 +105,10 @@ def _parse_port(parts: Any, spec: str, default: int | None) -> int:
         port = -1
     if port is None:
         if default is None:
-            raise PacsError(f"'{_safe(spec)}' has no port: write it as dimse://AET@host:port")
+            raise PacsError(f"'{url_label(spec)}' has no port: write it as dimse://AET@host:port")
         return default
     if not 0 < port < 65536:
-        raise PacsError(f"'{_safe(spec)}' has an invalid port: {_SPEC_HELP}")
+        raise PacsError(f"'{url_label(spec)}' has an invalid port: {_SPEC_HELP}")
     return port
 
 
@@ -142,20 +131,20 @@ def parse_server(spec: str | Server, *, name: str = "", use_env: bool = True) ->
     try:
         parts = urlsplit(text)
     except ValueError as exc:
-        raise PacsError(f"'{_safe(text)}' is not a valid server address: {exc}") from None
+        raise PacsError(f"'{url_label(text)}' is not a valid server address: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         server = _parse_dicomweb(text, parts, name)
     elif scheme == "dimse":
         server = _parse_dimse(text, parts, name)
     else:
-        raise PacsError(f"'{_safe(text)}': unknown scheme '{parts.scheme}': {_SPEC_HELP}")
+        raise PacsError(f"'{url_label(text)}': unknown scheme '{parts.scheme}': {_SPEC_HELP}")
     return _with_env(server) if use_env else server
 
 
 def _parse_dicomweb(text: str, parts: Any, name: str) -> Server:
     if not parts.hostname:
-        raise PacsError(f"'{_safe(text)}' has no host name: {_SPEC_HELP}")
+        raise PacsError(f"'{url_label(text)}' has no host name: {_SPEC_HELP}")
     port = _parse_port(parts, text, 443 if parts.scheme.lower() == "https" else 80)
     host = parts.hostname
     netloc = f"[{host}]" if ":" in host else host
@@ -172,7 +161,7 @@ def _parse_dicomweb(text: str, parts: Any, name: str) -> Server:
 
 def _parse_dimse(text: str, parts: Any, name: str) -> Server:
     if not parts.hostname:
-        raise PacsError(f"'{_safe(text)}' has no host name: write it as dimse://AET@host:port")
+        raise PacsError(f"'{url_label(text)}' has no host name: write it as dimse://AET@host:port")
     if "@" not in parts.netloc:
         raise PacsError(
             f"'{text}' names no AE title: write it as dimse://AET@host:port "
