@@ -9,6 +9,7 @@ give its series a hash for a name. Filing each series under ``<SeriesNumber>
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -31,19 +32,21 @@ def file_by_series(folder: Path) -> int:
     UIDs, so the layout does not depend on arrival order. Files whose header cannot be read
     stay where they are (the loader reports them). Returns the number of series folders.
     """
-    import pydicom
+    from mprviewer.io.quick_values import header_value
+    from mprviewer.io.scan import read_header
+    from mprviewer.io.sources import Member
 
     series_of: dict[Path, tuple[str, str]] = {}
     for path in sorted(folder.glob("*.dcm")):
-        try:
-            ds = pydicom.dcmread(
-                path, stop_before_pixels=True,
-                specific_tags=["SeriesInstanceUID", "SeriesNumber", "SeriesDescription"],
-            )
+        member = Member(name=str(path), folder=str(folder), size=0,
+                        opener=functools.partial(open, path, "rb"), path=path)
+        try:  # the loader's own header walk: one 16 KB read, no pixel data
+            ds = read_header(member)
+            uid = str(header_value(ds, "SeriesInstanceUID", "") or "")
+            name = series_folder_name(header_value(ds, "SeriesNumber"),
+                                      header_value(ds, "SeriesDescription"), uid)
         except Exception:  # an unreadable file is the loader's to report
             continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        name = series_folder_name(ds.get("SeriesNumber"), ds.get("SeriesDescription"), uid)
         series_of[path] = (uid, name)
     folder_of: dict[str, str] = {}
     taken: set[str] = set()
