@@ -96,7 +96,9 @@ class LoadResult:
 
 def _is_dicomweb_study_url(source: str) -> bool:
     """A ``.../studies/<uid>`` URL under a DICOMweb root (read through WADO-RS)."""
-    if "://" not in source[:16]:
+    from mprviewer.io.remote import is_url
+
+    if not is_url(source):  # local sources do not need the PACS package imported
         return False
     from mprviewer.io.pacs.urls import is_dicomweb_study_url
 

@@ -155,22 +155,26 @@ def has_pixel_data(ds: Dataset) -> bool:
     return bool(ds.__dict__.get("_mprviewer_has_pixels", "PixelData" in ds))
 
 
+def _kind(ds: Dataset) -> str:
+    """The modality for a skip reason ("object" when the file names none)."""
+    return str(ds.get("Modality", "")) or "object"
+
+
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(header_value(ds, "SOPClassUID", ""))
     if sop_class in NON_IMAGE_CLASSES:
         return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
+    pixels = has_pixel_data(ds)
     if "Rows" not in ds or "Columns" not in ds:
-        kind = str(ds.get("Modality", "")) or "object"
-        if not has_pixel_data(ds):
-            return f"DICOM {kind} without image pixels"
+        if not pixels:
+            return f"DICOM {_kind(ds)} without image pixels"
         missing = " and ".join(f"{name} ({tag})" for name, tag in
                                (("Rows", "0028,0010"), ("Columns", "0028,0011"))
                                if name not in ds)
-        return f"DICOM {kind} with pixel data but no {missing}: the image size is unknown"
-    if not has_pixel_data(ds):
-        kind = str(ds.get("Modality", "")) or "object"
-        return f"DICOM {kind} image header without Pixel Data (7FE0,0010)"
+        return f"DICOM {_kind(ds)} with pixel data but no {missing}: the image size is unknown"
+    if not pixels:
+        return f"DICOM {_kind(ds)} image header without Pixel Data (7FE0,0010)"
     rows, cols = int(header_value(ds, "Rows") or 0), int(header_value(ds, "Columns") or 0)
     if rows <= 0 or cols <= 0:
         return f"invalid image size {rows}x{cols}"
