@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mprviewer.errors import GeometryError
+from mprviewer.io.geometry_checks import (
+    MAX_POSITION_MM,
+    check_affine,
+    check_orientation,
+    check_position,
+    check_spacing,
+)
 from mprviewer.io.scan import Instance
 
 ORIENTATION_DECIMALS = 3  # cosines equal to 1e-3 count as one orientation
@@ -142,6 +149,51 @@ def _header_float(instance: Instance, keyword: str) -> float | None:
 
 def build_geometry(frames: list[Frame]) -> StackGeometry:
     """Sort frames along the slice normal and derive the (i, j, k) -> LPS affine.
+
+    The header values are checked first and the affine last (``geometry_checks``), so a
+    damaged orientation, spacing or position is a GeometryError naming the file, never a
+    NaN that reaches the renderer.
+    """
+    _check_frames(frames)
+    geometry = _build_geometry(frames)
+    check_affine(geometry.affine, frames[0].instance.member.name)
+    return geometry
+
+
+def frame_problem(frame: Frame) -> str | None:
+    """Why this frame's own geometry cannot be used (orientation, spacing, position), or
+    None. The loader drops such a frame from its stack, so one damaged file does not sink
+    the series."""
+    try:
+        _check_frames([frame])
+    except GeometryError as exc:
+        return str(exc).removeprefix(f"{frame.instance.member.name}: ")
+    return None
+
+
+def _check_frames(frames: list[Frame]) -> None:
+    first = frames[0]
+    name = first.instance.member.name
+    orientation = frame_orientation(first)
+    if orientation is not None:
+        check_orientation(orientation, name)
+    spacing = first.spacing
+    if spacing is not None and min(spacing) > 0:
+        for value, label in zip(spacing, ("PixelSpacing (rows)", "PixelSpacing (columns)"),
+                                strict=True):
+            check_spacing(float(value), name, label)
+    known = [(f, p) for f in frames if (p := frame_position(f)) is not None]
+    if known:
+        points = np.array([p for _, p in known], dtype=np.float64)
+        bad = ~np.all(np.isfinite(points), axis=1) | (
+            np.abs(np.nan_to_num(points, nan=np.inf)).max(axis=1) > MAX_POSITION_MM)
+        if bad.any():
+            frame, point = known[int(np.argmax(bad))]
+            check_position(point, frame.instance.member.name)
+
+
+def _build_geometry(frames: list[Frame]) -> StackGeometry:
+    """build_geometry on checked header values.
 
     A regular stack keeps the mean step between its first and last slice as the k axis (as
     SimpleITK and dcm2niix do). A stack with gaps, uneven steps or in-plane drift (gantry

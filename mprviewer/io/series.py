@@ -17,6 +17,7 @@ from mprviewer.io.geometry import (
     build_geometry,
     frame_orientation,
     frame_position,
+    frame_problem,
 )
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
@@ -212,9 +213,11 @@ def _is_localizer(frame: Frame) -> bool:
 def _stack_key(frame: Frame) -> tuple:
     inst = frame.instance
     orientation = frame_orientation(frame)
-    rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
-    spacing = frame.spacing
-    spacing = None if spacing is None else tuple(np.round(spacing, 4))
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd values: build_geometry says
+        rounded = None if orientation is None else tuple(
+            np.round(orientation, ORIENTATION_DECIMALS))
+        spacing = frame.spacing
+        spacing = None if spacing is None else tuple(np.round(spacing, 4))
     try:
         samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
     except (TypeError, ValueError):  # a damaged, multi-valued or non-numeric value
@@ -341,6 +344,13 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 skipped.append((inst.member.name, "damaged multi-frame or mosaic header: "
                                                   f"{type(exc).__name__}: {exc}"))
                 continue
+            problems = [frame_problem(f) for f in inst_frames]
+            if any(problems):
+                reason = next(p for p in problems if p)
+                bad = sum(1 for p in problems if p)
+                where = f"{bad} of {len(problems)} frames: " if len(problems) > 1 else ""
+                skipped.append((inst.member.name, f"series {uid}: {where}{reason}"))
+                inst_frames = [f for f, p in zip(inst_frames, problems, strict=True) if not p]
             frames.extend(inst_frames)
             notes.extend(n for n in inst_notes if n not in notes)
         stacks: dict[tuple, list[Frame]] = defaultdict(list)

@@ -231,8 +231,10 @@ def screenshot(
     drawn as frames/badges on marked slices and slabs in 3D. ``camera``: 3D camera preset.
     ``crosshair``: draw where the other planes cut each 2D view.
     """
+    from mprviewer.io.geometry_checks import check_affine
     from mprviewer.render.offscreen import prepare_offscreen
 
+    check_affine(volume.affine, str(getattr(volume, "name", "") or "volume"))
     prepare_offscreen()
     grid = DisplayGrid.for_volume(volume)
     marks = resolve_marks(annotations, volume, grid)
@@ -285,8 +287,10 @@ def marked_slice_images(
     **kwargs: Any,
 ) -> Iterator[tuple[str, int, np.ndarray]]:
     """(plane, slice, image) for every marked slice, one plotter per plane stepped through."""
+    from mprviewer.io.geometry_checks import check_affine
     from mprviewer.render.offscreen import prepare_offscreen
 
+    check_affine(volume.affine, str(getattr(volume, "name", "") or "volume"))
     prepare_offscreen()
     grid = DisplayGrid.for_volume(volume)
     for plane in PLANES:
