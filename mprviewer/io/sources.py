@@ -7,7 +7,8 @@ anywhere. Every byte decompressed is counted as it is read, against the caps in
 nesting depth, member count), so a zip bomb stops with a ``LimitExceeded`` error after a
 few megabytes instead of filling memory or disk. Encrypted members, unsupported
 compression methods, symbolic links, special files and link loops are skipped with a
-reason. Each candidate keeps a human name like ``study.zip!/CT_1/IM0001`` for messages.
+reason; in a folder, links are followed only while they stay inside the opened folder.
+Each candidate keeps a human name like ``study.zip!/CT_1/IM0001`` for messages.
 """
 
 from __future__ import annotations
@@ -333,6 +334,21 @@ def _file_opener(path: Path) -> Callable[[], BinaryIO]:
     return lambda: open(path, "rb")
 
 
+def resolves_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path``, every symbolic link resolved, lies in ``folder`` (resolved too)."""
+    real = os.path.realpath(path)
+    root = os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _outside_problem(path: Path, root: Path) -> str | None:
+    """The skip reason for a symbolic link that leads out of the opened folder, or None."""
+    if resolves_inside(path, root):
+        return None
+    return (f"symbolic link to {os.path.realpath(path)}, outside the opened folder "
+            f"{root}; not followed")
+
+
 def _link_problem(path: Path) -> str | None:
     """Why a symbolic link cannot be followed, or None when it leads somewhere real."""
     try:
@@ -371,6 +387,10 @@ def _add_folder(out: ExpandedSource, folder: Path, cancel: threading.Event | Non
                 out.skipped.append((str(sub), _link_problem(sub) or f"folder cannot be read: "
                                     f"{exc.strerror or exc}"))
                 continue
+            outside = _outside_problem(sub, folder) if sub.is_symlink() else None
+            if outside is not None:
+                out.skipped.append((str(sub), outside))
+                continue
             key = (st.st_dev, st.st_ino)
             if key in seen:
                 target = os.path.realpath(sub)
@@ -388,7 +408,7 @@ def _add_folder(out: ExpandedSource, folder: Path, cancel: threading.Event | Non
             if _is_junk(filename):
                 continue
             if path.is_symlink():
-                problem = _link_problem(path)
+                problem = _link_problem(path) or _outside_problem(path, folder)
                 if problem is not None:
                     out.skipped.append((str(path), problem))
                     continue
@@ -437,7 +457,7 @@ def _add_file(out: ExpandedSource, path: Path, cancel: threading.Event | None,
         from mprviewer.io.dicomdir import dicomdir_files
 
         # Opening a DICOMDIR opens what it indexes (files named relative to its folder).
-        for indexed in dicomdir_files(path):
+        for indexed in dicomdir_files(path, out.skipped):
             _add_file(out, indexed, cancel, top_level=False)
         return
     out.members.append(
