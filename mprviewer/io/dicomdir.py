@@ -13,14 +13,23 @@ import os
 from pathlib import Path
 
 from mprviewer.errors import SourceError
+from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+from mprviewer.io.limits import Limits, cap_hint, describe_size
 from mprviewer.io.sources import resolves_inside
 
 
 def _read(path: Path):  # type: ignore[no-untyped-def]
+    """The index, read within the header cap (a DICOMDIR is all header)."""
     import pydicom
 
+    cap = Limits.from_env().max_header_bytes
     try:
-        return pydicom.dcmread(path, force=True)
+        size = path.stat().st_size
+        if size > cap:
+            raise HeaderTooLong(f"{describe_size(size)}, more than the header limit of "
+                                f"{describe_size(cap)}. {cap_hint('max_header_bytes')}")
+        with open(path, "rb") as fh:
+            return pydicom.dcmread(BoundedHeader(fh, cap, str(path)), force=True)
     except Exception as exc:  # pydicom raises many kinds on a damaged index
         raise SourceError(f"{path}: not a readable DICOMDIR ({exc})") from exc
 

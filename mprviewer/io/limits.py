@@ -48,6 +48,13 @@ class Limits:
     max_redirects: int = 10
     # Temporary files (downloads, large nested zips) never take the last bytes of a disk.
     min_free_disk_bytes: float = 1 * GIB
+    # Headers: a data set up to its pixel data (or a whole DICOMDIR). Real ones take KBs; an
+    # enhanced multi-frame object with tens of thousands of frames takes tens of MBs.
+    max_header_bytes: float = 64 * MIB
+    # Pixels: the decoded size of one image file or of one series' volume, checked before
+    # decoding. 4 GiB holds a 2000-slice 1024x1024 16-bit CT; loading may need twice that
+    # while rescaling, so a larger claim is far more likely a bomb than a study.
+    max_decoded_bytes: float = 4 * GIB
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Limits:

@@ -18,7 +18,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import VR
 
 from mprviewer.errors import LoadCancelled
+from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
 from mprviewer.io.fast_header import parse_header
+from mprviewer.io.limits import Limits
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
 
@@ -124,8 +126,8 @@ def read_header(member: Member) -> Dataset:
             ds.__dict__["_mprviewer_has_pixels"] = fast.has_pixels
             return ds
         try:
-            parsed = _parse_header(io.BytesIO(prefix))
-        except InvalidDicomError:
+            parsed = _parse_header(BoundedHeader(io.BytesIO(prefix), math.inf, member.name))
+        except (InvalidDicomError, HeaderTooLong):
             raise
         except Exception:
             if len(prefix) < HEADER_PREFIX:
@@ -137,7 +139,8 @@ def read_header(member: Member) -> Dataset:
             parsed = None
     if parsed is None:
         with member.open() as fh:
-            parsed = _parse_header(fh)
+            parsed = _parse_header(BoundedHeader(fh, Limits.from_env().max_header_bytes,
+                                                 member.name))
     ds, offset, tag = parsed
     replace_unknown_vrs(ds)  # the quick walk above declines such VRs; pydicom keeps them
     ds.__dict__["_mprviewer_pixel_offset"] = offset
@@ -256,6 +259,8 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
     """Scan one member: an Instance or (name, reason) for a file to skip."""
     try:
         ds = read_header(member)
+    except HeaderTooLong as exc:
+        return (member.name, str(exc))
     except InvalidDicomError:
         if member.name.lower().endswith(".zip"):
             return (member.name, "not a zip archive nor a DICOM file (damaged, or an "

@@ -1,0 +1,75 @@
+"""Reading a header without letting a crafted file run the parser for ever.
+
+A file of zeros after the ``DICM`` marker parses as an endless run of empty elements: pydicom
+reads a 4 GiB sparse file eight bytes at a time for half an hour. ``BoundedHeader`` hands the
+parser a view of the file that stops at the header cap (``Limits.max_header_bytes``) and at a
+long run of one repeated element header, which no real data set holds (tags ascend).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from mprviewer.io.limits import LimitExceeded, cap_hint, describe_size
+
+ELEMENT_HEADER = 8  # pydicom reads each element's tag, VR and length in one 8-byte read
+MAX_REPEATS = 1024
+
+
+class HeaderTooLong(LimitExceeded):
+    """A header that runs past the cap or repeats one element endlessly."""
+
+
+class BoundedHeader(io.RawIOBase):
+    """A read-only, seekable view of ``fh`` for header parsing (see the module doc)."""
+
+    def __init__(self, fh: BinaryIO, cap: float, name: str) -> None:
+        super().__init__()
+        self._fh = fh
+        self._cap = cap
+        self.name = name
+        self._last = b""
+        self._repeats = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def read(self, n: int | None = -1) -> bytes:
+        position = self._fh.tell()
+        if n is None or n < 0:
+            n = int(min(self._cap - position + 1, 1 << 62))
+        if position + n > self._cap:
+            raise HeaderTooLong(
+                f"the header runs past {describe_size(self._cap)} without reaching the "
+                f"pixel data (damaged, or not an image); not read. "
+                f"{cap_hint('max_header_bytes')}")
+        data = self._fh.read(n)
+        if n == ELEMENT_HEADER:
+            if data == self._last:
+                self._repeats += 1
+                if self._repeats >= MAX_REPEATS:
+                    raise HeaderTooLong(
+                        f"the header repeats one element {MAX_REPEATS} times at byte "
+                        f"{position} (zeros or junk after the DICM marker); not read")
+            else:
+                self._last = data
+                self._repeats = 0
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
