@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 
 import mprviewer
 from mprviewer.io import synthetic
@@ -131,3 +132,167 @@ def test_a_header_past_the_cap_is_skipped_naming_the_setting(
     assert result.returncode == 3, result.stderr
     assert "the header runs past 1 MiB without reaching the pixel data" in result.stderr
     assert "MPRVIEWER_MAX_HEADER_BYTES" in result.stderr
+
+
+# -- decoded-size bombs --------------------------------------------------------------------
+def _encapsulated(path: Path, streams: list[bytes], syntax: str, rows: int, columns: int,
+                  frames: int | None = None, **tags) -> Path:
+    """One greyscale 16-bit image file holding ``streams`` as encapsulated frames."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, generate_uid()
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.NumberOfFrames = frames or len(streams)
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    ds.PixelData = encapsulate(streams)
+    ds["PixelData"].VR = "OB"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _declaring(syntax: str, rows: int, columns: int) -> bytes:
+    """A real 16x16 stream of the codec whose own header is patched to declare
+    ``columns`` x ``rows``: a few hundred bytes that a decoder would blow up."""
+    import imagecodecs
+
+    small = np.zeros((16, 16), np.uint16)
+    if syntax == JPEG2000Lossless:
+        data = bytearray(imagecodecs.jpeg2k_encode(small, level=0, codecformat="J2K"))
+        at = data.index(b"\xff\x4f\xff\x51") + 8  # Xsiz, Ysiz of the SIZ marker
+        data[at:at + 8] = columns.to_bytes(4, "big") + rows.to_bytes(4, "big")
+    else:
+        data = bytearray(imagecodecs.jpegls_encode(small))
+        at = data.index(b"\xff\xf7") + 5  # height, width of the JPEG-LS frame header
+        data[at:at + 4] = rows.to_bytes(2, "big") + columns.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _never_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from mprviewer.io import pixels
+
+    called: list[str] = []
+
+    def decoder(ds, transfer_syntax):
+        called.append(transfer_syntax)
+        raise AssertionError("the decoder must not run on a bomb")
+
+    monkeypatch.setattr(pixels, "_pixel_array", decoder)
+    return called
+
+
+def _run_measured(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, int]:
+    """(exit status, stderr, peak resident KiB) of one CLI run, measured for that process."""
+    import tempfile
+
+    env = {**{k: v for k, v in os.environ.items() if k != "DISPLAY"}, **(env or {})}
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mprviewer", *args],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return proc.returncode, err.read(), usage.ru_maxrss
+
+
+@pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGLSLossless])
+def test_small_stream_of_a_huge_image_is_refused_before_decoding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syntax: str) -> None:
+    bomb = _encapsulated(tmp_path / "s" / "bomb.dcm", [_declaring(syntax, 16384, 16384)],
+                         syntax, 16384, 16384)
+    assert bomb.stat().st_size < 4096
+    called = _never_decode(monkeypatch)
+    with mprviewer.open_study(bomb.parent) as study, pytest.raises(
+            mprviewer.DicomError) as caught:
+        study.series[0].load()
+    assert called == []
+    message = str(caught.value)
+    assert message.startswith(f"{bomb}: ") and "would decode to 512 MiB" in message
+    assert "16384x16384 pixels x 1 frames" in message
+    assert "MPRVIEWER_MAX_DECODED_RATIO" in message
+
+
+@pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGLSLossless])
+def test_stream_declaring_more_than_the_header_is_refused_before_decoding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syntax: str) -> None:
+    bomb = _encapsulated(tmp_path / "s" / "bomb.dcm", [_declaring(syntax, 16, 16),
+                                                       _declaring(syntax, 16384, 16384)],
+                         syntax, 16, 16)
+    called = _never_decode(monkeypatch)
+    with mprviewer.open_study(bomb.parent) as study, pytest.raises(
+            mprviewer.DicomError, match="a compressed frame declares 16384x16384 pixels but "
+                                        "the header says 16x16"):
+        study.series[0].load()
+    assert called == []
+
+
+def test_decoded_cap_counts_frames_and_real_sample_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4 frames of 1024x1024 16-bit: 8 MiB decoded (not 4 frames x 8 bytes).
+    streams = [_declaring(JPEG2000Lossless, 1024, 1024)] * 4
+    bomb = _encapsulated(tmp_path / "s" / "four.dcm", streams, JPEG2000Lossless, 1024, 1024)
+    called = _never_decode(monkeypatch)
+    monkeypatch.setenv("MPRVIEWER_MAX_DECODED_BYTES", "7M")
+    with mprviewer.open_study(bomb.parent) as study, pytest.raises(
+            mprviewer.DicomError) as caught:
+        study.series[0].load()
+    assert "would take 8 MiB" in str(caught.value) and called == []
+    assert "MPRVIEWER_MAX_DECODED_BYTES" in str(caught.value)
+
+
+def test_a_genuine_compressed_series_still_loads_under_the_caps(tmp_path: Path) -> None:
+    array = np.random.default_rng(51).integers(-1000, 1000, (3, 32, 32)).astype(np.int16)
+    synthetic.write_series(tmp_path / "s", array, seed=51, transfer_syntax=JPEG2000Lossless)
+    with mprviewer.open_study(tmp_path / "s") as study:
+        np.testing.assert_array_equal(study.series[0].load().array, array)
+
+
+def test_screenshot_of_a_decoded_size_bomb_exits_3_in_little_memory(tmp_path: Path) -> None:
+    bomb = _encapsulated(tmp_path / "s" / "bomb.dcm",
+                         [_declaring(JPEG2000Lossless, 16384, 16384)] * 4,
+                         JPEG2000Lossless, 16384, 16384)
+    code, err, peak_kib = _run_measured("screenshot", str(bomb.parent), "-o",
+                                        str(tmp_path / "x.png"), "--size", "64x64")
+    assert code == 3, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"mprviewer: {bomb}: ") and "2 GiB" in err
+    assert peak_kib < 512 * 1024  # decoding would take 2 GiB, rendering several more
+    assert not (tmp_path / "x.png").exists()
+
+
+# -- frame counts ------------------------------------------------------------------------
+def test_frame_count_beyond_what_the_file_holds_is_refused(tmp_path: Path) -> None:
+    # 2000 frames of the smallest JPEG-LS stream cannot fit in a file of 200 tiny items.
+    path = _encapsulated(tmp_path / "s" / "many.dcm", [b"\0" * 24] * 200, JPEGLSLossless,
+                         2, 2, frames=2000)
+    result = _cli("info", str(path.parent))
+    assert result.returncode == 3, result.stderr
+    assert "NumberOfFrames is 2000 but a" in result.stderr
+    most = path.stat().st_size // (8 + 24)  # item header + the smallest JPEG-LS stream
+    assert 200 <= most < 300
+    assert f"a {path.stat().st_size}-byte file holds at most {most} frames of 2x2" in (
+        result.stderr)
+
+
+def test_as_many_frames_as_the_file_holds_are_listed(tmp_path: Path) -> None:
+    frames = 20000  # 32 bytes a frame: as many as the bound allows
+    path = _encapsulated(tmp_path / "s" / "many.dcm", [b"\0" * 24] * frames, JPEGLSLossless,
+                         2, 2, ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+                         ImagePositionPatient=[0, 0, 0], PixelSpacing=[1, 1],
+                         SliceThickness=1)
+    with mprviewer.open_study(path.parent) as study:
+        assert study.series[0].shape == (frames, 2, 2)
+        np.testing.assert_allclose(study.series[0].geometry.positions, np.arange(frames))

@@ -9,6 +9,7 @@ voxel is shown at its true place in the patient (see ``mprviewer.io.resample``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,15 +161,52 @@ def build_geometry(frames: list[Frame]) -> StackGeometry:
     return geometry
 
 
-def frame_problem(frame: Frame) -> str | None:
-    """Why this frame's own geometry cannot be used (orientation, spacing, position), or
-    None. The loader drops such a frame from its stack, so one damaged file does not sink
-    the series."""
-    try:
-        _check_frames([frame])
-    except GeometryError as exc:
-        return str(exc).removeprefix(f"{frame.instance.member.name}: ")
-    return None
+def frame_problems(frames: list[Frame]) -> list[str | None]:
+    """Why each frame's own geometry (orientation, spacing, position) cannot be used, or
+    None. The loader drops such frames from their stack, so one damaged file does not sink
+    a series. Shared orientations and spacings are checked once and positions in one array
+    operation: a multi-frame object may hold a hundred thousand frames."""
+    problems: list[str | None] = [None] * len(frames)
+    seen: dict[object, str | None] = {}
+
+    def problem(key: object, check: Callable[[], None], name: str) -> str | None:
+        if key not in seen:
+            try:
+                check()
+                seen[key] = None
+            except GeometryError as exc:
+                seen[key] = str(exc).removeprefix(f"{name}: ")
+        return seen[key]
+
+    for n, frame in enumerate(frames):
+        name = frame.instance.member.name
+        orientation = frame_orientation(frame)
+        if orientation is not None:
+            problems[n] = problem(("o", id(orientation)),
+                                  lambda o=orientation, w=name: check_orientation(o, w), name)
+        spacing = frame.spacing
+        if problems[n] is None and spacing is not None and min(spacing) > 0:
+            problems[n] = problem(("s", spacing), lambda s=spacing, w=name: _check_spacing(s, w),
+                                  name)
+    known = [n for n, f in enumerate(frames) if frame_position(f) is not None]
+    if known:
+        points = np.array([frame_position(frames[n]) for n in known], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(points) <= MAX_POSITION_MM).all(axis=1)
+        for index in np.flatnonzero(bad):
+            n = known[int(index)]
+            name = frames[n].instance.member.name
+            try:
+                check_position(points[index], name)
+            except GeometryError as exc:
+                problems[n] = problems[n] or str(exc).removeprefix(f"{name}: ")
+    return problems
+
+
+def _check_spacing(spacing: tuple[float, float], name: str) -> None:
+    for value, label in zip(spacing, ("PixelSpacing (rows)", "PixelSpacing (columns)"),
+                            strict=True):
+        check_spacing(float(value), name, label)
 
 
 def _check_frames(frames: list[Frame]) -> None:
@@ -179,14 +217,12 @@ def _check_frames(frames: list[Frame]) -> None:
         check_orientation(orientation, name)
     spacing = first.spacing
     if spacing is not None and min(spacing) > 0:
-        for value, label in zip(spacing, ("PixelSpacing (rows)", "PixelSpacing (columns)"),
-                                strict=True):
-            check_spacing(float(value), name, label)
+        _check_spacing(spacing, name)
     known = [(f, p) for f in frames if (p := frame_position(f)) is not None]
     if known:
         points = np.array([p for _, p in known], dtype=np.float64)
-        bad = ~np.all(np.isfinite(points), axis=1) | (
-            np.abs(np.nan_to_num(points, nan=np.inf)).max(axis=1) > MAX_POSITION_MM)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(points) <= MAX_POSITION_MM).all(axis=1)
         if bad.any():
             frame, point = known[int(np.argmax(bad))]
             check_position(point, frame.instance.member.name)

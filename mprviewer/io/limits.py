@@ -55,6 +55,9 @@ class Limits:
     # decoding. 4 GiB holds a 2000-slice 1024x1024 16-bit CT; loading may need twice that
     # while rescaling, so a larger claim is far more likely a bomb than a study.
     max_decoded_bytes: float = 4 * GIB
+    # Compressed pixel data decoding to more than 64 MiB may expand at most this many times
+    # its file's size (real images: 2-20, blank ones a few hundred; bombs: 100,000s).
+    max_decoded_ratio: float = 1000.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Limits:

@@ -24,6 +24,7 @@ from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
+from mprviewer.io.decoded import check_instance, check_streams, check_volume
 from mprviewer.io.geometry import Frame
 from mprviewer.io.jpeg2000 import plugin_for
 from mprviewer.io.quick_values import header_value
@@ -172,9 +173,11 @@ def decode_instance(frame: Frame) -> np.ndarray:
     inst = frame.instance
     ts = inst.transfer_syntax
     ensure_decodable(ts, inst.member.name)
+    check_instance(inst)  # before reading or decoding anything: a bomb never reaches a decoder
     try:
         with inst.member.open() as fh:
             ds = pydicom.dcmread(fh, force=True)
+        check_streams(ds, inst)
         arr = _pixel_array(ds, ts)
         if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
             arr = _palette_to_rgb(arr, ds)
@@ -447,6 +450,7 @@ def load_frames(
     else:
         raw_dtype = stored_dtype(formats)
     shape = (len(frames), rows, cols, 3) if rgb else (len(frames), rows, cols)
+    check_volume(shape, raw_dtype.itemsize, first.member.name)
     raw = np.empty(shape, dtype=raw_dtype)
     done = 0
     lock = threading.Lock()

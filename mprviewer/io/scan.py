@@ -203,7 +203,7 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
             1, int(header_value(ds, "SamplesPerPixel", 1) or 1))
     except (TypeError, ValueError):
         pixel_bytes = 1
-    most = max_frames(member.size, rows * cols * pixel_bytes, native)
+    most = max_frames(member.size, rows * cols * pixel_bytes, native, ts)
     if member.size > 0 and frames > most:
         return (f"NumberOfFrames is {frames} but a {member.size}-byte file holds at most "
                 f"{most} frames of {rows}x{cols}")
@@ -246,12 +246,37 @@ def replace_unknown_vrs(ds: Dataset) -> None:
                 container._dict[tag] = elem._replace(VR="UN")
 
 
-def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
-    """The most frames a file of this size can hold, to refuse a header that claims more.
+# The smallest compressed frame each codec can write, so that a header cannot claim more
+# frames than the file holds: SOI, SOF, SOS and EOI for JPEG-LS (the JPEG processes need
+# tables too); the SIZ, COD and QCD markers and a tile for JPEG 2000; the 64-byte header of
+# an RLE frame. Each frame also takes at least one 8-byte item header.
+_MIN_FRAME_BYTES = {"1.2.840.10008.1.2.5": 64}
+_J2K_PREFIX = "1.2.840.10008.1.2.4.9"
+_HTJ2K_PREFIX = "1.2.840.10008.1.2.4.20"
+MIN_ENCODED_FRAME = 24
+DEFLATED = "1.2.840.10008.1.2.1.99"
+DEFLATE_MAX_RATIO = 1032  # deflate never expands data more than this
+MIN_J2K_FRAME = 64
+ITEM_HEADER = 8
 
-    A native frame takes ``frame_bytes``; an encapsulated one at least its 8-byte item header.
+
+def max_frames(file_size: int, frame_bytes: int, native: bool,
+               transfer_syntax: str = "") -> int:
+    """The most frames a file of this size can hold, to refuse a header that claims more
+    (and so bound the per-frame bookkeeping by the file's real size).
+
+    A native frame takes ``frame_bytes`` (a deflated one at least 1/1032 of that); an
+    encapsulated one its item header and the smallest frame its codec writes.
     """
-    per_frame = frame_bytes if native else 8
+    if native or transfer_syntax == "1.2.840.10008.1.2.2":  # big endian: native too
+        per_frame = frame_bytes
+    elif transfer_syntax == DEFLATED:
+        per_frame = frame_bytes // DEFLATE_MAX_RATIO
+    else:
+        smallest = _MIN_FRAME_BYTES.get(transfer_syntax, MIN_ENCODED_FRAME)
+        if transfer_syntax.startswith((_J2K_PREFIX, _HTJ2K_PREFIX)):
+            smallest = MIN_J2K_FRAME
+        per_frame = ITEM_HEADER + smallest
     return max(1, file_size // max(per_frame, 1))
 
 

@@ -17,7 +17,7 @@ from mprviewer.io.geometry import (
     build_geometry,
     frame_orientation,
     frame_position,
-    frame_problem,
+    frame_problems,
 )
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
@@ -266,7 +266,7 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     echoes, diffusion directions, acquisitions), labelled by what tells them apart."""
     def pos_key(f: Frame) -> tuple | None:
         p = frame_position(f)
-        return None if p is None else tuple(np.round(p, 2))
+        return None if p is None else tuple(round(v, 2) for v in p.tolist())
 
     keys = [pos_key(f) for f in frames]
     if any(k is None for k in keys) or len(set(keys)) == len(keys):
@@ -344,7 +344,7 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 skipped.append((inst.member.name, "damaged multi-frame or mosaic header: "
                                                   f"{type(exc).__name__}: {exc}"))
                 continue
-            problems = [frame_problem(f) for f in inst_frames]
+            problems = frame_problems(inst_frames)
             if any(problems):
                 reason = next(p for p in problems if p)
                 bad = sum(1 for p in problems if p)
@@ -354,8 +354,15 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
             frames.extend(inst_frames)
             notes.extend(n for n in inst_notes if n not in notes)
         stacks: dict[tuple, list[Frame]] = defaultdict(list)
+        memo: dict[tuple, tuple] = {}
         for f in frames:
-            stacks[_stack_key(f)].append(f)
+            # Frames of one object mostly share orientation and spacing: key them once.
+            memo_key = (id(f.instance), id(frame_orientation(f)), f.spacing, f.tile,
+                        f.keys.get("StackID", ""))
+            key = memo.get(memo_key)
+            if key is None:
+                key = memo[memo_key] = _stack_key(f)
+            stacks[key].append(f)
         stack_list = sorted(stacks.values(), key=len, reverse=True)
         pieces: list[tuple[str, list[Frame]]] = []
         for n, stack in enumerate(stack_list):
