@@ -108,7 +108,7 @@ class Report:
 # -- seeds ---------------------------------------------------------------------------------
 def build_seeds() -> list[Seed]:
     """Small real and synthetic inputs, so that thousands of runs fit in minutes."""
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     rng = np.random.default_rng(0)
     seeds: list[Seed] = []
