@@ -10,8 +10,8 @@ fields, tag values (rewritten through pydicom), chunk deletion/duplication/inser
 zips also header fields (sizes, method, flags, name lengths, entry counts) and the central
 directory.
 
-    .venv/bin/python scripts/fuzz.py --inputs 3000 --seed 1 --out /tmp/fuzz-crashes
-    .venv/bin/python scripts/fuzz.py --minutes 5
+    .venv/bin/python benchmarks/fuzz.py --inputs 3000 --seed 1 --out /tmp/fuzz-crashes
+    .venv/bin/python benchmarks/fuzz.py --minutes 5
 
 The bounded CI run (tests/test_fuzz_loader.py) imports ``Fuzzer`` from this file.
 """
