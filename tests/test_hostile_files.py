@@ -14,8 +14,8 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 
 import mprviewer
-from mprviewer.io import synthetic
 from mprviewer.io.limits import GIB, MIB
+from mprviewer.synthetic import writer as synthetic
 
 ARRAY = np.arange(3 * 6 * 5, dtype=np.int16).reshape(3, 6, 5)
 

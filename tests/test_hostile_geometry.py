@@ -12,9 +12,9 @@ import pydicom
 import pytest
 
 from mprviewer.errors import GeometryError
-from mprviewer.io import synthetic
 from mprviewer.io.study import open_study
 from mprviewer.io.volume import Volume
+from mprviewer.synthetic import writer as synthetic
 
 ARRAY = np.zeros((3, 8, 8), np.int16)
 ARRAY[:, 2:5, 2:5] = 500

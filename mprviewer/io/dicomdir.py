@@ -14,8 +14,8 @@ from pathlib import Path
 
 from mprviewer.errors import SourceError
 from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+from mprviewer.io.contained import resolves_inside
 from mprviewer.io.limits import Limits, cap_hint, describe_size
-from mprviewer.io.sources import resolves_inside
 
 
 def _read(path: Path):  # type: ignore[no-untyped-def]

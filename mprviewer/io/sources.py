@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from mprviewer.errors import LoadCancelled, SourceError
+from mprviewer.io.contained import resolves_inside
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "dicomdir.bak"}
@@ -332,13 +333,6 @@ def expand_source(
 
 def _file_opener(path: Path) -> Callable[[], BinaryIO]:
     return lambda: open(path, "rb")
-
-
-def resolves_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
-    """Whether ``path``, every symbolic link resolved, lies in ``folder`` (resolved too)."""
-    real = os.path.realpath(path)
-    root = os.path.realpath(folder)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _outside_problem(path: Path, root: Path) -> str | None:
