@@ -296,3 +296,106 @@ def test_as_many_frames_as_the_file_holds_are_listed(tmp_path: Path) -> None:
     with mprviewer.open_study(path.parent) as study:
         assert study.series[0].shape == (frames, 2, 2)
         np.testing.assert_allclose(study.series[0].geometry.positions, np.arange(frames))
+
+
+# -- deflated data sets --------------------------------------------------------------------
+def _deflated(path: Path, body: bytes | None = None, zeros: int = 0) -> Path:
+    """A deflated file: file meta, then ``body`` (a data set's bytes) and ``zeros`` zero
+    bytes (whole MiBs), made of repeated deflate blocks: no zeros are ever in memory."""
+    import zlib
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_file_meta_info(buf, meta, enforce_standard=True)
+    def block(data: bytes) -> bytes:  # byte-aligned and self-contained: blocks concatenate
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return z.compress(data) + z.flush(zlib.Z_FULL_FLUSH)
+
+    assert zeros % MIB == 0
+    parts = [block(body or b""), block(bytes(MIB)) * (zeros // MIB),
+             zlib.compressobj(9, zlib.DEFLATED, -15).flush()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * 128 + b"DICM" + buf.getvalue() + b"".join(parts))
+    return path
+
+
+def _zero_valued_header(length: int) -> bytes:
+    """The start of a data set whose private OB element holds ``length`` zero bytes (they
+    follow); what a deflate bomb with a believable header looks like."""
+    import struct
+
+    private = struct.pack("<HH2sHI", 0x0009, 0x1000, b"OB", 0, length)
+    creator = struct.pack("<HH2sH", 0x0009, 0x0010, b"LO", 4) + b"BIG "
+    modality = struct.pack("<HH2sH", 0x0008, 0x0060, b"CS", 2) + b"OT"
+    return modality + creator + private
+
+
+@pytest.mark.parametrize("body", ["zeros", "header then zeros"])
+def test_a_deflate_bomb_is_skipped_after_inflating_a_few_megabytes(
+        tmp_path: Path, body: str) -> None:
+    import tracemalloc
+
+    folder = tmp_path / "study"
+    synthetic.write_series(folder / "CT", ARRAY, seed=61)
+    size = 256 * MIB
+    # An element under the header cap (64 MiB), so that only the expansion ratio stops it.
+    head = b"" if body == "zeros" else _zero_valued_header(48 * MIB)
+    bomb = _deflated(folder / "bomb.dcm", head, size)
+    assert bomb.stat().st_size < 512 * 1024
+    tracemalloc.start()
+    try:
+        with mprviewer.open_study(folder) as study:
+            assert [s.num_images for s in study.series] == [3]
+            reason = dict(study.skipped)[str(bomb)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * MIB, peak  # the default ratio cap stops it past 8 MiB
+    if body == "zeros":
+        assert "repeats one element" in reason
+    else:
+        assert "deflated data set expanded" in reason and "deflate bomb" in reason
+        assert "MPRVIEWER_MAX_ZIP_RATIO" in reason
+
+
+def test_info_on_a_deflate_bomb_exits_3_with_one_line_in_little_memory(tmp_path: Path) -> None:
+    bomb = _deflated(tmp_path / "s" / "bomb.dcm", _zero_valued_header(48 * MIB), 256 * MIB)
+    code, err, peak_kib = _run_measured("info", str(bomb.parent))
+    assert code == 3, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "deflate bomb" in err and str(bomb.parent) in err
+    assert peak_kib < 256 * 1024  # inflating it whole, as before, takes 256 MiB and more
+
+
+def test_genuine_deflated_series_load_and_trailing_zeros_stay_deflated(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    array = np.random.default_rng(62).integers(-1000, 1000, (3, 128, 128)).astype(np.int16)
+    files = synthetic.write_series(tmp_path / "s", array, seed=62,
+                                   transfer_syntax=DeflatedExplicitVRLittleEndian)
+    assert all(Path(f).stat().st_size > 16 * 1024 for f in files)  # past the quick prefix
+    ds = dcmread(files[1])  # 32 MiB of trailing padding after the pixels: never inflated
+    ds.DataSetTrailingPadding = bytes(32 * MIB)
+    ds.save_as(files[1])
+    assert Path(files[1]).stat().st_size < 1 * MIB
+    tracemalloc.start()
+    try:
+        with mprviewer.open_study(tmp_path / "s") as study:
+            volume = study.series[0].load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(volume.array, array)
+    assert peak < 8 * MIB, peak

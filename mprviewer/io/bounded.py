@@ -46,13 +46,14 @@ class BoundedHeader(io.RawIOBase):
 
     def read(self, n: int | None = -1) -> bytes:
         position = self._fh.tell()
-        if n is None or n < 0:
-            n = int(min(self._cap - position + 1, 1 << 62))
-        if position + n > self._cap:
-            raise HeaderTooLong(
-                f"the header runs past {describe_size(self._cap)} without reaching the "
-                f"pixel data (damaged, or not an image); not read. "
-                f"{cap_hint('max_header_bytes')}")
+        room = self._cap - position
+        if n is None or n < 0:  # all that is left, as long as it fits
+            data = self._fh.read(int(min(room + 1, 1 << 62)))
+            if len(data) > room:
+                raise self._too_long()
+            return data
+        if n > room:
+            raise self._too_long()
         data = self._fh.read(n)
         if n == ELEMENT_HEADER:
             if data == self._last:
@@ -65,6 +66,11 @@ class BoundedHeader(io.RawIOBase):
                 self._last = data
                 self._repeats = 0
         return data
+
+    def _too_long(self) -> HeaderTooLong:
+        return HeaderTooLong(
+            f"the header runs past {describe_size(self._cap)} without reaching the pixel "
+            f"data (damaged, or not an image); not read. {cap_hint('max_header_bytes')}")
 
     def readall(self) -> bytes:
         return self.read(-1)

@@ -24,9 +24,11 @@ from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
-from mprviewer.io.decoded import check_instance, check_streams, check_volume
+from mprviewer.io.decoded import check_instance, check_streams, check_volume, decoded_bytes
+from mprviewer.io.deflated import DEFLATED, read_deflated
 from mprviewer.io.geometry import Frame
 from mprviewer.io.jpeg2000 import plugin_for
+from mprviewer.io.limits import Limits
 from mprviewer.io.quick_values import header_value
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
@@ -176,7 +178,14 @@ def decode_instance(frame: Frame) -> np.ndarray:
     check_instance(inst)  # before reading or decoding anything: a bomb never reaches a decoder
     try:
         with inst.member.open() as fh:
-            ds = pydicom.dcmread(fh, force=True)
+            if ts == DEFLATED:  # inflated as read, up to the pixel data's expected size
+                limits = Limits.from_env()
+                cap = decoded_bytes(inst.header, inst.rows, inst.columns, inst.frames) + (
+                    limits.max_header_bytes)
+                ds, _ = read_deflated(fh, inst.member.name, cap, stop_before_pixels=False,
+                                      limits=limits, ratio=False)
+            else:
+                ds = pydicom.dcmread(fh, force=True)
         check_streams(ds, inst)
         arr = _pixel_array(ds, ts)
         if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":

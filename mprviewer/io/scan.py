@@ -19,8 +19,9 @@ from pydicom.valuerep import VR
 
 from mprviewer.errors import LoadCancelled
 from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+from mprviewer.io.deflated import is_deflated, read_deflated
 from mprviewer.io.fast_header import parse_header
-from mprviewer.io.limits import Limits
+from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
 
@@ -117,6 +118,10 @@ def read_header(member: Member) -> Dataset:
         except OSError:
             # e.g. a zip member whose tail is damaged: its header may still read on its own.
             prefix = None
+    if prefix is not None and is_deflated(prefix):
+        deflated = _deflated_header(member)
+        if deflated is not None:
+            return deflated
     if prefix is not None:
         fast = parse_header(prefix, complete=len(prefix) < HEADER_PREFIX)
         if fast is not None:
@@ -150,6 +155,24 @@ def read_header(member: Member) -> Dataset:
     deflated = str(header_value(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == (
         "1.2.840.10008.1.2.1.99")
     ds.__dict__["_mprviewer_has_pixels"] = bool(tag) or deflated
+    return ds
+
+
+def _deflated_header(member: Member) -> Dataset | None:
+    """The header of a deflated file, inflated only up to its pixel data and within the
+    caps; None when the file meta does not name the deflated syntax after all."""
+    with member.open() as fh:
+        try:
+            ds, stopped = read_deflated(fh, member.name, Limits.from_env().max_header_bytes,
+                                        stop_before_pixels=True)
+        except ValueError:
+            return None
+    replace_unknown_vrs(ds)
+    ds.__dict__["_mprviewer_pixel_offset"] = None
+    ds.__dict__["_mprviewer_pixel_keyword"] = {0x7FE00008: "FloatPixelData",
+                                               0x7FE00009: "DoubleFloatPixelData"}.get(
+        stopped or 0, "PixelData")
+    ds.__dict__["_mprviewer_has_pixels"] = stopped is not None
     return ds
 
 
@@ -284,8 +307,8 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
     """Scan one member: an Instance or (name, reason) for a file to skip."""
     try:
         ds = read_header(member)
-    except HeaderTooLong as exc:
-        return (member.name, str(exc))
+    except LimitExceeded as exc:  # an endless header or a deflate bomb
+        return (member.name, str(exc).removeprefix(f"{member.name}: "))
     except InvalidDicomError:
         if member.name.lower().endswith(".zip"):
             return (member.name, "not a zip archive nor a DICOM file (damaged, or an "
