@@ -392,3 +392,91 @@ def test_cancel_while_expanding_a_large_archive(tmp_path: Path) -> None:
     with pytest.raises(mprviewer.LoadCancelled):
         mprviewer.open_study(archive, cancel=cancel)
 
+
+
+# -- nested zip bombs ----------------------------------------------------------------------
+def _stored_zip(members: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _overlapping(path: Path, member: bytes, copies: int) -> Path:
+    """One deflated member listed ``copies`` times in the central directory, every entry
+    pointing at the same bytes: the overlapping zip bomb."""
+    _zip(path, {"inner.zip": member})
+    data = bytearray(path.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    size, offset = struct.unpack_from("<II", data, end + 12)
+    tail = bytearray(data[end:])
+    struct.pack_into("<HHII", tail, 8, copies, copies, size * copies, offset)
+    path.write_bytes(bytes(data[:offset]) + bytes(data[offset:offset + size]) * copies
+                     + bytes(tail))
+    return path
+
+
+def test_overlapping_nested_zips_are_refused_before_unpacking(tmp_path: Path) -> None:
+    _array, files = _slices(3, seed=25)
+    inner = _stored_zip({"filler.bin": bytes(8 * MIB - 200), **files})
+    bomb = _overlapping(tmp_path / "outer.zip", inner, 300)
+    assert bomb.stat().st_size < 64 * 1024 and len(zipfile.ZipFile(bomb).infolist()) == 300
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded, match="overlap in the archive") as caught:
+            expand_source(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value).startswith(f"{bomb}: members 'inner.zip' and 'inner.zip'")
+    assert peak < 4 * MIB  # nothing was unpacked (it took 2.5 GB)
+    # The same bomb one level down (in a folder's zip) is refused just the same.
+    outer = _zip(tmp_path / "wrapped.zip", {"bomb.zip": bomb.read_bytes()})
+    with pytest.raises(LimitExceeded, match="overlap in the archive"):
+        expand_source(outer)
+
+
+def test_many_nested_zips_are_spilled_to_one_file_not_kept_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    array, files = _slices(3, seed=26)
+    nested = {f"n{n:03d}.zip": _stored_zip({f"pad{n}.bin": bytes(MIB)})
+              for n in range(100)}
+    nested["series.zip"] = _stored_zip(files)
+    archive = _zip(tmp_path / "many.zip", nested)
+    assert archive.stat().st_size < 2 * MIB
+    fds_before = len(os.listdir("/proc/self/fd"))
+    tracemalloc.start()
+    try:
+        study = mprviewer.open_study(archive)
+        peak = tracemalloc.get_traced_memory()[1]
+        fds_open = len(os.listdir("/proc/self/fd"))
+    finally:
+        tracemalloc.stop()
+    with study:
+        np.testing.assert_array_equal(study.series[0].load().array, array)
+        assert sum("pad" in name for name, _ in study.skipped) == 100
+    assert peak < 32 * MIB, peak  # 100 MiB of nested zips were unpacked, none kept
+    assert fds_open - fds_before <= 3  # the archive and one spill file, not 101 files
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+    # The bytes count against the cap across every level of nesting: the outer archive
+    # declares 100 MiB, its nested zips 100 MiB more.
+    monkeypatch.setenv("MPRVIEWER_MAX_UNZIPPED_BYTES", "150M")
+    with pytest.raises(LimitExceeded, match="more than the limit of 150 MiB") as caught:
+        mprviewer.open_study(archive)
+    assert str(caught.value).startswith(f"{archive}!/n0")
+    assert "MPRVIEWER_MAX_UNZIPPED_BYTES" in str(caught.value)
+
+
+def test_cli_on_an_overlapping_bomb_exits_3_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bomb = _overlapping(tmp_path / "outer.zip", _stored_zip({"f": bytes(8 * MIB - 200)}), 1000)
+    result = subprocess.run([sys.executable, "-m", "mprviewer", "info", str(bomb)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "overlap in the archive" in result.stderr and "MemoryError" not in result.stderr

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import itertools
 import os
 import shutil
 import stat
@@ -36,8 +37,6 @@ JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "dicomdir.bak"}
 JUNK_DIRS = {"__macosx", ".git", ".svn", ".mprviewer"}
 # Kept for callers that read it; the cap itself is Limits.max_zip_depth.
 MAX_NESTED_ZIP_DEPTH = Limits.max_zip_depth
-# Nested zips up to this size are unpacked in memory; larger ones go to an anonymous temp file.
-SPOOL_IN_MEMORY = 64 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 READABLE_METHODS = {
     zipfile.ZIP_STORED: "stored",
@@ -255,6 +254,7 @@ class ExpandedSource:
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     limits: Limits = field(default_factory=Limits.from_env, repr=False)
     budget: UnzipBudget | None = field(default=None, repr=False)
+    spill: SpillFile | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.budget is None:
@@ -525,6 +525,7 @@ def _add_zip_members(
     # this lock) at any moment, possibly while this thread is opening another member.
     lock = threading.RLock()
     infos = [i for i in archive.infolist() if not i.is_dir()]
+    _check_overlap(label, archive.infolist())
     out.budget.declare(label, infos, archive_bytes)
     for info in infos:
         _check_cancel(cancel)
@@ -576,6 +577,25 @@ def _add_zip_members(
         )
 
 
+LOCAL_HEADER = 30  # fixed part of a zip member's local header, before its name
+
+
+def _check_overlap(label: str, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose members share or overlap their bytes.
+
+    No zip tool writes such an archive; a bomb does, so that a few kilobytes list hundreds
+    of members that each unpack to megabytes. Each member takes at least its local header
+    and its compressed data before the next may start.
+    """
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    for before, after in itertools.pairwise(ordered):
+        if after.header_offset < before.header_offset + LOCAL_HEADER + before.compress_size:
+            raise LimitExceeded(
+                f"{label}: members {before.filename!r} and {after.filename!r} overlap in the "
+                f"archive (they share compressed bytes); no zip tool writes that, a zip bomb "
+                f"does, so the archive was not unpacked")
+
+
 def _zip_member_opener(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, lock: threading.RLock, name: str,
     budget: UnzipBudget, compressed: int,
@@ -600,36 +620,96 @@ def _member_is_zip(info: zipfile.ZipInfo, opener: Callable[[], BinaryIO]) -> boo
     return head[128:132] != b"DICM" and head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
+class SpillFile:
+    """One anonymous temporary file that holds every nested zip of a source, back to back.
+
+    Nested zips need random access, so they are unpacked; never into memory, where hundreds
+    of them would be kept for as long as the study is open, and never into one open file
+    each, which would run out of file handles. Regions are read with ``os.pread``, so
+    threads reading different nested zips never share a file position.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._fh = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the source's close()
+        self._limits = limits
+        self._lock = threading.Lock()
+        self.size = 0
+
+    def add(self, source: BinaryIO, size_hint: int, name: str) -> SpillRegion:
+        """Copy ``source`` to the end of the file; the region it now occupies."""
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size_hint + self._limits.min_free_disk_bytes > free:
+            raise SourceError(
+                f"{name}: not enough free disk space in {tempfile.gettempdir()} to unpack "
+                f"this nested zip ({describe_size(size_hint)} needed, {describe_size(free)} "
+                f"free); extract it by hand")
+        with self._lock:
+            start = self.size
+            fd = self._fh.fileno()
+            written = 0
+            try:
+                while chunk := source.read(READ_CHUNK):
+                    os.pwrite(fd, chunk, start + written)
+                    written += len(chunk)
+            finally:
+                self.size = start + written
+        return SpillRegion(fd, start, written, name)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class SpillRegion(io.RawIOBase):
+    """A read-only, seekable view of one nested zip inside the SpillFile."""
+
+    def __init__(self, fd: int, start: int, length: int, name: str) -> None:
+        super().__init__()
+        self._fd = fd
+        self._start = start
+        self._length = length
+        self._pos = 0
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(0, self._length - self._pos)
+        n = left if n is None or n < 0 else min(n, left)
+        data = os.pread(self._fd, n, self._start + self._pos) if n else b""
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
 def _open_nested_zip(
     out: ExpandedSource, info: zipfile.ZipInfo, opener: Callable[[], BinaryIO], name: str
 ) -> zipfile.ZipFile:
-    """Unpack a nested zip into memory or an anonymous temp file (charged, disk checked)."""
-    if info.file_size > SPOOL_IN_MEMORY:
-        free = shutil.disk_usage(tempfile.gettempdir()).free
-        if info.file_size + out.limits.min_free_disk_bytes > free:
-            raise SourceError(
-                f"{name}: not enough free disk space in {tempfile.gettempdir()} to unpack this "
-                f"nested zip ({describe_size(info.file_size)} needed, "
-                f"{describe_size(free)} free); extract it by hand"
-            )
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    try:
-        with opener() as fh:
-            while chunk := fh.read(READ_CHUNK):
-                spool.write(chunk)
-        spool.seek(0)
-        nested = zipfile.ZipFile(spool)  # type: ignore[arg-type]
-    except BaseException:
-        spool.close()
-        raise
-    original_close = nested.close
-
-    def close() -> None:
-        original_close()
-        spool.close()
-
-    nested.close = close  # type: ignore[method-assign]
-    return nested
+    """Unpack a nested zip into the source's spill file (charged to the unzip budget)."""
+    if out.spill is None:
+        out.spill = SpillFile(out.limits)
+        out._closers.insert(0, out.spill.close)  # closed last, after the archives in it
+    with opener() as fh:
+        region = out.spill.add(fh, info.file_size, name)
+    return zipfile.ZipFile(region)  # type: ignore[arg-type]
 
 
 def iter_members(expanded: ExpandedSource) -> Iterator[Member]:
