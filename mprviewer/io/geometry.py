@@ -161,46 +161,50 @@ def build_geometry(frames: list[Frame]) -> StackGeometry:
     return geometry
 
 
-def frame_problems(frames: list[Frame]) -> list[str | None]:
+def frame_problems(frames: list[Frame],
+                   seen: dict[object, str | None] | None = None) -> list[str | None]:
     """Why each frame's own geometry (orientation, spacing, position) cannot be used, or
     None. The loader drops such frames from their stack, so one damaged file does not sink
-    a series. Shared orientations and spacings are checked once and positions in one array
-    operation: a multi-frame object may hold a hundred thousand frames."""
+    a series.
+
+    A series repeats a few orientations and spacings: they are checked once per value
+    (``seen`` carries the results from call to call), and positions in plain arithmetic,
+    so the check costs a few microseconds a frame.
+    """
+    seen = {} if seen is None else seen
     problems: list[str | None] = [None] * len(frames)
-    seen: dict[object, str | None] = {}
-
-    def problem(key: object, check: Callable[[], None], name: str) -> str | None:
-        if key not in seen:
-            try:
-                check()
-                seen[key] = None
-            except GeometryError as exc:
-                seen[key] = str(exc).removeprefix(f"{name}: ")
-        return seen[key]
-
+    last: tuple[object, str | None] = (None, None)  # frames of one object share an array
     for n, frame in enumerate(frames):
         name = frame.instance.member.name
         orientation = frame_orientation(frame)
-        if orientation is not None:
-            problems[n] = problem(("o", id(orientation)),
-                                  lambda o=orientation, w=name: check_orientation(o, w), name)
+        if orientation is not None and orientation is last[0]:
+            problems[n] = last[1]
+        elif orientation is not None:
+            key = ("o", *orientation.tolist())
+            if key not in seen:
+                seen[key] = _problem(lambda o=orientation, w=name: check_orientation(o, w),
+                                     name)
+            problems[n] = seen[key]
+            last = (orientation, seen[key])
         spacing = frame.spacing
         if problems[n] is None and spacing is not None and min(spacing) > 0:
-            problems[n] = problem(("s", spacing), lambda s=spacing, w=name: _check_spacing(s, w),
-                                  name)
-    known = [n for n, f in enumerate(frames) if frame_position(f) is not None]
-    if known:
-        points = np.array([frame_position(frames[n]) for n in known], dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            bad = ~(np.abs(points) <= MAX_POSITION_MM).all(axis=1)
-        for index in np.flatnonzero(bad):
-            n = known[int(index)]
-            name = frames[n].instance.member.name
-            try:
-                check_position(points[index], name)
-            except GeometryError as exc:
-                problems[n] = problems[n] or str(exc).removeprefix(f"{name}: ")
+            key = ("s", *spacing)
+            if key not in seen:
+                seen[key] = _problem(lambda s=spacing, w=name: _check_spacing(s, w), name)
+            problems[n] = seen[key]
+        position = frame_position(frame)
+        if problems[n] is None and position is not None and not all(
+                abs(v) <= MAX_POSITION_MM for v in position.tolist()):  # NaN fails too
+            problems[n] = _problem(lambda p=position, w=name: check_position(p, w), name)
     return problems
+
+
+def _problem(check: Callable[[], None], name: str) -> str | None:
+    try:
+        check()
+    except GeometryError as exc:
+        return str(exc).removeprefix(f"{name}: ")
+    return None
 
 
 def _check_spacing(spacing: tuple[float, float], name: str) -> None:

@@ -336,6 +336,7 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
         members = _dedupe(members, skipped)
         frames: list[Frame] = []
         notes: list[str] = []
+        checked: dict[object, str | None] = {}  # orientations and spacings seen
         for inst in members:
             try:
                 inst_frames, inst_notes = frames_of(inst)
@@ -343,7 +344,7 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 skipped.append((inst.member.name, "damaged multi-frame or mosaic header: "
                                                   f"{type(exc).__name__}: {exc}"))
                 continue
-            problems = frame_problems(inst_frames)
+            problems = frame_problems(inst_frames, checked)
             if any(problems):
                 reason = next(p for p in problems if p)
                 bad = sum(1 for p in problems if p)
