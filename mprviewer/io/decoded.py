@@ -24,6 +24,8 @@ from mprviewer.io.quick_values import header_value
 
 RATIO_MIN_BYTES = 64 * MIB
 _NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+# Deflated files inflate only up to their expected size (io.deflated), so no ratio applies.
+_NO_RATIO = (*_NATIVE, "1.2.840.10008.1.2.1.99")
 # JPEG start-of-frame markers (every process but DHT C4, JPG C8 and DAC CC), and JPEG-LS's.
 _SOF = frozenset([*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
                   *range(0xCD, 0xD0), 0xF7])
@@ -79,7 +81,7 @@ def check_instance(instance: Any, limits: Limits | None = None) -> None:
             f"({columns}x{rows} pixels x {frames} frames x {samples} samples of {size} bytes), "
             f"more than the limit of {describe_size(limits.max_decoded_bytes)}; not decoded. "
             f"{cap_hint('max_decoded_bytes')}")
-    if instance.transfer_syntax in _NATIVE or nbytes <= RATIO_MIN_BYTES:
+    if instance.transfer_syntax in _NO_RATIO or nbytes <= RATIO_MIN_BYTES:
         return
     stored = max(int(instance.member.size), 1)
     ratio = nbytes / stored

@@ -5,10 +5,12 @@ hostile member name (``../../x``, ``/etc/x``, ``C:\\x``) is only a label and can
 anywhere. Every byte decompressed is counted as it is read, against the caps in
 ``mprviewer.io.limits`` (total unpacked size per source, expansion ratio per member,
 nesting depth, member count), so a zip bomb stops with a ``LimitExceeded`` error after a
-few megabytes instead of filling memory or disk. Encrypted members, unsupported
-compression methods, symbolic links, special files and link loops are skipped with a
-reason; in a folder, links are followed only while they stay inside the opened folder.
-Each candidate keeps a human name like ``study.zip!/CT_1/IM0001`` for messages.
+few megabytes instead of filling memory or disk. Nested zips, which need random access,
+are unpacked into one shared temporary file, never into memory; archives whose members
+overlap (a bomb's trick) are refused. Encrypted members, unsupported compression methods,
+symbolic links, special files and link loops are skipped with a reason; in a folder,
+links are followed only while they stay inside the opened folder. Each candidate keeps a
+human name like ``study.zip!/CT_1/IM0001`` for messages.
 """
 
 from __future__ import annotations
