@@ -31,6 +31,7 @@ _SOF = frozenset([*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
                   *range(0xCD, 0xD0), 0xF7])
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xD9)])
 _J2K_SIZ = b"\xff\x4f\xff\x51"
+_JP2 = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
 
 class DecodedSizeError(LimitExceeded):
@@ -111,12 +112,16 @@ def check_volume(shape: tuple[int, ...], itemsize: int, what: str,
 
 
 def stream_size(data: bytes) -> tuple[int, int] | None:
-    """(rows, columns) a JPEG, JPEG-LS or JPEG 2000 stream declares, or None if unknown."""
+    """(rows, columns) a JPEG, JPEG-LS or JPEG 2000 frame declares, or None if unknown.
+
+    Only the start of a frame is read: a J2K codestream starts with its SIZ marker, a JP2
+    file with its signature box (the codestream's SIZ follows a few boxes later).
+    """
     head = bytes(data[:4096])
     if head[:2] == b"\xff\xd8":
         return _jpeg_size(head)
-    at = head.find(_J2K_SIZ)
-    if at >= 0 and at + 4 + 2 + 2 + 16 <= len(head):
+    at = 0 if head[:4] == _J2K_SIZ else head.find(_J2K_SIZ) if head[:12] == _JP2 else -1
+    if at >= 0 and at + 24 <= len(head):
         xsiz, ysiz, xosiz, yosiz = struct.unpack_from(">IIII", head, at + 8)
         return max(ysiz - yosiz, 0), max(xsiz - xosiz, 0)
     return None
@@ -149,26 +154,25 @@ def _jpeg_size(head: bytes) -> tuple[int, int] | None:
 def check_streams(ds: Any, instance: Any) -> None:
     """Refuse, before decoding, a compressed frame that declares a larger image than the
     DICOM header (the decoder would allocate what the stream says)."""
-    if instance.transfer_syntax in _NATIVE or "PixelData" not in ds:
+    if instance.transfer_syntax in _NO_RATIO or "PixelData" not in ds:
         return
-    from pydicom.encaps import generate_fragments
+    from pydicom.encaps import generate_frames
 
-    try:
-        fragments = generate_fragments(ds.PixelData)
-        next(fragments)  # the basic offset table
-    except (StopIteration, ValueError, TypeError):
-        return  # not encapsulated as expected: the decoder reports it
     rows, columns = instance.rows, instance.columns
-    try:
-        for fragment in fragments:
-            declared = stream_size(fragment)
-            if declared is None:
-                continue
-            height, width = declared
-            if height > rows or width > columns:
-                raise DecodedSizeError(
-                    f"{instance.member.name}: a compressed frame declares {width}x{height} "
-                    f"pixels but the header says {columns}x{rows}; the file is damaged or "
-                    f"a decompression bomb and was not decoded")
-    except (ValueError, struct.error):
-        return
+    frames = generate_frames(ds.PixelData, number_of_frames=instance.frames)
+    while True:
+        try:
+            frame = next(frames)
+            declared = stream_size(frame)
+        except StopIteration:
+            return
+        except (ValueError, TypeError, struct.error):
+            return  # not encapsulated as expected: the decoder reports it
+        if declared is None:
+            continue
+        height, width = declared
+        if height > rows or width > columns:
+            raise DecodedSizeError(
+                f"{instance.member.name}: a compressed frame declares {width}x{height} pixels "
+                f"but the header says {columns}x{rows}; the file is damaged or a "
+                f"decompression bomb and was not decoded")
