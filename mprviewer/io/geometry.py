@@ -180,7 +180,7 @@ def frame_problems(frames: list[Frame],
         if orientation is not None and orientation is last[0]:
             problems[n] = last[1]
         elif orientation is not None:
-            key = ("o", *orientation.tolist())
+            key = ("o", *_values(orientation))
             if key not in seen:
                 seen[key] = _problem(lambda o=orientation, w=name: check_orientation(o, w),
                                      name)
@@ -194,9 +194,14 @@ def frame_problems(frames: list[Frame],
             problems[n] = seen[key]
         position = frame_position(frame)
         if problems[n] is None and position is not None and not all(
-                abs(v) <= MAX_POSITION_MM for v in position.tolist()):  # NaN fails too
+                abs(v) <= MAX_POSITION_MM for v in _values(position)):  # NaN fails too
             problems[n] = _problem(lambda p=position, w=name: check_position(p, w), name)
     return problems
+
+
+def _values(array: np.ndarray) -> list[float]:
+    """Plain floats (cheaper than numpy for a handful of values)."""
+    return array.tolist() if isinstance(array, np.ndarray) else [float(v) for v in array]
 
 
 def _problem(check: Callable[[], None], name: str) -> str | None:

@@ -19,7 +19,7 @@ from pydicom.valuerep import VR
 
 from mprviewer.errors import LoadCancelled
 from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
-from mprviewer.io.deflated import is_deflated, read_deflated
+from mprviewer.io.deflated import DEFLATED, is_deflated, read_deflated
 from mprviewer.io.fast_header import parse_header
 from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.quick_values import header_value
@@ -273,14 +273,14 @@ def replace_unknown_vrs(ds: Dataset) -> None:
 # frames than the file holds: SOI, SOF, SOS and EOI for JPEG-LS (the JPEG processes need
 # tables too); the SIZ, COD and QCD markers and a tile for JPEG 2000; the 64-byte header of
 # an RLE frame. Each frame also takes at least one 8-byte item header.
-_MIN_FRAME_BYTES = {"1.2.840.10008.1.2.5": 64}
-_J2K_PREFIX = "1.2.840.10008.1.2.4.9"
-_HTJ2K_PREFIX = "1.2.840.10008.1.2.4.20"
-MIN_ENCODED_FRAME = 24
-DEFLATED = "1.2.840.10008.1.2.1.99"
-DEFLATE_MAX_RATIO = 1032  # deflate never expands data more than this
-MIN_J2K_FRAME = 64
 ITEM_HEADER = 8
+MIN_ENCODED_FRAME = 24
+MIN_J2K_FRAME = 64
+MIN_RLE_FRAME = 64
+_J2K_PREFIXES = ("1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20")  # JPEG 2000, HTJ2K
+_RLE = "1.2.840.10008.1.2.5"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATE_MAX_RATIO = 1032  # deflate never expands data more than this
 
 
 def max_frames(file_size: int, frame_bytes: int, native: bool,
@@ -291,15 +291,16 @@ def max_frames(file_size: int, frame_bytes: int, native: bool,
     A native frame takes ``frame_bytes`` (a deflated one at least 1/1032 of that); an
     encapsulated one its item header and the smallest frame its codec writes.
     """
-    if native or transfer_syntax == "1.2.840.10008.1.2.2":  # big endian: native too
+    if native or transfer_syntax == _BIG_ENDIAN:
         per_frame = frame_bytes
     elif transfer_syntax == DEFLATED:
         per_frame = frame_bytes // DEFLATE_MAX_RATIO
+    elif transfer_syntax == _RLE:
+        per_frame = ITEM_HEADER + MIN_RLE_FRAME
+    elif transfer_syntax.startswith(_J2K_PREFIXES):
+        per_frame = ITEM_HEADER + MIN_J2K_FRAME
     else:
-        smallest = _MIN_FRAME_BYTES.get(transfer_syntax, MIN_ENCODED_FRAME)
-        if transfer_syntax.startswith((_J2K_PREFIX, _HTJ2K_PREFIX)):
-            smallest = MIN_J2K_FRAME
-        per_frame = ITEM_HEADER + smallest
+        per_frame = ITEM_HEADER + MIN_ENCODED_FRAME
     return max(1, file_size // max(per_frame, 1))
 
 

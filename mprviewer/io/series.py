@@ -265,7 +265,7 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     echoes, diffusion directions, acquisitions), labelled by what tells them apart."""
     def pos_key(f: Frame) -> tuple | None:
         p = frame_position(f)
-        return None if p is None else tuple(round(v, 2) for v in p.tolist())
+        return None if p is None else tuple(round(float(v), 2) for v in p)
 
     keys = [pos_key(f) for f in frames]
     if any(k is None for k in keys) or len(set(keys)) == len(keys):
