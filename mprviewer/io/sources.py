@@ -563,6 +563,15 @@ def _add_zip_members(
                                     f"{out.limits.max_zip_depth} levels deep; not opened. "
                                     f"{cap_hint('max_zip_depth')}"))
                 continue
+            compressed = max(min(info.compress_size, archive_bytes), 1)
+            if info.file_size > out.limits.max_zip_ratio * compressed:
+                # Unpacking means writing it out whole, so the ratio applies at any size:
+                # the zips a real study holds are made of compressed images.
+                raise LimitExceeded(
+                    f"{member_name}: a nested zip that expands {info.file_size / compressed:.0f}"
+                    f" times ({describe_size(compressed)} to {describe_size(info.file_size)}),"
+                    f" more than the limit of {out.limits.max_zip_ratio:g}; the archive looks "
+                    f"like a zip bomb and was not unpacked. {cap_hint('max_zip_ratio')}")
             try:
                 nested = _open_nested_zip(out, info, opener, member_name)
             except LimitExceeded:
