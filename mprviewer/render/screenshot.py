@@ -152,6 +152,8 @@ class _Shot:
         slices: Mapping[str, int] | None,
         grid: DisplayGrid | None = None,
         crosshair: bool = True,
+        slab: float = 0.0,
+        slab_mode: str = "max",
     ) -> None:
         from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
@@ -161,6 +163,9 @@ class _Shot:
 
         if view not in _LAYOUT:
             raise ValueError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
+        from mprviewer.render.slice_scene import check_slab
+
+        check_slab(slab, slab_mode)
         if camera not in CAMERA_NAMES:
             raise ValueError(f"unknown camera {camera!r}; choose one of: {', '.join(CAMERA_NAMES)}")
         width, height = (int(v) for v in size)
@@ -189,6 +194,8 @@ class _Shot:
             else:
                 scene = SliceScene(self.plotter, self.store, self.state, name)
                 scene.crosshair.actor.SetVisibility(bool(crosshair))
+                if slab:
+                    scene.set_slab(slab, slab_mode)
                 if marks.get(name):
                     scene.set_marked(marks[name])
             self.scenes.append(scene)
@@ -219,6 +226,8 @@ def screenshot(
     camera: str = "iso",
     overlay: bool = False,
     crosshair: bool = True,
+    slab: float = 0.0,
+    slab_mode: str = "max",
 ) -> np.ndarray:
     """Render views of a Volume off screen; returns an (height, width, 3) uint8 RGB array.
 
@@ -230,6 +239,8 @@ def screenshot(
     ``annotations``: an annotation file path, an AnnotationSet, or {plane: {slice: [labels]}},
     drawn as frames/badges on marked slices and slabs in 3D. ``camera``: 3D camera preset.
     ``crosshair``: draw where the other planes cut each 2D view.
+    ``slab``: thickness in mm of a slab centred on each 2D view's slice, shown as its
+    ``slab_mode`` ("max" = MIP, "min" = MinIP, "mean") intensity; 0 shows plain slices.
     """
     from mprviewer.render.offscreen import prepare_offscreen
 
@@ -250,6 +261,8 @@ def screenshot(
         slices,
         grid,
         crosshair,
+        slab,
+        slab_mode,
     )
     try:
         return shot.image()
@@ -307,6 +320,8 @@ def marked_slice_images(
             {plane: indices[0]},
             grid,
             kwargs.get("crosshair", True),
+            kwargs.get("slab", 0.0),
+            kwargs.get("slab_mode", "max"),
         )
         try:
             for index in indices:

@@ -5,6 +5,10 @@ only changes the mapper's slice number (one texture upload), never copies data. 
 overlay is a second layer of the same image with a two-colour lookup table, stacked above the
 grey image in a vtkImageStack. The camera is parallel, so pixels keep their true aspect ratio
 (anisotropic voxels are not stretched), and placed per ``mprviewer.render.planes``.
+
+A thick slab (``set_slab``) swaps the grey layer's mapper for a vtkImageResliceMapper that
+projects the maximum, minimum or mean over a thickness in mm centred on the slice; with no
+slab the cheap slice mapper is back.
 """
 
 from __future__ import annotations
@@ -22,6 +26,28 @@ from mprviewer.render.lut import threshold_lut, update_threshold_lut
 from mprviewer.render.overlays import MARK_COLOR, Crosshair, EdgeLetters, Frame, text_actor
 
 _AXIS_NAME_POS = {0: ("R", "L"), 1: ("A", "P"), 2: ("I", "S")}
+SLAB_MODES: tuple[str, ...] = ("max", "min", "mean")
+_SLAB_NAMES = {"max": "MIP", "min": "MinIP", "mean": "mean"}
+
+
+def check_slab(thickness_mm: float, mode: str) -> tuple[float, str]:
+    """Validated (thickness in mm, mode); ValueError naming what is wrong."""
+    try:
+        mm = float(thickness_mm)
+    except (TypeError, ValueError):
+        raise ValueError(f"slab thickness must be a number of mm, not {thickness_mm!r}") from None
+    if not np.isfinite(mm) or mm < 0 or mm > 10000:
+        raise ValueError(f"slab thickness must be 0-10000 mm, not {thickness_mm!r}")
+    if mode not in SLAB_MODES:
+        raise ValueError(f"unknown slab mode {mode!r}; use one of {', '.join(SLAB_MODES)}")
+    return mm, mode
+
+
+def slab_label(thickness_mm: float, mode: str) -> str:
+    """'Slab MIP 10 mm' for the corner text; '' without a slab."""
+    if thickness_mm <= 0:
+        return ""
+    return f"Slab {_SLAB_NAMES[mode]} {thickness_mm:g} mm"
 
 
 def disable_multisampling(plotter: Any) -> None:
@@ -53,6 +79,10 @@ class SliceScene:
         self._marked: dict[int, list[str]] = {}
         self._fit: tuple[tuple[int, int], float, tuple[float, ...]] | None = None
         self._closed = False
+        self.slab_mm = 0.0
+        self.slab_mode = "max"
+        self._slab_mapper: Any = None
+        self._slab_plane: Any = None
         disable_multisampling(plotter)
         self.renderer.SetBackground(0.0, 0.0, 0.0)
 
@@ -160,9 +190,13 @@ class SliceScene:
             self._overlay_mapper.SetSliceNumber(index)
         n = self.store.shape[self.axis]
         mm = self.store.plane_position_mm(self.plane, index)
-        self.info_text.SetInput(
-            f"{self.plane.capitalize()} {index} / {n}\n{format_position(self.axis, mm)}"
-        )
+        if self._slab_plane is not None:
+            origin = [0.0, 0.0, 0.0]
+            origin[self.axis] = mm
+            self._slab_plane.SetOrigin(*origin)
+        lines = [f"{self.plane.capitalize()} {index} / {n}", format_position(self.axis, mm)]
+        lines += [t for t in (slab_label(self.slab_mm, self.slab_mode), self.extra_info) if t]
+        self.info_text.SetInput("\n".join(lines))
         labels = self._marked.get(index)
         self.badge_text.SetInput(("Marked: " + ", ".join(labels)) if labels else "")
         self.frame.set_visible(bool(labels))
@@ -218,6 +252,44 @@ class SliceScene:
                 self.reset_camera()
 
     # -- public ------------------------------------------------------------------------
+    extra_info = ""  # another line for the corner text (e.g. obliquity), set by the owner
+
+    def set_slab(self, thickness_mm: float, mode: str = "max") -> None:
+        """Show a slab of ``thickness_mm`` centred on the slice as its maximum, minimum or
+        mean intensity (``mode``: max, min, mean); 0 shows the plain slice."""
+        thickness_mm, mode = check_slab(thickness_mm, mode)
+        self.slab_mm, self.slab_mode = thickness_mm, mode
+        if thickness_mm > 0:
+            if self._slab_mapper is None:
+                from vtkmodules.vtkCommonDataModel import vtkPlane
+                from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
+
+                self._slab_plane = vtkPlane()
+                normal = [0.0, 0.0, 0.0]
+                normal[self.axis] = 1.0
+                self._slab_plane.SetNormal(*normal)
+                mapper = vtkImageResliceMapper()
+                mapper.SetInputData(self.store.image)
+                mapper.SliceFacesCameraOff()
+                mapper.SliceAtFocalPointOff()
+                mapper.SetSlicePlane(self._slab_plane)
+                mapper.BorderOn()
+                self._slab_mapper = mapper
+            self._slab_mapper.SetSlabThickness(thickness_mm)
+            {"max": self._slab_mapper.SetSlabTypeToMax,
+             "min": self._slab_mapper.SetSlabTypeToMin,
+             "mean": self._slab_mapper.SetSlabTypeToMean}[mode]()
+            self.image_slice.SetMapper(self._slab_mapper)
+        else:
+            self.image_slice.SetMapper(self.mapper)
+        self._apply_slice()
+        self._request_render()
+
+    def set_extra_info(self, text: str) -> None:
+        """A line under the slice position in the corner text ('' for none)."""
+        self.extra_info = str(text)
+        self._apply_slice()
+
     def set_marked(self, marked: dict[int, list[str]]) -> None:
         """Slices of this plane that carry marks -> their labels; shows a frame and a badge."""
         self._marked = {int(k): list(v) for k, v in marked.items()}
