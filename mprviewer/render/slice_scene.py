@@ -6,9 +6,11 @@ overlay is a second layer of the same image with a two-colour lookup table, stac
 grey image in a vtkImageStack. The camera is parallel, so pixels keep their true aspect ratio
 (anisotropic voxels are not stretched), and placed per ``mprviewer.render.planes``.
 
-A thick slab (``set_slab``) swaps the grey layer's mapper for a vtkImageResliceMapper that
-projects the maximum, minimum or mean over a thickness in mm centred on the slice; with no
-slab the cheap slice mapper is back.
+A thick slab (``set_slab``) shows the maximum, minimum or mean over the slices whose centres
+lie within half its thickness of the current one. The projection is a numpy reduction over
+the shared display array into a one-slice image that the grey layer shows instead (about 2 ms
+for 11 slices of 512x512, against ~50 ms for vtkImageResliceMapper's screen-resolution slab
+on Mesa); with no slab the slice mapper of the shared image is back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from vtkmodules.util import numpy_support
+from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
 from vtkmodules.vtkRenderingImage import vtkImageStack
 
@@ -82,7 +86,8 @@ class SliceScene:
         self.slab_mm = 0.0
         self.slab_mode = "max"
         self._slab_mapper: Any = None
-        self._slab_plane: Any = None
+        self._slab_image: Any = None
+        self._slab_buffer: np.ndarray | None = None
         disable_multisampling(plotter)
         self.renderer.SetBackground(0.0, 0.0, 0.0)
 
@@ -190,10 +195,8 @@ class SliceScene:
             self._overlay_mapper.SetSliceNumber(index)
         n = self.store.shape[self.axis]
         mm = self.store.plane_position_mm(self.plane, index)
-        if self._slab_plane is not None:
-            origin = [0.0, 0.0, 0.0]
-            origin[self.axis] = mm
-            self._slab_plane.SetOrigin(*origin)
+        if self.slab_mm > 0:
+            self._update_slab(index)
         lines = [f"{self.plane.capitalize()} {index} / {n}", format_position(self.axis, mm)]
         lines += [t for t in (slab_label(self.slab_mm, self.slab_mode), self.extra_info) if t]
         self.info_text.SetInput("\n".join(lines))
@@ -258,32 +261,67 @@ class SliceScene:
         """Show a slab of ``thickness_mm`` centred on the slice as its maximum, minimum or
         mean intensity (``mode``: max, min, mean); 0 shows the plain slice."""
         thickness_mm, mode = check_slab(thickness_mm, mode)
+        if mode != self.slab_mode:
+            self._slab_buffer = None  # mean is float, max/min keep the data's type
         self.slab_mm, self.slab_mode = thickness_mm, mode
-        if thickness_mm > 0:
-            if self._slab_mapper is None:
-                from vtkmodules.vtkCommonDataModel import vtkPlane
-                from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
-
-                self._slab_plane = vtkPlane()
-                normal = [0.0, 0.0, 0.0]
-                normal[self.axis] = 1.0
-                self._slab_plane.SetNormal(*normal)
-                mapper = vtkImageResliceMapper()
-                mapper.SetInputData(self.store.image)
-                mapper.SliceFacesCameraOff()
-                mapper.SliceAtFocalPointOff()
-                mapper.SetSlicePlane(self._slab_plane)
-                mapper.BorderOn()
-                self._slab_mapper = mapper
-            self._slab_mapper.SetSlabThickness(thickness_mm)
-            {"max": self._slab_mapper.SetSlabTypeToMax,
-             "min": self._slab_mapper.SetSlabTypeToMin,
-             "mean": self._slab_mapper.SetSlabTypeToMean}[mode]()
-            self.image_slice.SetMapper(self._slab_mapper)
-        else:
-            self.image_slice.SetMapper(self.mapper)
+        self.image_slice.SetMapper(self.mapper if thickness_mm <= 0 else self._slab_layer())
         self._apply_slice()
         self._request_render()
+
+    def slab_range(self, index: int) -> tuple[int, int]:
+        """First and last slice (inclusive) whose centres lie within half the slab's
+        thickness of slice ``index``."""
+        half = int(np.floor(self.slab_mm / 2.0 / self.store.spacing[self.axis] + 1e-6))
+        n = self.store.shape[self.axis]
+        return max(index - half, 0), min(index + half, n - 1)
+
+    def _slab_layer(self) -> Any:
+        if self._slab_mapper is None:
+            self._slab_image = vtkImageData()
+            self._slab_mapper = vtkImageSliceMapper()
+            self._slab_mapper.SetInputData(self._slab_image)
+            self._slab_mapper.SetOrientation(self.axis)
+            self._slab_mapper.SliceFacesCameraOff()
+            self._slab_mapper.SliceAtFocalPointOff()
+            self._slab_mapper.BorderOn()
+            self._slab_mapper.SetSliceNumber(0)
+        return self._slab_mapper
+
+    def _update_slab(self, index: int) -> None:
+        """Project the slab around slice ``index`` into the one-slice slab image."""
+        lo, hi = self.slab_range(index)
+        numpy_axis = 2 - self.axis  # the display array is [z, y, x(, c)]
+        taken = [slice(None)] * self.store.array.ndim
+        taken[numpy_axis] = slice(lo, hi + 1)
+        block = self.store.array[tuple(taken)]
+        if self.slab_mode == "max":
+            projected = block.max(axis=numpy_axis)
+        elif self.slab_mode == "min":
+            projected = block.min(axis=numpy_axis)
+        else:
+            projected = block.mean(axis=numpy_axis, dtype=np.float32)
+        projected = np.expand_dims(projected, numpy_axis)
+        image = self._slab_image
+        if self._slab_buffer is None or self._slab_buffer.shape != projected.shape:
+            self._slab_buffer = np.ascontiguousarray(projected)
+            dims = list(self.store.shape)
+            dims[self.axis] = 1
+            image.SetDimensions(*dims)
+            image.SetSpacing(*self.store.spacing)
+            comps = self.store.components
+            buffer = self._slab_buffer
+            flat = buffer.reshape(-1, comps) if comps > 1 else buffer.reshape(-1)
+            scalars = numpy_support.numpy_to_vtk(flat, deep=False)
+            scalars.SetName("values")
+            image.GetPointData().SetScalars(scalars)
+            self._slab_scalars = scalars  # keeps the buffer alive with the VTK array
+        else:
+            self._slab_buffer[...] = projected
+            image.GetPointData().GetScalars().Modified()
+        origin = list(self.store.origin)
+        origin[self.axis] = self.store.plane_position_mm(self.plane, index)
+        image.SetOrigin(*origin)
+        image.Modified()
 
     def set_extra_info(self, text: str) -> None:
         """A line under the slice position in the corner text ('' for none)."""
