@@ -152,6 +152,14 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         "a plain slice)",
     )
     what.add_argument(
+        "--grid",
+        choices=("auto", "patient", "acquisition"),
+        default="auto",
+        help="an oblique series: resliced onto the patient's planes (patient) or on its own "
+        "acquisition grid, where marks are made (acquisition); auto (default) is patient, or "
+        "acquisition with --annotations",
+    )
+    what.add_argument(
         "--slab-mode",
         choices=("max", "min", "mean"),
         default="max",
@@ -212,6 +220,9 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--window must be positive, not {args.window:g}"
     if args.all_series and args.series is not None:
         return "--all-series renders every series; leave out --series"
+    if args.grid == "patient" and args.annotations:
+        return ("--annotations draws marks on the acquisition grid, where they were made; "
+                "leave out --grid patient")
     if not 0 <= args.slab <= 10000:
         return f"--slab must be 0-10000 mm, not {args.slab:g}"
     return None
@@ -245,6 +256,10 @@ def _options(args: argparse.Namespace, volume: Any) -> dict[str, Any]:
     }
 
 
+def _grid_option(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.grid == "auto" else {"acquisition_grid": args.grid == "acquisition"}
+
+
 def _marks(args: argparse.Namespace, volume: Any, series: Any) -> dict[str, dict[int, list[str]]]:
     if not args.annotations:
         return {}
@@ -268,6 +283,7 @@ def _render_one(args: argparse.Namespace, volume: Any, series: Any, path: Path) 
         size=args.size,
         annotations=_marks(args, volume, series) or None,
         camera=args.camera,
+        **_grid_option(args),
         **_options(args, volume),
     )
 

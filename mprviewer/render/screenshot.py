@@ -154,6 +154,7 @@ class _Shot:
         crosshair: bool = True,
         slab: float = 0.0,
         slab_mode: str = "max",
+        info: str = "",
     ) -> None:
         from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
@@ -196,6 +197,8 @@ class _Shot:
                 scene.crosshair.actor.SetVisibility(bool(crosshair))
                 if slab:
                     scene.set_slab(slab, slab_mode)
+                if info:
+                    scene.set_extra_info(info)
                 if marks.get(name):
                     scene.set_marked(marks[name])
             self.scenes.append(scene)
@@ -228,6 +231,7 @@ def screenshot(
     crosshair: bool = True,
     slab: float = 0.0,
     slab_mode: str = "max",
+    acquisition_grid: bool | None = None,
 ) -> np.ndarray:
     """Render views of a Volume off screen; returns an (height, width, 3) uint8 RGB array.
 
@@ -241,12 +245,29 @@ def screenshot(
     ``crosshair``: draw where the other planes cut each 2D view.
     ``slab``: thickness in mm of a slab centred on each 2D view's slice, shown as its
     ``slab_mode`` ("max" = MIP, "min" = MinIP, "mean") intensity; 0 shows plain slices.
+    ``acquisition_grid``: an oblique acquisition (more than 1° off the patient's axes) is
+    shown resliced onto the patient's planes unless this is True; None (the default) means
+    resliced, except with ``annotations``, whose marks belong to the acquisition grid.
+    The corner text of an oblique series says "oblique N°" either way.
     """
     from mprviewer.render.offscreen import prepare_offscreen
+    from mprviewer.render.reslice import OBLIQUE_DEG, obliquity, obliquity_text
 
     prepare_offscreen()
+    degrees = obliquity(volume)
+    use_acquisition = annotations is not None if acquisition_grid is None else acquisition_grid
+    resliced = degrees > OBLIQUE_DEG and not use_acquisition
+    if resliced and annotations is not None:
+        raise ValueError(
+            f"the series is {degrees:.0f}° oblique and its marks belong to its acquisition "
+            "grid; show them with acquisition_grid=True"
+        )
+    marks = resolve_marks(annotations, volume, DisplayGrid.for_volume(volume))
+    if resliced:
+        from mprviewer.render.reslice import patient_aligned
+
+        volume = patient_aligned(volume)
     grid = DisplayGrid.for_volume(volume)
-    marks = resolve_marks(annotations, volume, grid)
     shot = _Shot(
         volume,
         view,
@@ -263,6 +284,7 @@ def screenshot(
         crosshair,
         slab,
         slab_mode,
+        obliquity_text(degrees, resliced),
     )
     try:
         return shot.image()
@@ -297,11 +319,16 @@ def marked_slice_images(
     size: tuple[int, int] = (800, 800),
     **kwargs: Any,
 ) -> Iterator[tuple[str, int, np.ndarray]]:
-    """(plane, slice, image) for every marked slice, one plotter per plane stepped through."""
+    """(plane, slice, image) for every marked slice, one plotter per plane stepped through.
+
+    Always on the acquisition grid, where the marks were made (an oblique series says so in
+    the corner text)."""
     from mprviewer.render.offscreen import prepare_offscreen
+    from mprviewer.render.reslice import obliquity, obliquity_text
 
     prepare_offscreen()
     grid = DisplayGrid.for_volume(volume)
+    info = obliquity_text(obliquity(volume), resliced=False)
     for plane in PLANES:
         indices = sorted(i for i in marks.get(plane, {}) if 0 <= i < grid.plane_size(plane))
         if not indices:
@@ -322,6 +349,7 @@ def marked_slice_images(
             kwargs.get("crosshair", True),
             kwargs.get("slab", 0.0),
             kwargs.get("slab_mode", "max"),
+            info,
         )
         try:
             for index in indices:
