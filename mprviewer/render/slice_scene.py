@@ -393,6 +393,20 @@ class SliceScene:
             return None
         return voxel  # type: ignore[return-value]
 
+    def pick_point(self, display_x: float, display_y: float) -> np.ndarray | None:
+        """Continuous display index (x, y, z) under a window pixel on the current slice (for
+        rulers and ROIs, which need more than the nearest voxel), or None outside the image."""
+        self.renderer.SetDisplayPoint(float(display_x), float(display_y), 0.0)
+        self.renderer.DisplayToWorld()
+        wx, wy, wz, ww = self.renderer.GetWorldPoint()
+        if ww == 0:
+            return None
+        index = self.store.index_of((wx / ww, wy / ww, wz / ww))
+        index[self.axis] = self.state.slices[self.plane]
+        if any(not -0.5 <= index[d] <= self.store.shape[d] - 0.5 for d in range(3)):
+            return None
+        return index
+
     def close(self) -> None:
         """Detach from the state and remove every prop from the renderer."""
         if self._closed:
