@@ -165,3 +165,15 @@ def test_hematoma_volume_from_rulers_and_marked_slices(make_viewer, qtbot, study
     item2 = tools.compute_hematoma()
     assert item2.c_mm == pytest.approx(tall.length_mm) and tall.id in item2.ruler_ids
     assert "hematoma" in tools.panel.list.item(tools.panel.list.count() - 1).text()
+
+
+def test_an_oblique_series_says_so_in_every_2d_view(make_viewer, qtbot, tmp_path):
+    from mprviewer.io.synthetic import write_series
+
+    t = np.radians(20.0)
+    array = np.zeros((12, 24, 24), dtype=np.int16)
+    write_series(tmp_path / "obl" / "mr", array, modality="MR", seed=3,
+                 orientation=(1.0, 0.0, 0.0, 0.0, float(np.cos(t)), float(np.sin(t))))
+    window, _tools = _open(make_viewer, qtbot, tmp_path / "obl")
+    for view in window.views.slice_views.values():
+        assert "acquisition grid, oblique 20°" in view.scene.info_text.GetInput()

@@ -176,8 +176,13 @@ class MeasureTools(QObject):
         for overlay in self.overlays.values():
             overlay.close()
         self.overlays = {}
+        from mprviewer.render.reslice import obliquity_text
+
+        tilt = self.window.state.grid.obliquity_deg if self.window.state is not None else 0.0
         for plane, view in self.window.views.slice_views.items():
             if view.scene is not None:
+                # the window shows the acquisition grid (where marks are made): say so
+                view.scene.set_extra_info(obliquity_text(tilt, resliced=False))
                 self.overlays[plane] = MeasureOverlay(view.scene)
                 if self.slab_mm > 0:
                     view.scene.set_slab(self.slab_mm, self.slab_mode)

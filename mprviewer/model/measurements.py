@@ -151,15 +151,20 @@ def _slice(value: Any) -> int:
 def describe(item: Measurement) -> str:
     """One line naming a measurement and its value, for lists and export reports."""
     if isinstance(item, Ruler):
-        return f"ruler {item.label} {item.length_mm:.1f} mm ({item.plane} {item.slice})"
+        return f"ruler{_named(item, 'Ruler')} {item.length_mm:.1f} mm ({item.plane} {item.slice})"
     if isinstance(item, Roi):
-        text = f"ROI {item.label} r {item.radius_mm:.1f} mm ({item.plane} {item.slice})"
+        text = f"ROI{_named(item, 'ROI')} r {item.radius_mm:.1f} mm ({item.plane} {item.slice})"
         if item.stats:
             units = f" {item.units}" if item.units else ""
             text += f", mean {item.stats['mean']:.1f}{units} SD {item.stats['sd']:.1f}"
         return text
-    return (f"hematoma {item.label} {item.volume_ml:.1f} mL (ABC/2 of {item.a_mm:.1f} x "
-            f"{item.b_mm:.1f} x {item.c_mm:.1f} mm)")
+    return (f"hematoma{_named(item, 'Hematoma')} {item.volume_ml:.1f} mL (ABC/2 of "
+            f"{item.a_mm:.1f} x {item.b_mm:.1f} x {item.c_mm:.1f} mm)")
+
+
+def _named(item: Measurement, default: str) -> str:
+    """' <label>' unless the label is the kind's default name."""
+    return "" if item.label == default else f" {item.label}"
 
 
 # -- JSON (the full format, version 2) ---------------------------------------------------

@@ -107,15 +107,18 @@ class MeasureOverlay:
             self.renderer.RemoveViewProp(label)
         self.labels = []
         polylines: dict[str, list[list[np.ndarray]]] = {"ruler": [], "roi": []}
+        right = planes.screen_axes(self.scene.plane)[0]
         for item in self._shown():
             if item.kind == "ruler":
                 a, b = self._world(item.a), self._world(item.b)
                 polylines["ruler"].append([a, b])
-                anchor = b
+                # the value beside the end further right on screen, reading away from the line
+                anchor = b if np.dot(b - a, right) >= 0 else a
+                anchor = anchor + right * 1.5 * self.scene.store.spacing[self.scene.h_axis]
             else:
-                circle = self._circle(item)
-                polylines["roi"].append(circle)
-                anchor = circle[CIRCLE_SEGMENTS // 8]
+                polylines["roi"].append(self._circle(item))
+                anchor = self._world(item.a) + right * (
+                    item.radius_mm + 1.5 * self.scene.store.spacing[self.scene.h_axis])
             if item.text:
                 self._add_label(anchor, item.text, RULER_COLOR if item.kind == "ruler"
                                 else ROI_COLOR)
@@ -132,7 +135,7 @@ class MeasureOverlay:
             poly.Modified()
 
     def _add_label(self, world: np.ndarray, text: str, color: tuple[float, float, float]) -> None:
-        actor = text_actor((0.0, 0.0), "left", "bottom", color=color, bold=True)
+        actor = text_actor((0.0, 0.0), "left", "center", color=color, bold=True)
         coord = actor.GetPositionCoordinate()
         coord.SetCoordinateSystemToWorld()
         coord.SetValue(*world)
