@@ -24,7 +24,7 @@ def main(out: Path) -> Path:
     from mprviewer.gui.app import ensure_app
     from mprviewer.gui.main_window import MainWindow
     from mprviewer.gui.measure_tools import install_measure_tools
-    from mprviewer.io.phantom import lesion_center_mm, lesion_radius_mm
+    from mprviewer.synthetic.phantom import lesion_center_mm, lesion_radius_mm
 
     app = ensure_app()
     window = MainWindow()

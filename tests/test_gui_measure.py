@@ -24,7 +24,7 @@ LESION = 900
 def study_folder(tmp_path: Path) -> Path:
     """24 axial slices of 40 x 48, anisotropic voxels (0.8 x 0.6 mm, 2.5 mm slices), a bright
     block on the patient's left."""
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     array = np.zeros((24, 40, 48), dtype=np.int16)
     array[:, 6:34, 6:42] = 40
@@ -168,7 +168,7 @@ def test_hematoma_volume_from_rulers_and_marked_slices(make_viewer, qtbot, study
 
 
 def test_an_oblique_series_says_so_in_every_2d_view(make_viewer, qtbot, tmp_path):
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     t = np.radians(20.0)
     array = np.zeros((12, 24, 24), dtype=np.int16)

@@ -10,8 +10,8 @@ import pytest
 
 import mprviewer
 from mprviewer import measure
-from mprviewer.io import synthetic
 from mprviewer.io.volume import Volume
+from mprviewer.synthetic import writer as synthetic
 
 # 20 degrees about the patient's left-right axis: a coronal-oblique style tilt of an axial stack.
 _T = np.radians(20.0)

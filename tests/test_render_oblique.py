@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mprviewer.io.synthetic import write_series
 from mprviewer.io.volume import Volume
 from mprviewer.render.probe import grey_mask
 from mprviewer.render.reslice import is_oblique, obliquity, obliquity_text, patient_aligned
 from mprviewer.render.screenshot import screenshot
+from mprviewer.synthetic.writer import write_series
 from tests.test_cli_screenshot import run_cli
 
 pytestmark = pytest.mark.render

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mprviewer.io.synthetic import write_series
 from mprviewer.model.orientation import DisplayGrid
 from mprviewer.model.state import ViewerState
 from mprviewer.render.image import ImageStore
@@ -17,6 +16,7 @@ from mprviewer.render.offscreen import offscreen_plotter, render_image
 from mprviewer.render.probe import bright_spot
 from mprviewer.render.screenshot import screenshot
 from mprviewer.render.slice_scene import SliceScene
+from mprviewer.synthetic.writer import write_series
 from tests.test_cli_screenshot import run_cli
 from tests.test_render_slice import ACQUISITIONS, make_volume
 

@@ -42,8 +42,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from mprviewer import measure
 from mprviewer.errors import MprviewerError
+from mprviewer.model import measure
 from mprviewer.model.measurements import Hematoma, Roi, Ruler, describe
 
 SLAB_MODES = ("max", "min", "mean")
