@@ -59,6 +59,7 @@ def main(out: Path) -> Path:
     tools.add_roi("axial", c, radius * 0.5)
     tools.compute_hematoma()
     tools.set_slab(10.0, "max")
+    window.side_tabs.setCurrentWidget(tools.panel)
     # the axial view zoomed on the lesion, as a reader would look at it
     view = window.views.slice_views["axial"]
     for _ in range(5):

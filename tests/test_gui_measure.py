@@ -61,6 +61,8 @@ def _drag(qtbot, view, a, b) -> None:
 
 def test_ruler_roi_delete_slab_and_cine(make_viewer, qtbot, study_folder):
     window, tools = _open(make_viewer, qtbot, study_folder)
+    assert window.side_tabs.currentWidget() is window.annotations.panel  # still in front
+    assert window.side_tabs.indexOf(tools.panel) >= 0
     state, volume, grid = window.state, window.volume, window.state.grid
     state.set_slice("axial", 12)
     axial = window.views.slice_views["axial"]

@@ -35,6 +35,7 @@ from PyQt5.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
     QToolButton,
@@ -141,7 +142,13 @@ class MeasureTools(QObject):
             toolbar.addSeparator()
             for action in (self.act_ruler, self.act_roi, self.act_cine):
                 toolbar.addAction(action)
-        menu = self.window.menuBar().addMenu("&Measure")
+        bar = self.window.menuBar()
+        menu = QMenu("&Measure", self.window)
+        before = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+        if before is not None:
+            bar.insertMenu(before, menu)  # Help stays last
+        else:
+            bar.addMenu(menu)
         for action in (self.act_ruler, self.act_roi, self.act_delete, self.act_hematoma):
             menu.addAction(action)
         menu.addSeparator()
@@ -648,7 +655,9 @@ def install_measure_tools(window: Any) -> MeasureTools:
         annotations = install_annotations(window)
     tools = MeasureTools(window, annotations)
     tools.panel = MeasurePanel(tools, window)
+    shown = window.side_tabs.currentIndex()
     window.add_side_panel("Measure", tools.panel, first=False)
+    window.side_tabs.setCurrentIndex(shown)  # the annotations stay in front
     tools.slab_controls = SlabControls(tools, window)
     box = window.controls.parentWidget()
     if box is not None and box.layout() is not None:
