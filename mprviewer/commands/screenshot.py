@@ -152,18 +152,18 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         "a plain slice)",
     )
     what.add_argument(
+        "--slab-mode",
+        choices=("max", "min", "mean"),
+        default="max",
+        help="slab projection: max (MIP), min (MinIP) or mean (default max)",
+    )
+    what.add_argument(
         "--grid",
         choices=("auto", "patient", "acquisition"),
         default="auto",
         help="an oblique series: resliced onto the patient's planes (patient) or on its own "
         "acquisition grid, where marks are made (acquisition); auto (default) is patient, or "
         "acquisition with --annotations",
-    )
-    what.add_argument(
-        "--slab-mode",
-        choices=("max", "min", "mean"),
-        default="max",
-        help="slab projection: max (MIP), min (MinIP) or mean (default max)",
     )
     what.add_argument(
         "--annotations",
