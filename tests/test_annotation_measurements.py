@@ -146,3 +146,21 @@ def test_adding_bad_measurements_is_refused_with_a_message(measured) -> None:
     with pytest.raises(AnnotationError, match="unknown plane"):
         measured.add_ruler(ref, (0, 0, 0), (1, 2, 3), "transverse", 3)
     assert measured.measurements() == before
+
+
+def test_cli_show_lists_and_convert_reports_measurements(tmp_path, measured) -> None:
+    from tests.test_cli_annotations import run
+
+    path = tmp_path / "m.json"
+    write_annotation_file(measured, path)
+    shown = run("show", str(path), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "MEASUREMENT" in shown.stdout
+    assert "ruler A 33.0 mm (axial 57)" in shown.stdout
+    assert "ROI Bleed core r 5.0 mm (axial 57), mean" in shown.stdout
+    out = tmp_path / "orig.json"
+    done = run("convert", str(path), str(out), "--to", "original", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == {"CT Head": {"Anomaly": "Bleed", "Slices": "57-59"}}
+    assert "ruler B 26.0 mm" in done.stdout and "hematoma 3.2 mL" in done.stdout
+    assert "warning: 4 items could not be written" in done.stderr

@@ -104,3 +104,9 @@ def test_cli_grid_switch(tmp_path: Path) -> None:
     acquisition = np.asarray(Image.open(tmp_path / "acquisition.png"))[..., :3]
     assert _blob_aspect(auto) == pytest.approx(1.0, abs=0.05)
     assert _blob_aspect(acquisition) > 1.1
+    marks = tmp_path / "marks.json"
+    marks.write_text('{"obl": {"Anomaly": "Bleed", "Slices": "3"}}')
+    refused = run_cli(*args, "--grid", "patient", "--annotations", str(marks), "-o", "x.png",
+                      cwd=tmp_path)
+    assert refused.returncode == 2 and "acquisition grid" in refused.stderr
+    assert not (tmp_path / "x.png").exists()
