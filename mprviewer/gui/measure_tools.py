@@ -363,8 +363,13 @@ class MeasureTools(QObject):
             self._say(str(exc))
             return None
         self.last_hematoma = item
+        u, v = np.subtract(a.b, a.a), np.subtract(b.b, b.a)
+        cos = abs(float(np.dot(u, v))) / max(float(np.linalg.norm(u) * np.linalg.norm(v)), 1e-9)
+        angle = float(np.degrees(np.arccos(min(cos, 1.0))))
+        warn = "" if angle >= 70 else (f" A and B are {angle:.0f}° apart; ABC/2 assumes "
+                                       "perpendicular diameters.")
         self._say(f"Hematoma volume (ABC/2): {item.volume_ml:.1f} mL — A {a.length_mm:.1f}, "
-                  f"B {b.length_mm:.1f}, C {c_mm:.1f} mm ({how}).")
+                  f"B {b.length_mm:.1f}, C {c_mm:.1f} mm ({how}).{warn}")
         return item
 
     # -- slab ------------------------------------------------------------------------------
