@@ -2,9 +2,11 @@
 
 Opening a DICOMDIR opens what it indexes. CDs get copied in ways that break the index
 literally: names change case, ISO 9660 version suffixes (";1") appear or vanish, records
-point at files that were not copied. Such files are matched leniently; a record that would
-leave the DICOMDIR's folder ("..", absolute paths) is ignored; and when the index itself
-cannot be read, every file beside it is offered instead, so the images still open.
+point at files that were not copied. Such files are matched leniently, with one listing
+per folder (an index of thousands of records costs one pass); a record that would leave the
+DICOMDIR's folder ("..", absolute paths, a symbolic link out of it) is skipped with its
+reason; and when the index itself cannot be read (damaged, or past the header cap), every
+file beside it is offered instead, so the images still open.
 """
 
 from __future__ import annotations
