@@ -31,6 +31,7 @@ class BoundedHeader(io.RawIOBase):
         self.name = name
         self._last = b""
         self._repeats = 0
+        self._pos = fh.tell()  # kept here: asking a buffered file costs a system call
 
     def readable(self) -> bool:
         return True
@@ -39,22 +40,25 @@ class BoundedHeader(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return self._fh.tell()
+        return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._fh.seek(offset, whence)
+        self._pos = self._fh.seek(offset, whence)
+        return self._pos
 
     def read(self, n: int | None = -1) -> bytes:
-        position = self._fh.tell()
+        position = self._pos
         room = self._cap - position
         if n is None or n < 0:  # all that is left, as long as it fits
             data = self._fh.read(int(min(room + 1, 1 << 62)))
+            self._pos += len(data)
             if len(data) > room:
                 raise self._too_long()
             return data
         if n > room:
             raise self._too_long()
         data = self._fh.read(n)
+        self._pos += len(data)
         if n == ELEMENT_HEADER:
             if data == self._last:
                 self._repeats += 1
