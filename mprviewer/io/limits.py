@@ -46,7 +46,7 @@ class Limits:
     connect_timeout: float = 15.0  # seconds to establish a connection
     read_timeout: float = 60.0  # seconds the server may stay silent
     max_redirects: int = 10
-    # Temporary files (downloads, large nested zips) never take the last bytes of a disk.
+    # Temporary files (downloads, nested zips) never take the last bytes of a disk.
     min_free_disk_bytes: float = 1 * GIB
     # Headers: a data set up to its pixel data (or a whole DICOMDIR). Real ones take KBs; an
     # enhanced multi-frame object with tens of thousands of frames takes tens of MBs.
