@@ -122,3 +122,26 @@ def test_render_refuses_a_volume_whose_affine_was_broken_after_loading() -> None
     volume.affine[0, 0] = np.inf  # changed in place after the check at construction
     with pytest.raises(GeometryError, match="changed: the voxel-to-patient transform"):
         screenshot(volume, view="axial", size=(64, 64))
+
+
+def test_a_tilted_grid_too_large_to_reslice_is_refused_not_aborted(tmp_path: Path) -> None:
+    """Spacings at both ends of the allowed range on a 30 degree tilt: reslicing onto the
+    patient's axes would take 64 GiB (VTK aborted with SIGABRT); the acquisition grid is
+    still drawn."""
+    import math
+
+    a = math.radians(30)
+    synthetic.write_series(tmp_path / "tilt", np.zeros((2, 64, 64), np.int16), seed=4,
+                           orientation=[math.cos(a), math.sin(a), 0,
+                                        -math.sin(a), math.cos(a), 0],
+                           pixel_spacing=(1e4, 1e-3))
+    result = _cli("screenshot", str(tmp_path / "tilt"), "-o", str(tmp_path / "p.png"),
+                  "--size", "64x64")
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "resliced onto the patient's axes" in line
+    assert "64.5 GiB, more than the limit of 4 GiB; not resliced" in line
+    result = _cli("screenshot", str(tmp_path / "tilt"), "-o", str(tmp_path / "a.png"),
+                  "--size", "64x64", "--grid", "acquisition")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.png").exists()

@@ -96,8 +96,9 @@ def check_instance(instance: Any, limits: Limits | None = None) -> None:
 
 
 def check_volume(shape: tuple[int, ...], itemsize: int, what: str,
-                 limits: Limits | None = None) -> None:
-    """Refuse a series whose volume would take more than the cap, before allocating it."""
+                 limits: Limits | None = None, action: str = "not loaded") -> None:
+    """Refuse a series whose volume would take more than the cap, before allocating it;
+    ``action`` says what was not done."""
     limits = limits or Limits.from_env()
     nbytes = itemsize
     for n in shape:
@@ -107,7 +108,7 @@ def check_volume(shape: tuple[int, ...], itemsize: int, what: str,
         raise DecodedSizeError(
             f"{what}: the volume ({dims} voxels of {itemsize} bytes) would take "
             f"{describe_size(nbytes)}, more than the limit of "
-            f"{describe_size(limits.max_decoded_bytes)}; not loaded. "
+            f"{describe_size(limits.max_decoded_bytes)}; {action}. "
             f"{cap_hint('max_decoded_bytes')}")
 
 
