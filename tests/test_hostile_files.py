@@ -195,17 +195,28 @@ def _never_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _run_measured(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, int]:
-    """(exit status, stderr, peak resident KiB) of one CLI run, measured for that process."""
+    """(exit status, stderr, peak resident KiB) of one CLI run.
+
+    The peak is the process's own VmHWM, written at exit: a child's rusage would count the
+    memory of the test process it was forked from.
+    """
     import tempfile
 
     env = {**{k: v for k, v in os.environ.items() if k != "DISPLAY"}, **(env or {})}
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "mprviewer", *args],
-                                stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return proc.returncode, err.read(), usage.ru_maxrss
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
+        code = (
+            "import atexit, sys\n"
+            "def peak():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            f"            open({str(peak_file)!r}, 'w').write(line.split()[1])\n"
+            "atexit.register(peak)\n"
+            "from mprviewer.cli import main\n"
+            f"sys.exit(main({list(args)!r}))\n")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=env, timeout=120)
+        return result.returncode, result.stderr, int(peak_file.read_text())
 
 
 @pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGLSLossless])
@@ -246,11 +257,15 @@ def test_decoded_cap_counts_frames_and_real_sample_size(
     bomb = _encapsulated(tmp_path / "s" / "four.dcm", streams, JPEG2000Lossless, 1024, 1024)
     called = _never_decode(monkeypatch)
     monkeypatch.setenv("MPRVIEWER_MAX_DECODED_BYTES", "7M")
-    with mprviewer.open_study(bomb.parent) as study, pytest.raises(
-            mprviewer.DicomError) as caught:
-        study.series[0].load()
-    assert "would take 8 MiB" in str(caught.value) and called == []
+    with pytest.raises(mprviewer.DicomError) as caught:  # refused when scanned already
+        mprviewer.open_study(bomb.parent)
+    assert "4 frames of 1024x1024 would take 8 MiB" in str(caught.value) and called == []
     assert "MPRVIEWER_MAX_DECODED_BYTES" in str(caught.value)
+    monkeypatch.setenv("MPRVIEWER_MAX_DECODED_BYTES", "9M")  # fits: handed to the decoder
+    with mprviewer.open_study(bomb.parent) as study, pytest.raises(
+            mprviewer.DicomError, match="the decoder must not run"):
+        study.series[0].load()
+    assert called == [JPEG2000Lossless]
 
 
 def test_a_genuine_compressed_series_still_loads_under_the_caps(tmp_path: Path) -> None:
@@ -399,3 +414,41 @@ def test_genuine_deflated_series_load_and_trailing_zeros_stay_deflated(tmp_path:
         tracemalloc.stop()
     np.testing.assert_array_equal(volume.array, array)
     assert peak < 8 * MIB, peak
+
+
+def test_a_billion_frames_in_a_sparse_file_are_refused_at_scan_time(tmp_path: Path) -> None:
+    """A native file can hold as many 1x1 frames as it has bytes, and a sparse file has any
+    number of bytes for free: the frames' memory is checked against the decoded cap."""
+    import struct
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    frames = 2**31 - 1
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, generate_uid()
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
+    ds.Rows = ds.Columns = ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.NumberOfFrames = frames
+    ds.PixelData = b"\0\0"
+    path = tmp_path / "s" / "frames.dcm"
+    path.parent.mkdir()
+    ds.save_as(path, enforce_file_format=True)
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"\xe0\x7f\x10\x00")
+    struct.pack_into("<I", data, at + 8, frames + 1)  # the pixel data runs to the end ...
+    with open(path, "wb") as fh:
+        fh.write(data[:at + 12])
+        fh.truncate(at + 12 + frames + 1)  # ... of a 2 GiB file that takes no disk
+    code, err, peak_kib = _run_measured("info", str(path.parent))
+    assert code == 3, err
+    assert f"{frames} frames of 1x1 would take 32.0 TiB once loaded" in err
+    assert "MPRVIEWER_MAX_DECODED_BYTES" in err
+    assert peak_kib < 256 * 1024  # listing them took over 7 GB in a minute, and on

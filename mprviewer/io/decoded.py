@@ -95,6 +95,28 @@ def check_instance(instance: Any, limits: Limits | None = None) -> None:
             f"{cap_hint('max_decoded_ratio')}")
 
 
+# What the loader keeps per frame besides its pixels (its place, orientation, keys), counted
+# against the decoded-size cap so that millions of tiny frames cannot exhaust memory either.
+FRAME_BOOKKEEPING = 16 * 1024
+
+
+def frames_problem(ds: Any, rows: int, columns: int, frames: int,
+                   limits: Limits | None = None) -> str | None:
+    """Why a multi-frame file is refused at scan time, or None: its frames, pixels and
+    bookkeeping, would take more than the decoded-size cap (a sparse file of a few
+    kilobytes on disk can claim a billion frames)."""
+    limits = limits or Limits.from_env()
+    size, samples = sample_layout(ds)
+    per_frame = max(rows * columns * size * samples, FRAME_BOOKKEEPING)
+    if frames * per_frame <= limits.max_decoded_bytes:
+        return None
+    return (f"{frames} frames of {columns}x{rows} would take "
+            f"{describe_size(frames * per_frame)} once loaded (at least "
+            f"{describe_size(FRAME_BOOKKEEPING)} a frame), more than the limit of "
+            f"{describe_size(limits.max_decoded_bytes)}; not loaded. "
+            f"{cap_hint('max_decoded_bytes')}")
+
+
 def check_volume(shape: tuple[int, ...], itemsize: int, what: str,
                  limits: Limits | None = None, action: str = "not loaded") -> None:
     """Refuse a series whose volume would take more than the cap, before allocating it;

@@ -230,6 +230,12 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     if member.size > 0 and frames > most:
         return (f"NumberOfFrames is {frames} but a {member.size}-byte file holds at most "
                 f"{most} frames of {rows}x{cols}")
+    if frames > 1:  # a sparse file can hold anything: the frames must fit the memory cap too
+        from mprviewer.io.decoded import frames_problem
+
+        problem = frames_problem(ds, rows, cols, frames)
+        if problem is not None:
+            return problem
     pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native else None
     return Instance(
         member=member,
