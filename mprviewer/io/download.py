@@ -24,6 +24,7 @@ from mprviewer.errors import LoadCancelled, SourceError
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 from mprviewer.io.sources import sniff_bytes
 from mprviewer.io.tempfiles import make_temp_dir
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 4096  # enough for the magic numbers and a web page's title
@@ -272,8 +273,20 @@ def _content_problem(head: bytes, content_type: str) -> str | None:
             f"(it starts with {head[:8]!r}); check the link")
 
 
+def _read_error(exc: Exception, shown: str, limits: Limits, done: int, total: int) -> SourceError:
+    """The message for a connection that failed in the middle of the body."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if "timeout" in text or "timed out" in text:
+        return SourceError(f"{shown}: the server stopped sending for "
+                           f"{limits.read_timeout:g} s; try again later")
+    if total and done < total:
+        return SourceError(f"{shown}: the download ended early ({describe_size(done)} of "
+                           f"{describe_size(total)}); try again")
+    return SourceError(f"{shown}: the connection broke off during the download; try again")
+
+
 def _save(response: Any, folder: Path, shown: str, limits: Limits,
-          progress: Progress | None, cancel: threading.Event | None) -> Path:
+          progress: Progress | None, transfer: Transfer) -> Path:
     length_text = response.headers.get("Content-Length", "")
     total = int(length_text) if length_text.isdigit() else 0
     if total > limits.max_download_bytes:
@@ -290,35 +303,22 @@ def _save(response: Any, folder: Path, shown: str, limits: Limits,
     head = b""
     if progress:
         progress(0, total)
-    import requests
-
-    chunks = response.iter_content(CHUNK)
-    with open(path, "wb") as out:
+    with transfer.stream(hang_up_response(response)) as stream, open(path, "wb") as out:
         while True:
             try:
-                chunk = next(chunks, None)
-            except requests.exceptions.ChunkedEncodingError:
-                if total and done < total:
-                    raise SourceError(f"{shown}: the download ended early "
-                                      f"({describe_size(done)} of {describe_size(total)}); "
-                                      f"try again") from None
-                raise
-            if chunk is None:
-                break
-            if cancel is not None and cancel.is_set():
-                raise LoadCancelled(f"{shown}: the download was cancelled")
+                chunk = read_some(response, CHUNK)
+            except Exception as exc:
+                transfer.check()  # the watchdog's reason (cancel, too slow, cap) comes first
+                raise _read_error(exc, shown, limits, done, total) from None
             if not chunk:
-                continue
+                transfer.check()
+                break
+            transfer.add(len(chunk), stream)
             if len(head) < SNIFF_BYTES:
                 head += chunk[: SNIFF_BYTES - len(head)]
                 if len(head) >= SNIFF_BYTES:
                     _raise_if_wrong_content(head, response, shown)
             done += len(chunk)
-            if done > limits.max_download_bytes:
-                raise LimitExceeded(
-                    f"{shown}: the download went past the limit of "
-                    f"{describe_size(limits.max_download_bytes)} and was stopped. "
-                    f"{cap_hint('max_download_bytes')}")
             if done - checked_at >= DISK_CHECK_EVERY:
                 checked_at = done
                 if shutil.disk_usage(folder).free < limits.min_free_disk_bytes:
@@ -381,7 +381,8 @@ def download(
                     raise SourceError(_drive_page_problem(page, response.url, shown))
                 response = _get(session, next_url, shown, limits, cancel)
             try:
-                path = _save(response, folder, shown, limits, progress, cancel)
+                path = _save(response, folder, shown, limits, progress,
+                             Transfer(shown, limits, cancel))
             except requests.exceptions.RequestException as exc:
                 raise _request_error(exc, shown, limits) from None
             finally:
