@@ -19,6 +19,7 @@ from mprviewer.io.pacs.errors import (
     PacsError,
     PacsNoImagesError,
     PacsNotFoundError,
+    PacsProtocolError,
 )
 from mprviewer.io.pacs.results import (
     SERIES_FIELDS,
@@ -33,6 +34,8 @@ from mprviewer.io.pacs.results import (
     study_from_dataset,
 )
 from mprviewer.io.pacs.servers import Server
+from mprviewer.io.safe_paths import UnsafePathError, child_path, is_dicom_uid
+from mprviewer.io.transfer import Transfer
 
 Progress = Callable[[int, int], Any]
 _PENDING = (0xFF00, 0xFF01)
@@ -262,6 +265,16 @@ def retrieve(
             errors.append(exc)
             return 0xA700
 
+    transfer = Transfer(
+        f"{what} from {server.label}", cancel=cancel,
+        cancelled=lambda: PacsCancelled(f"retrieval of {what} from {server.label} was cancelled"),
+    )
+    stream_id: list[int] = []
+
+    def on_data(event: Any) -> None:  # every PDU, so slow peers and the byte cap are seen
+        with contextlib.suppress(Exception):  # the watchdog's hang-up aborts the association
+            transfer.add(len(event.data), stream_id[0] if stream_id else None)
+
     ae = _ae(server)
     ae.add_requested_context(GET)
     roles = []
@@ -275,15 +288,15 @@ def retrieve(
     if progress:
         progress(0, total)
     doing = f"retrieving {what} (C-GET)"
-    with _association(
-        server, ae, doing, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    ) as assoc:
+    handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_DATA_RECV, on_data)]
+    with _association(server, ae, doing, ext_neg=roles, evt_handlers=handlers) as assoc, \
+            transfer.stream(assoc.abort) as ident:
+        stream_id.append(ident)
         _check_context(assoc, server, GET, "C-GET (study root)")
         for status, _answer in assoc.send_c_get(identifier, GET):
-            if cancel is not None and cancel.is_set():
-                assoc.abort()
-                raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
+            transfer.check()  # cancelled, too slow or too big: the association is aborted
             if not status:
+                transfer.check()
                 raise _lost(assoc, server, doing)
             code = int(status.Status)
             if code in _PENDING:
@@ -293,12 +306,15 @@ def retrieve(
             failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
             if code == 0xFE00:
                 raise PacsCancelled(f"{server.label} cancelled the retrieval of {what}")
+            _raise_unsafe(errors, server)
             if code not in (0x0000, 0xB000) or failed:
                 detail = f": {errors[0]}" if errors else ""
                 raise PacsError(
                     f"{server.label} failed while {doing}: {_status_text(status)}, "
                     f"{failed} instance(s) not received{detail}"
                 )
+    transfer.check()
+    _raise_unsafe(errors, server)
     if errors:
         raise PacsError(f"cannot write instances retrieved from {server.label}: {errors[0]}")
     if progress:
@@ -308,9 +324,25 @@ def retrieve(
     return len(received)
 
 
+def _raise_unsafe(errors: list[BaseException], server: Server) -> None:
+    """A peer that sent a hostile file name is the failure to report, before any count."""
+    for error in errors:
+        if isinstance(error, UnsafePathError):
+            raise PacsProtocolError(f"{server.label} sent {error}")
+
+
 def _write_instance(event: Any, dest: Path) -> Path:
-    """Save one instance received by C-STORE as ``<SOPInstanceUID>.dcm``, bytes as sent."""
-    path = dest / f"{event.request.AffectedSOPInstanceUID}.dcm"
+    """Save one instance received by C-STORE as ``<SOPInstanceUID>.dcm``, bytes as sent.
+
+    The UID is the peer's word, so it must be a DICOM UID and the path must stay in ``dest``.
+    """
+    uid = str(event.request.AffectedSOPInstanceUID or "").strip("\x00 ")
+    if not is_dicom_uid(uid):
+        raise UnsafePathError(
+            f"an instance's SOPInstanceUID {uid[:80]!r} is not a valid DICOM UID; refused "
+            "(nothing was written outside the cache)"
+        )
+    path = child_path(dest, f"{uid}.dcm")
     path.write_bytes(event.encoded_dataset(include_meta=True))
     return path
 
