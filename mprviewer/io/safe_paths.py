@@ -43,6 +43,24 @@ def checked_uid(text: object, what: str = "UID") -> str:
     return str(text)
 
 
+_quieted = False
+
+
+def quiet_uid_warnings() -> None:
+    """Keep pydicom's own 'Invalid value for VR UI' warnings off the terminal.
+
+    Received UIDs are checked here before they name anything, with a clear error; pydicom's
+    warning about the same value, printed first with a source line, only hides that message.
+    """
+    global _quieted
+    if not _quieted:
+        import warnings
+
+        warnings.filterwarnings("ignore", message=r".*Invalid value for VR UI",
+                                category=UserWarning)
+        _quieted = True
+
+
 def child_path(folder: Path | str, name: str) -> Path:
     """``folder / name``, refusing any name that is not a plain file name inside ``folder``.
 

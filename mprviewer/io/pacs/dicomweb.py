@@ -37,7 +37,7 @@ from mprviewer.io.pacs.results import (
     study_from_dataset,
 )
 from mprviewer.io.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
-from mprviewer.io.safe_paths import child_path, is_dicom_uid
+from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
 from mprviewer.io.transfer import Transfer, hang_up_response, read_some
 
 Progress = Callable[[int, int], Any]
@@ -299,6 +299,7 @@ def retrieve(
     some files may be in ``dest``: callers write into a temporary folder (see ``cache``).
     """
     what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+    quiet_uid_warnings()
     instances = list_instances(server, study_uid, series_uid)
     if not instances:
         _raise_missing(server, study_uid, series_uid, what)

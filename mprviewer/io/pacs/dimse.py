@@ -34,7 +34,12 @@ from mprviewer.io.pacs.results import (
     study_from_dataset,
 )
 from mprviewer.io.pacs.servers import Server
-from mprviewer.io.safe_paths import UnsafePathError, child_path, is_dicom_uid
+from mprviewer.io.safe_paths import (
+    UnsafePathError,
+    child_path,
+    is_dicom_uid,
+    quiet_uid_warnings,
+)
 from mprviewer.io.transfer import Transfer
 
 Progress = Callable[[int, int], Any]
@@ -243,6 +248,7 @@ def retrieve(
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
     what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+    quiet_uid_warnings()
     instances = list_instances(server, study_uid, series_uid)
     if not instances:
         _raise_missing(server, study_uid, series_uid, what)
@@ -339,7 +345,7 @@ def _write_instance(event: Any, dest: Path) -> Path:
     uid = str(event.request.AffectedSOPInstanceUID or "").strip("\x00 ")
     if not is_dicom_uid(uid):
         raise UnsafePathError(
-            f"an instance's SOPInstanceUID {uid[:80]!r} is not a valid DICOM UID; refused "
+            f"an instance whose SOPInstanceUID {uid[:80]!r} is not a valid DICOM UID; refused "
             "(nothing was written outside the cache)"
         )
     path = child_path(dest, f"{uid}.dcm")
