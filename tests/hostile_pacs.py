@@ -170,8 +170,14 @@ def dicomweb_server(behaviour: WebBehaviour) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def dimse_peer(instances: list[Instance], aet: str = "HOSTILE") -> Iterator[str]:
-    """A C-FIND/C-GET peer on a free loopback port; yields ``dimse://AET@127.0.0.1:PORT``."""
+def dimse_peer(instances: list[Instance], aet: str = "HOSTILE",
+               stall: float = 0.0) -> Iterator[str]:
+    """A C-FIND/C-GET peer on a free loopback port; yields ``dimse://AET@127.0.0.1:PORT``.
+
+    ``stall`` seconds of silence before the first instance of a C-GET (cut short when the
+    peer is shut down).
+    """
+    closing = threading.Event()
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import (
         StudyRootQueryRetrieveInformationModelFind,
@@ -191,6 +197,8 @@ def dimse_peer(instances: list[Instance], aet: str = "HOSTILE") -> Iterator[str]
 
     def on_get(event: object) -> Iterator[object]:
         yield len(instances)
+        if stall and closing.wait(stall):
+            return
         for inst in instances:
             with _lenient_writing():
                 ds = inst.dataset()
@@ -206,4 +214,5 @@ def dimse_peer(instances: list[Instance], aet: str = "HOSTILE") -> Iterator[str]
     try:
         yield f"dimse://{aet}@127.0.0.1:{server.server_address[1]}"
     finally:
+        closing.set()
         server.shutdown()

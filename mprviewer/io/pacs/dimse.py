@@ -296,7 +296,7 @@ def retrieve(
     doing = f"retrieving {what} (C-GET)"
     handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_DATA_RECV, on_data)]
     with _association(server, ae, doing, ext_neg=roles, evt_handlers=handlers) as assoc, \
-            transfer.stream(assoc.abort) as ident:
+            transfer.stream(_hang_up(assoc)) as ident:
         stream_id.append(ident)
         _check_context(assoc, server, GET, "C-GET (study root)")
         for status, _answer in assoc.send_c_get(identifier, GET):
@@ -328,6 +328,21 @@ def retrieve(
     if not received:
         raise PacsNoImagesError(f"{server.label} sent no instances for {what}")
     return len(received)
+
+
+def _hang_up(assoc: Any) -> Callable[[], None]:
+    """Abort the association and wake the thread waiting for the peer's next answer.
+
+    pynetdicom's abort does not wake a ``send_c_get`` blocked until the DIMSE timeout; an
+    empty message does, and it then reports the association as ended.
+    """
+
+    def hang_up() -> None:
+        assoc.abort()
+        with contextlib.suppress(Exception):
+            assoc.dimse.msg_queue.put((None, None))
+
+    return hang_up
 
 
 def _raise_unsafe(errors: list[BaseException], server: Server) -> None:
