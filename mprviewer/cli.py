@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except MprviewerError as exc:
-        print(f"mprviewer: {exc}", file=sys.stderr)
+        from mprviewer.io.remote import strip_credentials
+
+        print(f"mprviewer: {strip_credentials(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mprviewer: interrupted", file=sys.stderr)

@@ -40,8 +40,10 @@ Progress = Callable[[int, int], None]
 # -- URLs --------------------------------------------------------------------------------
 def redact(url: str) -> str:
     """The URL as messages show it: no user name or password, no query, no fragment."""
+    from mprviewer.io.remote import url_label
+
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(url_label(url))
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:

@@ -7,6 +7,7 @@ file for downloads) and then expanded like any local source.
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,17 +22,39 @@ def is_url(source: Any) -> bool:
 
 
 def url_label(source: str) -> str:
-    """``source`` as titles, lists and messages show it: an http(s) URL loses its
-    ``user:password@`` (a ``dimse://AET@host`` keeps its AE title, which is no secret)."""
+    """``source`` as titles, lists, logs and messages show it: without credentials.
+
+    Any scheme (http, https, ftp, dimse, ...) loses a ``user:password@``; a user name alone
+    goes too, except in ``dimse://AET@host``, whose AE title is no secret (and is all that
+    is kept of ``dimse://AET:password@host``). Anything that is not a URL is returned as is.
+    """
     if not is_url(source) or "@" not in source:
         return source
     try:
         parts = urlsplit(source)
     except ValueError:
         return "<invalid URL>"
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+    if "@" not in parts.netloc:
         return source
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if parts.scheme.lower() == "dimse":
+        aet = userinfo.split(":", 1)[0]
+        netloc = f"{aet}@{host}" if aet else host
+    else:
+        netloc = host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# scheme://userinfo@ anywhere in a text: the userinfo runs up to the last '@' before the host
+_URL_WITH_USER = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s/?#'\"<>]*@[^\s/?#'\"<>@]*")
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` (an error message, a log line) with every URL in it passed through
+    :func:`url_label`: the last line of defence for messages that quote a URL."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _URL_WITH_USER.sub(lambda m: url_label(m.group(0)), text)
 
 
 def expand_remote(
@@ -42,7 +65,7 @@ def expand_remote(
         return None
     scheme = source.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
-        raise SourceError(f"{source}: only http and https URLs can be opened")
+        raise SourceError(f"{url_label(source)}: only http and https URLs can be opened")
     if importlib.util.find_spec("mprviewer.io.pacs") is not None:
         from mprviewer.io.pacs.urls import is_dicomweb_study_url
 
@@ -54,7 +77,7 @@ def expand_remote(
             expanded.label = url_label(source)
             return expanded
     if importlib.util.find_spec("mprviewer.io.download") is None:
-        raise SourceError(f"{source}: opening URLs is not supported in this version")
+        raise SourceError(f"{url_label(source)}: opening URLs is not supported in this version")
     from mprviewer.io.download import download
 
     path, cleanup = download(source, progress=progress, cancel=cancel)
