@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     module = importlib.import_module(f"mprviewer.commands.{args.command}")
     from mprviewer.errors import MprviewerError
+    from mprviewer.io.tempfiles import install_signal_cleanup
+
+    install_signal_cleanup()  # SIGTERM/SIGHUP mid-download leave no temporary folders
 
     try:
         return int(module.run(args) or 0)

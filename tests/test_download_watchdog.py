@@ -227,3 +227,55 @@ def test_an_endless_dicomweb_part_through_the_cli_is_exit_3() -> None:
     assert len(lines) == 1 and "went past the limit of 4 MiB" in lines[0], result.stderr
     home = Path(os.environ["MPRVIEWER_HOME"])
     assert [p for p in (home / "pacs-cache").rglob("*") if p.is_file()] == []
+
+
+# -- SIGTERM / SIGHUP in the middle of a download ---------------------------------------------
+def _wait_for(predicate, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_a_download_leaves_no_temporary_folder(
+        trickle: str, tmp_path: Path, signame: str) -> None:
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "MPRVIEWER_MIN_DOWNLOAD_RATE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "mprviewer", "info", f"{trickle}/slow.zip"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: any(tmp.glob("mprviewer-download-*/*"))), "no download began"
+        assert Trickle.first_byte.wait(30)
+        proc.send_signal(getattr(signal, signame))
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -getattr(signal, signame)  # died of the signal, as expected
+    assert list(tmp.iterdir()) == []
+
+
+def test_sigterm_during_a_pacs_retrieval_leaves_no_partial_folder(tmp_path: Path) -> None:
+    import signal
+
+    home = tmp_path / "home"
+    env = {**os.environ, "MPRVIEWER_HOME": str(home), "MPRVIEWER_MIN_DOWNLOAD_RATE": "0"}
+    behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], trickle=0.02)
+    with dicomweb_server(behaviour) as root:
+        proc = subprocess.Popen([sys.executable, "-m", "mprviewer", "info",
+                                 f"{root}/studies/{STUDY}"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            cache = home / "pacs-cache"
+            assert _wait_for(lambda: any(cache.glob(".partial-*/.part-*"))), "no retrieval began"
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM
+    assert list(cache.iterdir()) == []
