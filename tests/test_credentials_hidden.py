@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from mprviewer.errors import MprviewerError
-from mprviewer.io.pacs import parse_server
 from mprviewer.io.remote import expand_remote, strip_credentials, url_label
+from mprviewer.pacs import parse_server
 from tests.orthanc import free_port
 
 SECRET = "s3cr3t-Pw"

@@ -20,8 +20,8 @@ import pytest
 from mprviewer.errors import LoadCancelled
 from mprviewer.io import download as dl
 from mprviewer.io.limits import LimitExceeded, Limits
-from mprviewer.io.pacs import PacsCancelled, retrieve_to_cache
 from mprviewer.io.transfer import TooSlow
+from mprviewer.pacs import PacsCancelled, retrieve_to_cache
 from tests.hostile_pacs import STUDY, Instance, WebBehaviour, dicomweb_server, dimse_peer
 from tests.local_http import serving
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mprviewer.io.pacs import PacsProtocolError, retrieve_to_cache
-from mprviewer.io.pacs.layout import series_folder_name
 from mprviewer.io.safe_paths import UnsafePathError, child_path, is_dicom_uid
+from mprviewer.pacs import PacsProtocolError, retrieve_to_cache
+from mprviewer.pacs.layout import series_folder_name
 from tests.hostile_pacs import STUDY, Instance, WebBehaviour, dicomweb_server, dimse_peer
 
 SENTINEL = b"the user's own file\n"

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mprviewer.io.pacs.errors import PacsProtocolError
+from mprviewer.pacs.errors import PacsProtocolError
 
 CHUNK = 256 * 1024
 MAX_HEADERS = 64 * 1024  # the headers of one part; real ones take a few hundred bytes

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mprviewer.io.pacs.errors import (
+from mprviewer.io.safe_paths import (
+    UnsafePathError,
+    child_path,
+    is_dicom_uid,
+    quiet_uid_warnings,
+)
+from mprviewer.io.transfer import Transfer
+from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,
@@ -21,7 +28,7 @@ from mprviewer.io.pacs.errors import (
     PacsNotFoundError,
     PacsProtocolError,
 )
-from mprviewer.io.pacs.results import (
+from mprviewer.pacs.results import (
     SERIES_FIELDS,
     STUDY_FIELDS,
     SeriesResult,
@@ -33,14 +40,7 @@ from mprviewer.io.pacs.results import (
     sort_studies,
     study_from_dataset,
 )
-from mprviewer.io.pacs.servers import Server
-from mprviewer.io.safe_paths import (
-    UnsafePathError,
-    child_path,
-    is_dicom_uid,
-    quiet_uid_warnings,
-)
-from mprviewer.io.transfer import Transfer
+from mprviewer.pacs.servers import Server
 
 Progress = Callable[[int, int], Any]
 _PENDING = (0xFF00, 0xFF01)

@@ -14,7 +14,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from mprviewer.io.pacs.errors import (
+from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some
+from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,
@@ -23,8 +25,8 @@ from mprviewer.io.pacs.errors import (
     PacsNotFoundError,
     PacsProtocolError,
 )
-from mprviewer.io.pacs.multipart import CHUNK, MultipartFiles
-from mprviewer.io.pacs.results import (
+from mprviewer.pacs.multipart import CHUNK, MultipartFiles
+from mprviewer.pacs.results import (
     SERIES_FIELDS,
     STUDY_FIELDS,
     SeriesResult,
@@ -36,9 +38,7 @@ from mprviewer.io.pacs.results import (
     sort_studies,
     study_from_dataset,
 )
-from mprviewer.io.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
-from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
-from mprviewer.io.transfer import Transfer, hang_up_response, read_some
+from mprviewer.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
 
 Progress = Callable[[int, int], Any]
 DEFAULT_WORKERS = 4
