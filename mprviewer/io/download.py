@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mprviewer.errors import LoadCancelled, SourceError
+from mprviewer.io.credentials import url_label
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 from mprviewer.io.sources import sniff_bytes
 from mprviewer.io.tempfiles import make_temp_dir
@@ -40,8 +41,6 @@ Progress = Callable[[int, int], None]
 # -- URLs --------------------------------------------------------------------------------
 def redact(url: str) -> str:
     """The URL as messages show it: no user name or password, no query, no fragment."""
-    from mprviewer.io.remote import url_label
-
     try:
         parts = urllib.parse.urlsplit(url_label(url))
         host = parts.hostname or ""
