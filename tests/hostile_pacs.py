@@ -99,6 +99,7 @@ class WebBehaviour:
 
     instances: list[Instance] = field(default_factory=list)
     endless: bool = False  # one part that never ends
+    endless_search: bool = False  # a QIDO answer that never ends
     trickle: float = 0.0  # seconds between single bytes of the answer (0: all at once)
     sent: list[int] = field(default_factory=lambda: [0])  # bytes of series answers sent
     disconnected: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +114,19 @@ def dicomweb_handler(behaviour: WebBehaviour) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if path.endswith("/instances") and behaviour.endless_search:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dicom+json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    self._send(b"[")
+                    item = qido_json(behaviour.instances)[1:-1] + b","
+                    while True:
+                        self._send(item * 512)
+                except OSError:
+                    behaviour.disconnected.set()
+                return
             if path.endswith("/instances"):
                 body = qido_json(behaviour.instances)
                 self.send_response(200)

@@ -199,11 +199,18 @@ def test_cancel_aborts_a_stalled_c_get(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the byte cap and memory ---------------------------------------------------------------
+def _warm_up() -> None:
+    """One ordinary retrieval, so the modules it imports are loaded before memory is traced."""
+    with dicomweb_server(WebBehaviour(instances=[Instance("1.2.3.9")])) as root:
+        retrieve_to_cache(f"{root}/studies/{STUDY}")
+
+
 def test_an_endless_dicomweb_part_stops_at_the_cap_in_bounded_memory(
         monkeypatch: pytest.MonkeyPatch) -> None:
     cap = 8 * MIB
     monkeypatch.setenv("MPRVIEWER_MAX_DOWNLOAD_BYTES", str(cap))
     behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], endless=True)
+    _warm_up()  # imports and first-use caches are not what is measured
     tracemalloc.start()
     try:
         with dicomweb_server(behaviour) as root, pytest.raises(LimitExceeded) as info:
@@ -215,6 +222,25 @@ def test_an_endless_dicomweb_part_stops_at_the_cap_in_bounded_memory(
     assert "MPRVIEWER_MAX_DOWNLOAD_BYTES" in str(info.value)
     assert behaviour.sent[0] > cap  # the server did send more than the cap ...
     assert peak < 2 * MIB, peak  # ... and memory held a small part of it
+
+
+def test_an_endless_search_answer_stops_at_the_answer_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = 4 * MIB
+    monkeypatch.setenv("MPRVIEWER_MAX_ANSWER_BYTES", str(cap))
+    behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], endless_search=True)
+    _warm_up()  # imports and first-use caches are not what is measured
+    tracemalloc.start()
+    try:
+        with dicomweb_server(behaviour) as root, pytest.raises(LimitExceeded) as info:
+            retrieve_to_cache(f"{root}/studies/{STUDY}")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "sent an answer of more than 4 MiB" in str(info.value)
+    assert "MPRVIEWER_MAX_ANSWER_BYTES" in str(info.value)
+    assert behaviour.sent[0] > cap
+    assert peak < 4 * cap, peak
+    assert behaviour.disconnected.wait(10), "the connection was left open"
 
 
 def test_an_endless_dicomweb_part_through_the_cli_is_exit_3() -> None:

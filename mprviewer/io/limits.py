@@ -46,6 +46,8 @@ class Limits:
     connect_timeout: float = 15.0  # seconds to establish a connection
     read_timeout: float = 60.0  # seconds the server may stay silent
     max_redirects: int = 10
+    # An answer read whole into memory (a DICOMweb search result, not a retrieval).
+    max_answer_bytes: float = 256 * MIB
     # A download slower than this many bytes a second, averaged over the window, is stopped
     # (a read timeout only sees silence, not a server that trickles a byte a second).
     min_download_rate: float = 1 * KIB

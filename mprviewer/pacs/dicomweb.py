@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
 from mprviewer.io.transfer import Transfer, hang_up_response, read_some
 from mprviewer.pacs.errors import (
@@ -117,8 +118,51 @@ def _session(server: Server) -> Any:
     session.verify = server.verify
     session.trust_env = False  # no proxies or netrc credentials picked up behind the user's back
     session.hooks["response"].append(_reject_html)
+    session.hooks["response"].append(_answer_reader(server))
     session.headers["User-Agent"] = "mprviewer"
     return session
+
+
+def _answer_reader(server: Server) -> Callable[..., Any]:
+    """A response hook that reads a whole answer (QIDO JSON, STOW reply) under the caps.
+
+    requests reads a non-streamed body into memory however long it is; an answer that never
+    ends grew without bound. Read here, it is stopped past ``max_answer_bytes`` (or the
+    download cap), below the minimum rate, or on cancel. Multipart retrievals stream to
+    files instead (:func:`_stream_series`) and are left alone.
+    """
+
+    def read(response: Any, *args: Any, **kwargs: Any) -> Any:
+        accept = str(response.request.headers.get("Accept", "")) if response.request else ""
+        if "multipart" in accept.lower() or getattr(response, "_content", False) is not False:
+            return response
+        limits = Limits.from_env()
+        cap = min(limits.max_download_bytes, limits.max_answer_bytes)
+        transfer = Transfer(f"the answer of {server.label}", limits)
+        data = bytearray()
+        with transfer.stream(hang_up_response(response)) as stream:
+            while True:
+                try:
+                    chunk = read_some(response, CHUNK)
+                except Exception:
+                    transfer.check()
+                    raise
+                if not chunk:
+                    transfer.check()
+                    break
+                transfer.add(len(chunk), stream)
+                data += chunk
+                if len(data) > cap:
+                    response.close()
+                    raise LimitExceeded(
+                        f"{server.label} sent an answer of more than {describe_size(cap)}; "
+                        f"stopped. {cap_hint('max_answer_bytes')}"
+                    )
+        response._content = bytes(data)
+        response._content_consumed = True
+        return response
+
+    return read
 
 
 def make_client(server: Server) -> Any:
