@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -185,11 +186,12 @@ def dicomweb_server(behaviour: WebBehaviour) -> Iterator[str]:
 
 @contextlib.contextmanager
 def dimse_peer(instances: list[Instance], aet: str = "HOSTILE",
-               stall: float = 0.0) -> Iterator[str]:
+               stall: float = 0.0, endless_find: bool = False) -> Iterator[str]:
     """A C-FIND/C-GET peer on a free loopback port; yields ``dimse://AET@127.0.0.1:PORT``.
 
     ``stall`` seconds of silence before the first instance of a C-GET (cut short when the
-    peer is shut down).
+    peer is shut down). ``endless_find`` answers C-FIND with the same instances over and over
+    until the association ends.
     """
     closing = threading.Event()
     from pynetdicom import AE, evt
@@ -198,16 +200,24 @@ def dimse_peer(instances: list[Instance], aet: str = "HOSTILE",
         StudyRootQueryRetrieveInformationModelGet,
     )
 
-    def on_find(event: object) -> Iterator[tuple[int, object]]:
-        for inst in instances:
-            answer = pydicom.Dataset()
-            answer.QueryRetrieveLevel = "IMAGE"
-            answer.StudyInstanceUID = inst.study_uid
-            answer.SeriesInstanceUID = inst.series_uid
-            answer.SOPInstanceUID = inst.sop_uid
-            answer.SOPClassUID = CTImageStorage
-            yield 0xFF00, answer
+    def on_find(event: Any) -> Iterator[tuple[int, object]]:
+        rounds = 0
+        while rounds == 0 or endless_find:
+            rounds += 1
+            for inst in instances:
+                if closing.is_set() or not event.assoc.is_established:
+                    return
+                yield 0xFF00, _answer(inst)
         yield 0x0000, None
+
+    def _answer(inst: Instance) -> pydicom.Dataset:
+        answer = pydicom.Dataset()
+        answer.QueryRetrieveLevel = "IMAGE"
+        answer.StudyInstanceUID = inst.study_uid
+        answer.SeriesInstanceUID = inst.series_uid
+        answer.SOPInstanceUID = inst.sop_uid
+        answer.SOPClassUID = CTImageStorage
+        return answer
 
     def on_get(event: object) -> Iterator[object]:
         yield len(instances)

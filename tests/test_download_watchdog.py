@@ -243,6 +243,17 @@ def test_an_endless_search_answer_stops_at_the_answer_cap(monkeypatch: pytest.Mo
     assert behaviour.disconnected.wait(10), "the connection was left open"
 
 
+def test_a_dimse_peer_that_never_stops_answering_c_find_meets_the_answer_cap() -> None:
+    instances = [Instance(f"1.2.3.{n}", slice_index=n) for n in range(50)]
+    with dimse_peer(instances, endless_find=True) as spec:
+        result = _cli("pacs", "retrieve", "--server", spec, "--study", STUDY,
+                      env={"MPRVIEWER_MAX_ANSWER_BYTES": "128K"})
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "went past the limit of 128 KiB" in lines[0] and "MPRVIEWER_MAX_ANSWER_BYTES" in lines[0]
+
+
 def test_an_endless_dicomweb_part_through_the_cli_is_exit_3() -> None:
     behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], endless=True)
     with dicomweb_server(behaviour) as root:

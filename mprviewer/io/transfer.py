@@ -37,9 +37,13 @@ class Transfer:
 
     def __init__(self, shown: str, limits: Limits | None = None,
                  cancel: threading.Event | None = None,
-                 cancelled: Callable[[], BaseException] | None = None) -> None:
+                 cancelled: Callable[[], BaseException] | None = None,
+                 cap_field: str = "max_download_bytes") -> None:
         self.shown = shown
         self.limits = limits or Limits.from_env()
+        # the byte cap: the download cap, or a smaller one for answers held in memory
+        self.cap_field = cap_field
+        self.cap = min(self.limits.max_download_bytes, getattr(self.limits, cap_field))
         self.cancel = cancel
         self._cancelled = cancelled or (
             lambda: LoadCancelled(f"{shown}: the download was cancelled"))
@@ -58,12 +62,11 @@ class Transfer:
             self.total += n
             if stream is not None and stream in self._streams:
                 self._streams[stream].received += n
-            over = self.total > self.limits.max_download_bytes
+            over = self.total > self.cap
         if over:
             self.stop(LimitExceeded(
                 f"{self.shown}: the download went past the limit of "
-                f"{describe_size(self.limits.max_download_bytes)} and was stopped. "
-                f"{cap_hint('max_download_bytes')}"))
+                f"{describe_size(self.cap)} and was stopped. {cap_hint(self.cap_field)}"))
         self.check()
 
     def check(self) -> None:

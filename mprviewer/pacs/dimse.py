@@ -158,14 +158,26 @@ def _status_text(status: Any) -> str:
 
 
 def _find(server: Server, identifier: Any, what: str, limit: int | None = None) -> list[Any]:
+    from pynetdicom import evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
     ae = _ae(server)
     ae.add_requested_context(FIND)
     found: list[Any] = []
-    with _association(server, ae, what) as assoc:
+    # the answers are held in memory: a peer that never stops answering meets the answer cap
+    transfer = Transfer(f"{server.label} while {what}", cap_field="max_answer_bytes")
+    stream_id: list[int] = []
+
+    def on_data(event: Any) -> None:
+        with contextlib.suppress(Exception):  # the watchdog's hang-up aborts the association
+            transfer.add(len(event.data), stream_id[0] if stream_id else None)
+
+    with _association(server, ae, what, evt_handlers=[(evt.EVT_DATA_RECV, on_data)]) as assoc, \
+            transfer.stream(_hang_up(assoc)) as ident:
+        stream_id.append(ident)
         _check_context(assoc, server, FIND, "C-FIND (study root)")
         for status, answer in assoc.send_c_find(identifier, FIND):
+            transfer.check()
             if not status:
                 raise _lost(assoc, server, what)
             code = int(status.Status)
