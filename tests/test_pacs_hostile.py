@@ -126,3 +126,11 @@ def test_series_description_cannot_lead_the_series_folder_out(
     assert "/" not in name and name not in ("", ".", "..") and name.startswith("7")
     assert sorted(p.name for p in series_folders[0].iterdir()) == ["1.2.3.4.dcm", "1.2.3.5.dcm"]
     assert _files_outside(tmp_path, folder.parent) == []
+
+
+@pytest.mark.parametrize("args", [["--study", "../../x"], ["--study", STUDY, "--series", "1.2/.."]])
+def test_a_study_or_series_uid_given_by_hand_must_be_a_uid(tmp_path: Path, args: list[str]) -> None:
+    result = _cli("pacs", "retrieve", "--server", "http://127.0.0.1:9/dicom-web", *args,
+                  home=tmp_path)
+    assert result.returncode == 3
+    assert "is not a valid DICOM UID" in result.stderr and "Traceback" not in result.stderr

@@ -23,6 +23,7 @@ from typing import Any
 from mprviewer.errors import LoadCancelled, SourceError
 from mprviewer.io.credentials import url_label
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
+from mprviewer.io.safe_paths import child_path
 from mprviewer.io.sources import sniff_bytes
 from mprviewer.io.tempfiles import make_temp_dir
 from mprviewer.io.transfer import Transfer, hang_up_response, read_some
@@ -298,7 +299,7 @@ def _save(response: Any, folder: Path, shown: str, limits: Limits,
     if total and total + limits.min_free_disk_bytes > free:
         raise SourceError(f"{shown}: not enough free disk space for {describe_size(total)} in "
                           f"{folder.parent} ({describe_size(free)} free)")
-    path = folder / _file_name(response, response.url or shown)
+    path = child_path(folder, _file_name(response, response.url or shown))
     done = 0
     checked_at = 0
     head = b""
