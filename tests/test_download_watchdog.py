@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mprviewer.errors import LoadCancelled
+from mprviewer.errors import LoadCancelled, SourceError
 from mprviewer.io import download as dl
 from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.transfer import TooSlow
@@ -84,6 +84,20 @@ def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
 
 
 # -- the minimum rate ----------------------------------------------------------------------
+def test_rate_settings_come_from_the_environment() -> None:
+    default = Limits.from_env({})
+    assert (default.min_download_rate, default.min_rate_window) == (1024, 30.0)
+    assert default.max_answer_bytes == 256 * MIB
+    limits = Limits.from_env({"MPRVIEWER_MIN_DOWNLOAD_RATE": "2K",
+                              "MPRVIEWER_MIN_RATE_WINDOW": "1.5",
+                              "MPRVIEWER_MAX_ANSWER_BYTES": "16M"})
+    assert (limits.min_download_rate, limits.min_rate_window) == (2048, 1.5)
+    assert limits.max_answer_bytes == 16 * MIB
+    assert Limits.from_env({"MPRVIEWER_MIN_DOWNLOAD_RATE": "off"}).min_download_rate == 0
+    with pytest.raises(SourceError, match="MPRVIEWER_MIN_RATE_WINDOW='soon' is not a valid"):
+        Limits.from_env({"MPRVIEWER_MIN_RATE_WINDOW": "soon"})
+
+
 def test_a_trickling_download_is_cut_off_by_the_minimum_rate(trickle: str) -> None:
     with pytest.raises(TooSlow) as info:
         dl.download(f"{trickle}/slow.zip", limits=Limits(min_rate_window=1.0))

@@ -80,6 +80,8 @@ def _parse(field_name: str, env: str, text: str) -> float | int:
     is_size = field_name.endswith(("_bytes", "_rate"))
     if lowered in ("0", "none", "off", "inf", "unlimited") and field_name.startswith("max_"):
         return math.inf
+    if lowered in ("none", "off") and field_name.startswith("min_"):
+        return 0.0  # a minimum of nothing: the check is off
     try:
         if is_size:
             match = _SIZE_RE.match(lowered)
