@@ -139,7 +139,8 @@ class Transfer:
                         f"{window:g} s, less than the minimum of "
                         f"{describe_size(rate)}/s; the download was stopped. If the "
                         f"connection is genuinely this slow, lower "
-                        f"{env_name('min_download_rate')}"))
+                        f"{env_name('min_download_rate')} or raise "
+                        f"{env_name('min_rate_window')}."))
                     break
 
 
