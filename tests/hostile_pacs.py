@@ -101,6 +101,7 @@ class WebBehaviour:
     instances: list[Instance] = field(default_factory=list)
     endless: bool = False  # one part that never ends
     endless_search: bool = False  # a QIDO answer that never ends
+    bare: bool = False  # the first instance alone as application/dicom, not multipart
     trickle: float = 0.0  # seconds between single bytes of the answer (0: all at once)
     sent: list[int] = field(default_factory=lambda: [0])  # bytes of series answers sent
     disconnected: threading.Event = field(default_factory=threading.Event)
@@ -144,6 +145,14 @@ def dicomweb_handler(behaviour: WebBehaviour) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
         def _series(self) -> None:
+            if behaviour.bare:
+                body = behaviour.instances[0].encoded()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dicom")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self._send(body)
+                return
             self.send_response(200)
             self.send_header("Content-Type", f'multipart/related; type="application/dicom"; '
                                              f"boundary={BOUNDARY}")

@@ -134,3 +134,13 @@ def test_a_study_or_series_uid_given_by_hand_must_be_a_uid(tmp_path: Path, args:
                   home=tmp_path)
     assert result.returncode == 3
     assert "is not a valid DICOM UID" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_server_answering_one_bare_instance_still_works(tmp_path: Path) -> None:
+    """Some servers send a lone instance as application/dicom rather than multipart."""
+    behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], bare=True)
+    with dicomweb_server(behaviour) as root:
+        folder = retrieve_to_cache(f"{root}/studies/{STUDY}")
+    files = list(folder.rglob("*.dcm"))
+    assert [p.name for p in files] == ["1.2.3.4.dcm"]
+    assert files[0].read_bytes() == behaviour.instances[0].encoded()

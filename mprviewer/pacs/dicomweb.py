@@ -1,8 +1,10 @@
 """DICOMweb: QIDO-RS search, WADO-RS retrieval (parallel, with progress and cancel), STOW-RS.
 
-The protocol work is dicomweb-client's; this module adds the session (credentials, TLS, timeouts,
-no silent retries), turns every failure into a :class:`PacsError` naming the server, and writes
-retrieved instances into a folder.
+Searching and storing are dicomweb-client's work; this module adds the session (credentials,
+TLS, timeouts, no silent retries, answers read under a cap), turns every failure into a
+:class:`PacsError` naming the server, and retrieves series itself: each multipart answer is
+streamed into files under the download cap and minimum rate, and a file is named after its
+SOPInstanceUID only once that is a valid UID.
 """
 
 from __future__ import annotations
@@ -471,14 +473,6 @@ def _write_instance(ds: Any, part: Path, dest: Path, server: Server) -> Path:
     return path
 
 
-class _Discard:
-    def __init__(self, splitter: MultipartFiles) -> None:
-        self.splitter = splitter
-
-    def close(self) -> None:
-        self.splitter.discard()
-
-
 def _stream_series(server: Server, study_uid: str, series_uid: str, dest: Path,
                    transfer: Transfer, on_file: Callable[[Path], None],
                    stop: threading.Event) -> None:
@@ -498,20 +492,25 @@ def _stream_series(server: Server, study_uid: str, series_uid: str, dest: Path,
             response.raise_for_status()
             content_type = response.headers.get("Content-Type", "")
             splitter = MultipartFiles(content_type, dest, on_file, server.label)
-            with transfer.stream(hang_up_response(response)) as stream, \
-                    contextlib.closing(_Discard(splitter)):
-                while not stop.is_set():
-                    try:
-                        chunk = read_some(response, CHUNK)
-                    except Exception:
-                        transfer.check()  # cancel, too slow or too big: that is the reason
-                        raise
-                    if not chunk:
-                        transfer.check()
-                        break
-                    transfer.add(len(chunk), stream)
-                    splitter.feed(chunk)
-            if not stop.is_set():
+            try:
+                with transfer.stream(hang_up_response(response)) as stream:
+                    while not stop.is_set():
+                        try:
+                            chunk = read_some(response, CHUNK)
+                        except Exception:
+                            transfer.check()  # cancel, too slow or too big: that is the reason
+                            raise
+                        if not chunk:
+                            transfer.check()
+                            break
+                        transfer.add(len(chunk), stream)
+                        splitter.feed(chunk)
+            except BaseException:
+                splitter.discard()
+                raise
+            if stop.is_set():
+                splitter.discard()
+            else:
                 splitter.close()
         finally:
             response.close()
