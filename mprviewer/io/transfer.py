@@ -101,8 +101,8 @@ class Transfer:
             self._next_id += 1
             self._streams[ident] = _Stream(hang_up, time.monotonic())
             if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch, daemon=True,
-                                                  name="transfer-watchdog")
+                self._watchdog = threading.Thread(target=self._watch, args=(self._done,),
+                                                  daemon=True, name="transfer-watchdog")
                 self._watchdog.start()
         try:
             if self._stopped is not None:
@@ -116,8 +116,7 @@ class Transfer:
                     self._watchdog = None
                     self._done = threading.Event()
 
-    def _watch(self) -> None:
-        done = self._done
+    def _watch(self, done: threading.Event) -> None:
         window = max(0.05, float(self.limits.min_rate_window))
         tick = min(0.2, window / 10)
         while not done.wait(tick):
