@@ -43,7 +43,8 @@ class Trickle(BaseHTTPRequestHandler):
         steady = self.path.startswith("/steady")
         size = 24 * 65536 if steady else 1_000_000
         self.send_response(200)
-        self.send_header("Content-Type", "application/zip")
+        page = self.path.startswith("/uc")  # a Google Drive confirmation page, trickled
+        self.send_header("Content-Type", "text/html" if page else "application/zip")
         self.send_header("Content-Length", str(size))
         self.end_headers()
         try:
@@ -104,6 +105,15 @@ def test_a_trickling_download_is_cut_off_by_the_minimum_rate(trickle: str) -> No
     message = str(info.value)
     assert "less than the minimum of 1 KiB/s" in message and "1 s" in message
     assert "MPRVIEWER_MIN_DOWNLOAD_RATE" in message
+    assert Trickle.disconnected.wait(10), "the connection was not closed"
+
+
+def test_a_trickling_web_page_is_cut_off_too(trickle: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page Google Drive shows before a large file is read under the same rate."""
+    monkeypatch.setattr(dl, "DRIVE_DOWNLOAD_URL", f"{trickle}/uc")
+    with pytest.raises(TooSlow, match="less than the minimum"):
+        dl.download("https://drive.google.com/file/d/abcdef123/view",
+                    limits=Limits(min_rate_window=1.0))
     assert Trickle.disconnected.wait(10), "the connection was not closed"
 
 

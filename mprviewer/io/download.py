@@ -375,7 +375,7 @@ def download(
                 if not drive_id or not _is_html(response):
                     break
                 try:
-                    page = _read_text(response)
+                    page = _read_text(response, Transfer(shown, limits, cancel))
                 except requests.exceptions.RequestException as exc:
                     raise _request_error(exc, shown, limits) from None
                 next_url = _drive_next_url(page, response.url, session.cookies, drive_id)
@@ -424,14 +424,23 @@ def _is_html(response: Any) -> bool:
             and "attachment" not in response.headers.get("Content-Disposition", "").lower())
 
 
-def _read_text(response: Any) -> str:
-    data = b""
-    for chunk in response.iter_content(CHUNK):
-        data += chunk
-        if len(data) > HTML_LIMIT:
-            break
+def _read_text(response: Any, transfer: Transfer) -> str:
+    """At most ``HTML_LIMIT`` of a web page, under the same rate and cancel rules."""
+    data = bytearray()
+    with transfer.stream(hang_up_response(response)) as stream:
+        while len(data) <= HTML_LIMIT:
+            try:
+                chunk = read_some(response, CHUNK)
+            except Exception as exc:
+                transfer.check()
+                raise _read_error(exc, transfer.shown, transfer.limits, 0, 0) from None
+            if not chunk:
+                transfer.check()
+                break
+            transfer.add(len(chunk), stream)
+            data += chunk
     response.close()
-    return data.decode(response.encoding or "utf-8", "replace")
+    return bytes(data).decode(response.encoding or "utf-8", "replace")
 
 
 def _drive_page_problem(page: str, url: str, shown: str) -> str:
