@@ -161,6 +161,49 @@ def test_cancel_hangs_up_at_once_in_the_middle_of_a_slow_chunk(trickle: str) -> 
     assert Trickle.disconnected.wait(10), "the connection was left open"
 
 
+class Silent(BaseHTTPRequestHandler):
+    """Takes the request and never answers; notes when the client hangs up."""
+
+    asked = threading.Event()
+    hung_up = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        Silent.asked.set()
+        self.connection.settimeout(60)
+        try:
+            if self.connection.recv(1) == b"":
+                Silent.hung_up.set()
+        except OSError:
+            Silent.hung_up.set()
+        self.close_connection = True
+
+
+def test_cancel_hangs_up_while_the_server_has_not_answered_yet() -> None:
+    """Before any header arrives there is no response to close: the socket is shut all the same."""
+    Silent.asked.clear()
+    Silent.hung_up.clear()
+    cancel = threading.Event()
+    outcome: list[BaseException] = []
+    with serving(Silent) as url:
+        def run() -> None:
+            try:
+                dl.download(f"{url}/study.zip", cancel=cancel, limits=Limits(read_timeout=600))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        assert Silent.asked.wait(10)
+        cancel.set()
+        worker.join(60)
+        assert not worker.is_alive(), "cancel waited for the server's answer"
+        assert Silent.hung_up.wait(10), "the connection was left open"
+    assert len(outcome) == 1 and isinstance(outcome[0], LoadCancelled), outcome
+
+
 def test_a_trickling_dicomweb_server_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPRVIEWER_MIN_RATE_WINDOW", "1")
     behaviour = WebBehaviour(instances=[Instance("1.2.3.4")], trickle=0.05)

@@ -26,7 +26,7 @@ from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 from mprviewer.io.safe_paths import child_path
 from mprviewer.io.sources import sniff_bytes
 from mprviewer.io.tempfiles import make_temp_dir
-from mprviewer.io.transfer import Transfer, hang_up_response, read_some
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some, track_sockets
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 4096  # enough for the magic numbers and a web page's title
@@ -368,6 +368,7 @@ def download(
     folder, cleanup = make_temp_dir("download")
     try:
         with requests.Session() as session:
+            session.hang_up = track_sockets(session)
             session.max_redirects = limits.max_redirects
             session.headers.update({"User-Agent": "mprviewer", "Accept-Encoding": "identity"})
             response = _get(session, first, shown, limits, cancel)
@@ -404,11 +405,18 @@ def _get(session: Any, url: str, shown: str, limits: Limits,
 
     if cancel is not None and cancel.is_set():
         raise LoadCancelled(f"{shown}: the download was cancelled")
+    waiting = Transfer(shown, limits, cancel)
     try:
-        response = session.get(url, stream=True,
-                               timeout=(limits.connect_timeout, limits.read_timeout))
+        # until the headers arrive only Cancel and the timeouts apply, not the rate
+        with waiting.stream(session.hang_up, check_rate=False):
+            response = session.get(url, stream=True,
+                                   timeout=(limits.connect_timeout, limits.read_timeout))
     except requests.exceptions.RequestException as exc:
+        waiting.check()
         raise _request_error(exc, shown, limits) from None
+    if waiting.stopped is not None or (cancel is not None and cancel.is_set()):
+        response.close()  # cancelled as the headers came in: hang up all the same
+        waiting.check()
     if response.status_code >= 400:
         response.close()
         raise SourceError(f"{shown}: {_http_reason(response.status_code)}")

@@ -91,15 +91,17 @@ class Transfer:
 
     # -- streams and the watchdog --------------------------------------------------------
     @contextlib.contextmanager
-    def stream(self, hang_up: HangUp) -> Iterator[int]:
+    def stream(self, hang_up: HangUp, check_rate: bool = True) -> Iterator[int]:
         """Register one connection while it is read; yields its id for :meth:`add`.
 
-        ``hang_up`` must make a read blocked on that connection return at once.
+        ``hang_up`` must make a read blocked on that connection return at once. Without
+        ``check_rate`` the stream is only watched for cancel (waiting for a server's first
+        answer, which the read timeout bounds).
         """
         with self._lock:
             ident = self._next_id
             self._next_id += 1
-            self._streams[ident] = _Stream(hang_up, time.monotonic())
+            self._streams[ident] = _Stream(hang_up, time.monotonic(), check_rate)
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._watch, args=(self._done,),
                                                   daemon=True, name="transfer-watchdog")
@@ -131,6 +133,8 @@ class Transfer:
             with self._lock:
                 streams = list(self._streams.values())
             for stream in streams:
+                if not stream.check_rate:
+                    continue
                 got = stream.received_over(now, window)
                 if got is not None and got < rate * window:
                     self.stop(TooSlow(
@@ -144,8 +148,9 @@ class Transfer:
 
 
 class _Stream:
-    def __init__(self, hang_up: HangUp, started: float) -> None:
+    def __init__(self, hang_up: HangUp, started: float, check_rate: bool = True) -> None:
         self._hang_up = hang_up
+        self.check_rate = check_rate
         self._hung_up = False
         self.received = 0
         self.started = started
@@ -201,3 +206,49 @@ def read_some(response: object, size: int) -> bytes:
         except (NotImplementedError, TypeError):
             pass
     return raw.read(size, decode_content=True) or b""
+
+
+def track_sockets(session: object) -> HangUp:
+    """Make a requests session remember its sockets; returns a hang-up for all of them.
+
+    Until a server sends its headers requests hands out no response whose socket could be
+    shut, so Cancel would wait for the read timeout. The session's connections are made
+    by subclasses that record their socket as they connect.
+    """
+    import socket
+    import weakref
+
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    sockets: weakref.WeakSet = weakref.WeakSet()
+
+    class _Connection(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            with contextlib.suppress(TypeError):
+                sockets.add(self.sock)
+
+    class _SecureConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            with contextlib.suppress(TypeError):
+                sockets.add(self.sock)
+
+    class _Pool(HTTPConnectionPool):
+        ConnectionCls = _Connection
+
+    class _SecurePool(HTTPSConnectionPool):
+        ConnectionCls = _SecureConnection
+
+    for adapter in session.adapters.values():  # type: ignore[attr-defined]
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is not None:
+            manager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
+
+    def hang_up() -> None:
+        for sock in list(sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return hang_up
