@@ -18,7 +18,7 @@ from typing import Any
 
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
-from mprviewer.io.transfer import Transfer, hang_up_response, read_some
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some, track_sockets
 from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
@@ -485,10 +485,18 @@ def _stream_series(server: Server, study_uid: str, series_uid: str, dest: Path,
     url = f"{server.url}/studies/{study_uid}/series/{series_uid}"
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
     session = _session(server)
+    hang_up_all = track_sockets(session)
     try:
-        response = session.get(url, headers={"Accept": accept}, stream=True,
-                               timeout=(min(10.0, server.timeout), server.timeout))
+        # until the headers arrive only cancel (and the timeouts) apply, not the rate
         try:
+            with transfer.stream(hang_up_all, check_rate=False):
+                response = session.get(url, headers={"Accept": accept}, stream=True,
+                                       timeout=(min(10.0, server.timeout), server.timeout))
+        except Exception:
+            transfer.check()  # a hang-up (cancel) is the reason, not the broken connection
+            raise
+        try:
+            transfer.check()
             response.raise_for_status()
             content_type = response.headers.get("Content-Type", "")
             splitter = MultipartFiles(content_type, dest, on_file, server.label)
