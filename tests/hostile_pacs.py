@@ -36,6 +36,7 @@ class Instance:
     number: int = 1
     description: str = "plain"
     slice_index: int = 0
+    cut: int = 0  # bytes dropped from the end of the encoded file (a part cut short)
 
     def dataset(self) -> pydicom.Dataset:
         ds = pydicom.Dataset()
@@ -70,7 +71,8 @@ class Instance:
         buffer = io.BytesIO()
         with _lenient_writing():
             self.dataset().save_as(buffer, enforce_file_format=True)
-        return buffer.getvalue()
+        data = buffer.getvalue()
+        return data[: len(data) - self.cut]
 
 
 @contextlib.contextmanager

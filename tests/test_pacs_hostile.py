@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mprviewer.io.safe_paths import UnsafePathError, child_path, is_dicom_uid
-from mprviewer.pacs import PacsProtocolError, retrieve_to_cache
+from mprviewer.pacs import PacsConnectionError, PacsProtocolError, retrieve_to_cache
 from mprviewer.pacs.layout import series_folder_name
 from tests.hostile_pacs import STUDY, Instance, WebBehaviour, dicomweb_server, dimse_peer
 
@@ -144,3 +144,13 @@ def test_a_server_answering_one_bare_instance_still_works(tmp_path: Path) -> Non
     files = list(folder.rglob("*.dcm"))
     assert [p.name for p in files] == ["1.2.3.4.dcm"]
     assert files[0].read_bytes() == behaviour.instances[0].encoded()
+
+
+def test_an_instance_cut_short_inside_its_part_is_an_error(tmp_path: Path) -> None:
+    """The part ends properly but its pixel data stops 40 bytes early: not filed as good."""
+    instances = [Instance("1.2.3.4"), Instance("1.2.3.5", slice_index=1, cut=40)]
+    with dicomweb_server(WebBehaviour(instances=instances)) as root, \
+            pytest.raises(PacsConnectionError, match=r"1\.2\.3\.5 from .* truncated"):
+        retrieve_to_cache(f"{root}/studies/{STUDY}")
+    assert [p for p in (Path(os.environ["MPRVIEWER_HOME"]) / "pacs-cache").rglob("*")
+            if p.is_file()] == []

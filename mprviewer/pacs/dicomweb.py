@@ -445,11 +445,17 @@ def _truncated(ds: Any, size: int) -> bool:
         return False
 
 
+# What filing a received instance needs; the rest of a (possibly huge) header is skipped.
+_FILING_TAGS = ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns", "SamplesPerPixel",
+                "BitsAllocated", "NumberOfFrames", "PixelData")
+
+
 def _file_instance(part: Path, dest: Path, server: Server) -> Path:
     """Read the header of one received part (large values left on disk) and file it."""
     import pydicom
 
-    return _write_instance(pydicom.dcmread(part, defer_size=4096), part, dest, server)
+    ds = pydicom.dcmread(part, defer_size=4096, specific_tags=list(_FILING_TAGS))
+    return _write_instance(ds, part, dest, server)
 
 
 def _write_instance(ds: Any, part: Path, dest: Path, server: Server) -> Path:
