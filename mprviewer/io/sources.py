@@ -636,8 +636,8 @@ class SpillFile:
 
     Nested zips need random access, so they are unpacked; never into memory, where hundreds
     of them would be kept for as long as the study is open, and never into one open file
-    each, which would run out of file handles. Regions are read with ``os.pread``, so
-    threads reading different nested zips never share a file position.
+    each, which would run out of file handles. Regions are read with ``os.pread`` where
+    there is one, so threads reading different nested zips never share a file position.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -656,15 +656,24 @@ class SpillFile:
                 f"free); extract it by hand")
         with self._lock:
             start = self.size
-            fd = self._fh.fileno()
             written = 0
             try:
                 while chunk := source.read(READ_CHUNK):
-                    os.pwrite(fd, chunk, start + written)
+                    self._fh.seek(start + written)
+                    self._fh.write(chunk)
                     written += len(chunk)
             finally:
                 self.size = start + written
-        return SpillRegion(fd, start, written, name)
+                self._fh.flush()
+        return SpillRegion(self, start, written, name)
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """``n`` bytes from ``offset``; ``os.pread`` needs no lock where there is one."""
+        if hasattr(os, "pread"):
+            return os.pread(self._fh.fileno(), n, offset)
+        with self._lock:
+            self._fh.seek(offset)
+            return self._fh.read(n)
 
     def close(self) -> None:
         self._fh.close()
@@ -673,9 +682,9 @@ class SpillFile:
 class SpillRegion(io.RawIOBase):
     """A read-only, seekable view of one nested zip inside the SpillFile."""
 
-    def __init__(self, fd: int, start: int, length: int, name: str) -> None:
+    def __init__(self, spill: SpillFile, start: int, length: int, name: str) -> None:
         super().__init__()
-        self._fd = fd
+        self._spill = spill
         self._start = start
         self._length = length
         self._pos = 0
@@ -698,7 +707,7 @@ class SpillRegion(io.RawIOBase):
     def read(self, n: int | None = -1) -> bytes:
         left = max(0, self._length - self._pos)
         n = left if n is None or n < 0 else min(n, left)
-        data = os.pread(self._fd, n, self._start + self._pos) if n else b""
+        data = self._spill.read_at(self._start + self._pos, n) if n else b""
         self._pos += len(data)
         return data
 
