@@ -160,11 +160,34 @@ class Series:
             name=self.name,
             modality=self.modality,
             units=_units(header, self.modality),
-            window=_window(header, notes),
+            window=self.default_window(notes),
             sop_instance_uids=self.sop_instance_uids,
             sop_class_uid=geometry.frames[0].instance.sop_class_uid,
             slice_positions=geometry.positions.copy(),
         )
+
+    def default_window(self, notes: list[str] | None = None) -> tuple[float, float] | None:
+        """The median of the per-slice WindowCenter/Width the files hold, or None.
+
+        Scanners (Siemens MR) write a window per slice, fitted to that slice: the edge slices
+        of a head hold a few grey values (W 8 L 4) while the middle says W 1550 L 801. The
+        median over the slices is the window that fits most of the volume.
+        """
+        notes = list(notes or [])
+        seen: set[int] = set()
+        centers: list[float] = []
+        widths: list[float] = []
+        for frame in self.geometry.slice_frames:
+            if frame is None or id(frame.instance) in seen:
+                continue
+            seen.add(id(frame.instance))
+            window = _window(frame.instance.header, notes)
+            if window is not None:
+                centers.append(window[0])
+                widths.append(window[1])
+        if not centers:
+            return None
+        return float(np.median(centers)), float(np.median(widths))
 
     def __repr__(self) -> str:
         return f"Series({self.name!r}, {self.modality}, {self.shape})"
