@@ -51,3 +51,21 @@ def test_series_are_listed_in_natural_order(tmp_path: Path) -> None:
                      seed=f"acq{n}", series_number=None, study_uid="1.2.3.4")
     names = [s.name for s in mprviewer.open_study(tmp_path).series]
     assert names == ["acquisition 2", "acquisition 8", "acquisition 10", "acquisition 12"]
+
+
+def test_info_json_lists_each_study_with_its_series(several) -> None:
+    import json
+    import subprocess
+    import sys
+
+    archive, studies = several
+    result = subprocess.run([sys.executable, "-m", "mprviewer", "info", str(archive), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    by_uid = {s["study_uid"]: s for s in doc["studies"]}
+    assert set(by_uid) == set(studies.values())
+    for case, uid in studies.items():
+        names = {doc["series"][n]["name"] for n in by_uid[uid]["series"]}
+        assert names == {f"{case}/T1", f"{case}/CT_LUNG"}
+        assert all(doc["series"][n]["study_uid"] == uid for n in by_uid[uid]["series"])

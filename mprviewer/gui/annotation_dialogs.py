@@ -273,7 +273,7 @@ def import_file(controller: Any, path: str | Path, confirm: Callable[[str], bool
     force = bool(questions)
     if force and not confirm(" ".join(questions) + "\n\nImport these marks anyway?"):
         return None
-    summary = import_into(aset, path, refs=list(controller.refs.values()), force=force)
+    summary = import_into(aset, path, refs=controller.study_refs(), force=force)
     controller.message.emit(f"Imported {Path(path).name}: {summary} (Ctrl+Z undoes)", False)
     return summary
 

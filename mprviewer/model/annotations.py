@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from mprviewer.errors import AnnotationError
@@ -106,9 +107,22 @@ class SeriesRef:
         return self.name or self.uid or "(unnamed series)"
 
     @classmethod
-    def from_series(cls, series: Any, volume: Any, grid: Any = None) -> SeriesRef:
-        """Reference of a loaded series of a Study: its name, and the patient and study
-        attributes of its header (for KOS export) next to what ``from_volume`` takes."""
+    def from_series(cls, series: Any, volume: Any = None, grid: Any = None) -> SeriesRef:
+        """Reference of a series of a Study: its name, and the patient and study attributes
+        of its header (for KOS export) next to what ``from_volume`` takes.
+
+        Without ``volume`` the series' header geometry stands in (same grid, UIDs and
+        positions as the loaded volume), so marks can be matched to series not loaded yet.
+        """
+        if volume is None:
+            geometry = series.geometry
+            volume = SimpleNamespace(
+                affine=geometry.affine, array=SimpleNamespace(shape=tuple(series.shape)),
+                sop_instance_uids=list(series.sop_instance_uids),
+                slice_positions=geometry.positions, series_uid=series.uid,
+                study_uid=series.study_uid, name=series.name,
+                sop_class_uid=geometry.frames[0].instance.sop_class_uid,
+            )
         header = getattr(series, "header", None)
         attrs: dict[str, str] = {}
         for keyword in STUDY_ATTRIBUTE_KEYWORDS:
@@ -153,6 +167,20 @@ class SeriesRef:
             sop_class_uid=str(volume.sop_class_uid or ""),
             study_attributes=dict(study_attributes or {}),
         )
+
+
+def study_refs(series_list: Iterable[Any], study_uid: str = "") -> list[SeriesRef]:
+    """Header-only references of a study's series (``study_uid``: only that study's), so that
+    marks naming a series not displayed yet can be matched and exported."""
+    out = []
+    for series in series_list:
+        if study_uid and getattr(series, "study_uid", "") not in ("", study_uid):
+            continue
+        try:
+            out.append(SeriesRef.from_series(series))
+        except Exception:  # a series whose geometry cannot be built is not offered
+            continue
+    return out
 
 
 # -- the stored data ------------------------------------------------------------------------
@@ -208,7 +236,11 @@ class Point:
 
 @dataclass(frozen=True)
 class SeriesAnnotations:
-    """All marks on one series. ``acquisition_plane`` is "" when not known (original format)."""
+    """All marks on one series. ``acquisition_plane`` is "" when not known (original format).
+
+    ``clean``: the series was read and shows no anomaly (the original format's
+    ``"Slices": ""``), which is a finding of its own, unlike a series nobody marked.
+    """
 
     uid: str
     name: str
@@ -217,6 +249,7 @@ class SeriesAnnotations:
     entries: tuple[Entry, ...] = ()
     points: tuple[Point, ...] = ()
     note: str = ""
+    clean: bool = False
 
     @property
     def key(self) -> str:
@@ -228,7 +261,7 @@ class SeriesAnnotations:
 
     @property
     def is_empty(self) -> bool:
-        return not self.entries and not self.points and not self.note
+        return not self.entries and not self.points and not self.note and not self.clean
 
     def entry(self, label: str, plane: str) -> Entry | None:
         for e in self.entries:
@@ -931,6 +964,7 @@ class AnnotationSet:
                     acquisition_plane=sa.acquisition_plane or osa.acquisition_plane,
                     sop_class_uid=sa.sop_class_uid or osa.sop_class_uid,
                     note=_join_notes(sa.note, osa.note),
+                    clean=sa.clean or osa.clean,
                 )
             entries = list(sa.entries)
             for oe in osa.entries:
