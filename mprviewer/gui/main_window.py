@@ -424,10 +424,9 @@ class MainWindow(QMainWindow):
 
     def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
         """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
-        for the axial plane as slabs in 3D. Marks are cleared when another volume is shown."""
+        as slabs coloured per label in 3D. Marks are cleared when another volume is shown."""
         self.views.slice_views[plane].set_marked(marked)
-        if plane == "axial":
-            self.views.volume_view.set_marked_axial(marked)
+        self.views.volume_view.set_marked(plane, marked)
 
     def add_file_action(self, action: QAction) -> None:
         """Put an action (import/export) in the File menu, above Save Screenshot."""
@@ -612,6 +611,7 @@ class MainWindow(QMainWindow):
         self.central.setCurrentWidget(self.views)
         self.views.volume_view.unbind()
         self.views.volume_view.marked_axial = []
+        self.views.volume_view.marked = {}
         self.volume, self.store, self.state = volume, store, state
         if series is not None:
             self.series = series

@@ -484,12 +484,20 @@ class VolumeView(ViewContainer):
         self._settle.setInterval(self.SETTLE_MS)
         self._settle.timeout.connect(self._settled)
         self.marked_axial: list[int] = []
+        self.marked: dict[str, dict[int, list[str]]] = {}
 
     def set_marked_axial(self, slices: Iterable[int]) -> None:
         """Translucent slabs at marked axial slices (kept for when the scene is built)."""
-        self.marked_axial = sorted({int(s) for s in slices})
+        self.set_marked("axial", {int(s): [""] for s in slices})
+
+    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+        """Translucent slabs at the marked slices of any plane, coloured per label (kept for
+        when the scene is built)."""
+        self.marked[plane] = {int(k): list(v) for k, v in marked.items()}
+        if plane == "axial":
+            self.marked_axial = sorted(self.marked[plane])
         if self.scene is not None:
-            self.scene.set_marked_axial(self.marked_axial)
+            self.scene.set_marked(plane, self.marked[plane])
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -501,8 +509,9 @@ class VolumeView(ViewContainer):
         self.state, self.store = state, store
         self.scene = VolumeScene(self.interactor, store, state)
         self.scene.enable_plane_widgets()
-        if self.marked_axial:
-            self.scene.set_marked_axial(self.marked_axial)
+        for plane, marked in self.marked.items():
+            if marked:
+                self.scene.set_marked(plane, marked)
         for signal in self._busy_signals(state):
             signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")
