@@ -16,9 +16,9 @@ import pytest
 
 import mprviewer
 from mprviewer.annotations import AnnotationSet, read_annotation_file, write_annotation_file
-from mprviewer.io.synthetic import write_series
 from mprviewer.model.annotation_files import import_into
 from mprviewer.model.annotations import study_refs
+from mprviewer.synthetic.writer import write_series
 
 TWO_SERIES = {"CT_LUNG": {"Anomaly": "Nodule", "Slices": "1-2"},
               "T1_SAG": {"Anomaly": "", "Slices": ""}}

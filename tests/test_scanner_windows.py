@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import mprviewer
-from mprviewer.io.synthetic import write_series
+from mprviewer.synthetic.writer import write_series
 
 
 def _t1_with_edge_windows(folder: Path) -> None:

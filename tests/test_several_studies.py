@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mprviewer
-from mprviewer.io.synthetic import write_series, zip_folders
+from mprviewer.synthetic.writer import write_series, zip_folders
 
 
 def _cases(root: Path) -> dict[str, str]:
