@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt5.QtCore import QSignalBlocker, Qt, QTimer
+from PyQt5.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
 from PyQt5.QtGui import QBrush, QColor, QFont, QKeySequence
 from PyQt5.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,21 @@ ERROR_STYLE = "color: #ff7070;"
 OK_STYLE = "color: #9ab;"
 ID_ROLE = Qt.UserRole + 1
 NOTE_DELAY_MS = 700
+
+
+class _WindowShortcuts(QObject):
+    """Lets the window's Ctrl+<letter> shortcuts through a text box that would take them."""
+
+    KEYS = (Qt.Key_E, Qt.Key_I)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.ShortcutOverride and event.key() in self.KEYS and (
+            event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier)
+            == Qt.ControlModifier
+        ):
+            event.ignore()  # not wanted by the box: the shortcut map runs the window's action
+            return True
+        return False
 
 
 class AnnotationsPanel(QWidget):
@@ -114,7 +129,11 @@ class AnnotationsPanel(QWidget):
         self.range_edit.setPlaceholderText("e.g. 0-11; 57-59; 112")
         self.range_edit.setToolTip("Slices with the label in this plane of the series on "
                                    "screen, in the original syntax; Enter applies")
-        self.range_edit.returnPressed.connect(self.apply_range)
+        self.range_edit.returnPressed.connect(self._apply_and_return)
+        # QLineEdit takes Ctrl+E (end of line) and Ctrl+I for itself; the window's export and
+        # import shortcuts must still work while the box has the focus
+        self._window_keys = _WindowShortcuts(self)
+        self.range_edit.installEventFilter(self._window_keys)
         self.range_edit.textEdited.connect(lambda _t: self.range_error.setText(""))
         self.range_apply = QPushButton("Apply", self)
         self.range_apply.clicked.connect(self.apply_range)
@@ -308,6 +327,17 @@ class AnnotationsPanel(QWidget):
     def _on_label(self, text: str) -> None:
         self.controller.set_label(text)
         self.refresh_range()
+
+    def _apply_and_return(self) -> None:
+        """Enter applies the range and hands the keys back to the view that had them."""
+        if self.apply_range():
+            window = self.controller.window
+            state = getattr(window, "state", None)
+            views = getattr(getattr(window, "views", None), "slice_views", {})
+            plane = getattr(state, "focused_plane", None) or "axial"
+            view = views.get(plane)
+            if view is not None:
+                view.interactor.setFocus(Qt.OtherFocusReason)
 
     def apply_range(self) -> bool:
         """Set the label's slices in the chosen plane from the text box; errors stay inline."""

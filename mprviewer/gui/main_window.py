@@ -242,11 +242,35 @@ class MainWindow(QMainWindow):
         # While a study loads, the views set up their GL contexts (not after it arrives).
         self.central.setCurrentWidget(self.views if source else self.welcome)
         self.setCentralWidget(self.central)
+        self._build_patient_bar()
         self._build_side_panel()
         self._build_menus()
         self._connect_views()
 
     # -- construction ------------------------------------------------------------------
+    def _build_patient_bar(self) -> None:
+        """Patient and study in a strip that stays above the views (as the original tool
+        showed them), dates written as people read them."""
+        from PyQt5.QtWidgets import QToolBar
+
+        from mprviewer.gui.statusbar import ElidedLabel
+
+        self.patient_label = ElidedLabel(self)
+        self.patient_label.setStyleSheet("padding: 2px 8px; font-weight: bold;")
+        self.patient_bar = QToolBar("Patient", self)
+        self.patient_bar.setObjectName("patient_bar")
+        self.patient_bar.setMovable(False)
+        self.patient_bar.addWidget(self.patient_label)
+        self.patient_bar.setVisible(False)
+        self.addToolBar(Qt.TopToolBarArea, self.patient_bar)
+
+    def _show_patient(self, header: Any) -> None:
+        from mprviewer.io.metadata import patient_summary
+
+        text = patient_summary(header)
+        self.patient_label.set_full_text(text)
+        self.patient_bar.setVisible(bool(text))
+
     def _build_side_panel(self) -> None:
         self.series_table = SeriesTable(self)
         self.series_table.series_chosen.connect(self.open_series)
@@ -275,7 +299,16 @@ class MainWindow(QMainWindow):
         self.side_splitter.setSizes([150, 190, 500])
         self.dock = QDockWidget("Study", self)
         self.dock.setObjectName("side-panel")
-        self.dock.setWidget(self.side_splitter)
+        # in a scroll area, so that the side panel never makes the window taller than the
+        # screen (its sections' minimum heights add up to more than a laptop screen has)
+        from PyQt5.QtWidgets import QFrame, QScrollArea
+
+        self.side_scroll = QScrollArea(self)
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QFrame.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.side_scroll.setWidget(self.side_splitter)
+        self.dock.setWidget(self.side_scroll)
         self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.dock.setMinimumWidth(330)
         self.addDockWidget(Qt.RightDockWidgetArea, self.dock)
@@ -465,6 +498,7 @@ class MainWindow(QMainWindow):
             return
         self._remote_job += 1  # a listing still coming from an abandoned retrieval is dropped
         label = open_dialogs.source_label(source)
+        self.status.new_study()
         self.status.showMessage(f"Opening {label}…")
         self.runner.start(
             lambda progress, cancel: load_source(source, progress, cancel, series),
@@ -629,6 +663,8 @@ class MainWindow(QMainWindow):
             self.series_table.set_warnings(self.series_index, volume.warnings)
         metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
         self.data_table.set_metadata(metadata)
+        self._show_patient(getattr(self.series, "header", None) if self.series is not None
+                           else None)
         self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
         self._on_slice_changed(grid.acquisition_plane, state.slices[grid.acquisition_plane])
         self.act_overlay.setChecked(state.threshold_overlay)

@@ -194,6 +194,16 @@ class ViewContainer(QWidget):
     def plotter(self) -> Any:
         return self.interactor
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """A click on the title bar gives the view the keys (without moving the crosshair)."""
+        if self.bar.geometry().contains(event.pos()):
+            self.interactor.setFocus(Qt.MouseFocusReason)
+            if self.state is not None and self.plane in self.state.slices:
+                self.state.set_focus(self.plane)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
     def set_active(self, active: bool) -> None:
         """Highlight the focused view's title bar."""
         color = PLANE_COLORS_HEX[self.plane]
@@ -417,6 +427,8 @@ class SliceView(ViewContainer):
         if steps:
             self._wheel_rest -= steps * 120
             self.state.step(self.plane, steps)
+            # the mouse now points at a voxel of the new slice: the read-out follows it
+            self.hovered.emit(self.plane, self.pick(event.pos()))
         return True
 
     def _key(self, event: QKeyEvent) -> bool:

@@ -18,7 +18,7 @@ from mprviewer.io.geometry import (
     frame_orientation,
     frame_position,
 )
-from mprviewer.io.metadata import TABLE_FIELDS, format_value
+from mprviewer.io.metadata import TABLE_FIELDS, readable_value
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
 from mprviewer.io.volume import Volume
@@ -512,7 +512,7 @@ def _metadata_table(series: Series) -> dict[str, str]:
     header = series.header
     table: dict[str, str] = {"Name": series.name}
     for label, keyword in TABLE_FIELDS:
-        text = format_value(header.get(keyword))
+        text = readable_value(keyword, header.get(keyword))
         if text:
             table[label] = text
     k, j, i = series.shape
