@@ -242,26 +242,28 @@ class MainWindow(QMainWindow):
         # While a study loads, the views set up their GL contexts (not after it arrives).
         self.central.setCurrentWidget(self.views if source else self.welcome)
         self.setCentralWidget(self.central)
-        self._build_patient_bar()
         self._build_side_panel()
         self._build_menus()
+        self._build_patient_bar()
         self._connect_views()
 
     # -- construction ------------------------------------------------------------------
     def _build_patient_bar(self) -> None:
         """Patient and study in a strip that stays above the views (as the original tool
         showed them), dates written as people read them."""
-        from PyQt5.QtWidgets import QToolBar
+        from PyQt5.QtWidgets import QSizePolicy, QToolBar
 
         from mprviewer.gui.statusbar import ElidedLabel
 
         self.patient_label = ElidedLabel(self)
+        self.patient_label.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
         self.patient_label.setStyleSheet("padding: 2px 8px; font-weight: bold;")
         self.patient_bar = QToolBar("Patient", self)
         self.patient_bar.setObjectName("patient_bar")
         self.patient_bar.setMovable(False)
         self.patient_bar.addWidget(self.patient_label)
         self.patient_bar.setVisible(False)
+        self.addToolBarBreak(Qt.TopToolBarArea)  # a row of its own, the width of the window
         self.addToolBar(Qt.TopToolBarArea, self.patient_bar)
 
     def _show_patient(self, header: Any) -> None:
@@ -299,16 +301,12 @@ class MainWindow(QMainWindow):
         self.side_splitter.setSizes([150, 190, 500])
         self.dock = QDockWidget("Study", self)
         self.dock.setObjectName("side-panel")
-        # in a scroll area, so that the side panel never makes the window taller than the
-        # screen (its sections' minimum heights add up to more than a laptop screen has)
-        from PyQt5.QtWidgets import QFrame, QScrollArea
-
-        self.side_scroll = QScrollArea(self)
-        self.side_scroll.setWidgetResizable(True)
-        self.side_scroll.setFrameShape(QFrame.NoFrame)
-        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.side_scroll.setWidget(self.side_splitter)
-        self.dock.setWidget(self.side_scroll)
+        # The sections' minimum heights add up to more than a laptop screen has: let the
+        # splitter squeeze them instead, so the side panel never makes the window taller than
+        # the screen (and its status bar fall off the bottom)
+        for section, least in ((series_box, 60), (display_box, 60), (self.side_tabs, 120)):
+            section.setMinimumHeight(least)
+        self.dock.setWidget(self.side_splitter)
         self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.dock.setMinimumWidth(330)
         self.addDockWidget(Qt.RightDockWidgetArea, self.dock)
