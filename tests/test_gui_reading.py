@@ -102,6 +102,9 @@ def test_import_names_a_series_not_shown_yet_and_export_offers_every_series(
     ct = next(s for s in window.study.series if s.name == "CT_LUNG")
     assert controller.aset.slices_for(ct.uid, ct.name, "axial", "Nodule") == [2, 3]
     assert controller.aset.get_series(series_name="T1").clean
+    tree = controller.panel.tree
+    rows = [tree.topLevelItem(n).text(0) for n in range(tree.topLevelItemCount())]
+    assert rows == ["CT_LUNG", "T1   (read, no anomaly)"]
     dialog = ExportDialog(controller, window)
     dialog.set_format("original")
     assert dialog.included() == ["CT_LUNG", "T1"]
@@ -240,3 +243,11 @@ def test_coronal_marks_reach_the_3d_view(make_viewer, qtbot, cases_folder):
     volume_view = window.views.volume_view
     assert volume_view.marked["coronal"] == {3: ["Nodule"]}
     assert volume_view.marked["sagittal"] == {5: ["Cyst"]}
+
+
+def test_viewer_window_is_the_median_of_the_per_slice_windows(make_viewer, qtbot, tmp_path):
+    from tests.test_scanner_windows import _t1_with_edge_windows
+
+    _t1_with_edge_windows(tmp_path / "t1")
+    window, _controller = _open(make_viewer, qtbot, tmp_path / "t1")
+    assert (window.state.window_center, window.state.window_width) == (801.0, 1550.0)

@@ -264,10 +264,14 @@ class AnnotationsPanel(QWidget):
             bold = QFont(self.tree.font())
             bold.setBold(True)
             keep = None
-            for sa in aset.series:
-                if not sa.entries and not sa.points:
+            from mprviewer.model.annotation_files import natural_key
+
+            for sa in sorted(aset.series, key=lambda x: natural_key(x.label)):
+                if not sa.entries and not sa.points and not sa.clean:
                     continue
-                top = QTreeWidgetItem([sa.label, "", ""])
+                clean = sa.clean and not sa.entries and not sa.points
+                top = QTreeWidgetItem([f"{sa.label}   (read, no anomaly)" if clean else sa.label,
+                                       "", ""])
                 top.setFirstColumnSpanned(True)
                 top.setFlags(Qt.ItemIsEnabled)
                 top.setToolTip(0, f"{sa.label}\n{sa.uid}" if sa.uid else sa.label)
