@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -421,15 +422,14 @@ def _stack_label(stack: list[Frame], n: int) -> str:
 
 def series_sort_key(name: str) -> Any:
     """Natural order of series names: "acquisition 8" before "acquisition 12"."""
+    return _natural_keygen()(name)
+
+
+@lru_cache(maxsize=1)
+def _natural_keygen() -> Any:
     from natsort import natsort_keygen, ns
 
-    global _NATURAL
-    if _NATURAL is None:
-        _NATURAL = natsort_keygen(alg=ns.IGNORECASE)
-    return _NATURAL(name)
-
-
-_NATURAL: Any = None
+    return natsort_keygen(alg=ns.IGNORECASE)
 
 
 def _folder_parts(series: Series) -> list[str]:

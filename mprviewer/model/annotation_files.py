@@ -455,9 +455,14 @@ class ExportReport:
 
 def natural_key(name: str) -> Any:
     """Natural order of series names ("acquisition 8" before "acquisition 12")."""
+    return _natural_keygen()(name)
+
+
+@lru_cache(maxsize=1)
+def _natural_keygen() -> Any:
     from natsort import natsort_keygen, ns
 
-    return natsort_keygen(alg=ns.IGNORECASE)(name)
+    return natsort_keygen(alg=ns.IGNORECASE)
 
 
 def export_series(
