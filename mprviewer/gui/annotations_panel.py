@@ -134,6 +134,7 @@ class AnnotationsPanel(QWidget):
         # import shortcuts must still work while the box has the focus
         self._window_keys = _WindowShortcuts(self)
         self.range_edit.installEventFilter(self._window_keys)
+        self.reader_edit.installEventFilter(self._window_keys)
         self.range_edit.textEdited.connect(lambda _t: self.range_error.setText(""))
         self.range_apply = QPushButton("Apply", self)
         self.range_apply.clicked.connect(self.apply_range)
@@ -142,6 +143,7 @@ class AnnotationsPanel(QWidget):
         self.range_error.setStyleSheet(ERROR_STYLE)
 
         self.note_edit = QPlainTextEdit(self)
+        self.note_edit.installEventFilter(self._window_keys)
         self.note_edit.setPlaceholderText("note on this study (saved with the marks)")
         self.note_edit.setFixedHeight(54)
         self.note_edit.textChanged.connect(self._on_note_typed)
