@@ -366,7 +366,11 @@ def _reconcile_series(
 ) -> SeriesAnnotations:
     """``sa`` re-indexed against ``ref``: slice numbers follow the stored images."""
     acq = ref.acquisition_plane
-    by_uid = {u: s for s, u in enumerate(ref.sop_instance_uids) if u}
+    # A multi-frame object gives every slice one SOP instance UID: such a UID names no slice
+    uid_count: dict[str, int] = {}
+    for u in ref.sop_instance_uids:
+        uid_count[u] = uid_count.get(u, 0) + 1
+    by_uid = {u: s for s, u in enumerate(ref.sop_instance_uids) if u and uid_count[u] == 1}
     pairs, tol = _position_lookup(tuple(ref.slice_positions))
     size = ref.plane_sizes.get(acq)
     new_entries: list[Entry] = []
