@@ -583,7 +583,8 @@ def _original_document(
                 report.written.append(f"{sa.label}: written as {key!r} because another series "
                                       "has the same name")
             doc[key] = {"Anomaly": chosen.label, "Slices": chosen.ranges}
-            report.written.append(f"{key}: {chosen.label}, {acq} slices {chosen.ranges}")
+            report.written.append(f"{key}: {chosen.label}, {sa.acquisition_plane or 'acquired'} "
+                                  f"slices {chosen.ranges}")
         elif sa.clean and not sa.entries and not sa.points:
             key = name if name not in doc else f"{name} [{sa.uid or len(doc)}]"
             doc[key] = {"Anomaly": "", "Slices": ""}
