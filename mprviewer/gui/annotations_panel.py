@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt5.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
+from PyQt5.QtCore import QEvent, QObject, QSignalBlocker, QSize, Qt, QTimer
 from PyQt5.QtGui import QBrush, QColor, QFont, QKeySequence
 from PyQt5.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,12 @@ ERROR_STYLE = "color: #ff7070;"
 OK_STYLE = "color: #9ab;"
 ID_ROLE = Qt.UserRole + 1
 NOTE_DELAY_MS = 700
+
+
+def _breakable(path: Any) -> str:
+    """A path the label may wrap after any '/' or '.' (a 64-digit study UID in a file name
+    would otherwise make the side panel as wide as the name)."""
+    return str(path).replace("/", "/\u200b").replace(".", ".\u200b")
 
 
 class _WindowShortcuts(QObject):
@@ -179,7 +185,27 @@ class AnnotationsPanel(QWidget):
         ranges.addWidget(self.plane_box)
         ranges.addWidget(self.range_edit, 1)
         ranges.addWidget(self.range_apply)
-        layout = QVBoxLayout(self)
+        # The panel scrolls when the side panel is short (a laptop screen) instead of squeezing
+        # its rows on top of each other.
+        from PyQt5.QtWidgets import QFrame, QScrollArea
+
+        class HeightScroll(QScrollArea):
+            """Scrolls up and down only: as wide as its rows need."""
+
+            def minimumSizeHint(self) -> QSize:
+                hint = self.widget().minimumSizeHint()
+                bar = self.verticalScrollBar().sizeHint().width()
+                return QSize(hint.width() + bar, min(hint.height(), 120))
+
+        inner = QWidget(self)
+        scroll = HeightScroll(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(inner)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addLayout(marks)
@@ -194,6 +220,7 @@ class AnnotationsPanel(QWidget):
         layout.addWidget(self.note_edit)
         layout.addWidget(self.status)
         layout.addWidget(self.saved_label)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
     # -- controller -> panel -----------------------------------------------------------------
     def _on_session(self) -> None:
@@ -203,14 +230,14 @@ class AnnotationsPanel(QWidget):
         if aset is not None and aset.reader:
             self.reader_edit.setText(aset.reader)
         sidecar = self.controller.sidecar
-        self.saved_label.setText(f"Autosave: {sidecar}" if sidecar is not None else "")
+        self.saved_label.setText(f"Autosave: {_breakable(sidecar)}" if sidecar is not None else "")
         self.saved_label.setToolTip("Every change is saved here at once; the marks come back "
                                     "when the study is opened again")
         self.refresh()
 
     def _on_saved(self, path: str) -> None:
         self.saved_label.setStyleSheet(OK_STYLE)
-        self.saved_label.setText(f"Autosaved to {path}")
+        self.saved_label.setText(f"Autosaved to {_breakable(path)}")
 
     def show_message(self, text: str, problem: bool) -> None:
         self.status.setStyleSheet(ERROR_STYLE if problem else "")

@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
         # The sections' minimum heights add up to more than a laptop screen has: let the
         # splitter squeeze them instead, so the side panel never makes the window taller than
         # the screen (and its status bar fall off the bottom)
-        for section, least in ((series_box, 60), (display_box, 60), (self.side_tabs, 120)):
+        for section, least in ((series_box, 100), (display_box, 60), (self.side_tabs, 120)):
             section.setMinimumHeight(least)
         self.dock.setWidget(self.side_splitter)
         self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
