@@ -30,6 +30,7 @@ from mprviewer.io.geometry import Frame
 from mprviewer.io.jpeg2000 import plugin_for
 from mprviewer.io.limits import Limits
 from mprviewer.io.quick_values import header_value
+from mprviewer.io.scan import Instance
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
@@ -169,6 +170,24 @@ def _read_native(frame: Frame, out: np.ndarray) -> bool:
         return fh.readinto(memoryview(out).cast("B")) == nbytes
 
 
+def _cut_short_by(inst: Instance) -> tuple[int, int] | None:
+    """(bytes held, bytes needed) when uncompressed pixel data stops before the image ends."""
+    if inst.pixel_offset is None or inst.member.size <= 0:
+        return None
+    try:
+        header = inst.header
+        bits = int(header.get("BitsAllocated", 8) or 8)
+        samples = int(header.get("SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError):
+        return None
+    if bits < 8:
+        return None
+    needed = inst.rows * inst.columns * (bits // 8) * samples * max(inst.frames, 1)
+    element_header = 8 if inst.transfer_syntax == "1.2.840.10008.1.2" else 12
+    held = inst.member.size - int(inst.pixel_offset) - element_header
+    return (max(held, 0), needed) if held < needed else None
+
+
 def decode_instance(frame: Frame) -> np.ndarray:
     """Every frame of an instance through pydicom's decoders: [rows, cols(, 3)] for one
     frame, [frames, rows, cols(, 3)] for several. Colour comes out as RGB."""
@@ -198,6 +217,13 @@ def decode_instance(frame: Frame) -> np.ndarray:
             raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = " ".join(str(exc).split())[:300]
+        short = _cut_short_by(inst)
+        if short is not None:
+            raise DicomError(
+                f"{inst.member.name}: pixel data cannot be decoded (the file is truncated: its "
+                f"pixel data holds {short[0]} of the {short[1]} bytes the image needs; an "
+                "incomplete copy or download?)"
+            ) from exc
         raise DicomError(
             f"{inst.member.name}: pixel data cannot be decoded ({type(exc).__name__}: "
             f"{detail or first_line}); the file may be damaged or use a variant the "

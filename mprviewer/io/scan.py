@@ -20,7 +20,7 @@ from pydicom.valuerep import VR
 from mprviewer.errors import LoadCancelled
 from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
 from mprviewer.io.deflated import DEFLATED, is_deflated, read_deflated
-from mprviewer.io.fast_header import parse_header
+from mprviewer.io.fast_header import cut_short, parse_header
 from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
@@ -186,12 +186,33 @@ def _kind(ds: Dataset) -> str:
     return str(ds.get("Modality", "")) or "object"
 
 
+TRUNCATION_CHECK_BYTES = 64 * 1024 * 1024  # a file without pixels is read whole only below this
+
+
+def _truncated(member: Member) -> str | None:
+    """"truncated ..." when the file stops inside an element (an interrupted copy or
+    download) rather than ending after a header that has no pixel data."""
+    if member.size > TRUNCATION_CHECK_BYTES:
+        return None
+    try:
+        with member.open() as fh:
+            data = fh.read(TRUNCATION_CHECK_BYTES + 1)
+    except OSError:
+        return None
+    if cut_short(data):
+        return (f"truncated DICOM file: it ends inside an element after {len(data)} bytes, "
+                "before the pixel data (an incomplete copy or download?)")
+    return None
+
+
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(header_value(ds, "SOPClassUID", ""))
     if sop_class in NON_IMAGE_CLASSES:
         return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
     pixels = has_pixel_data(ds)
+    if not pixels and (cut := _truncated(member)) is not None:
+        return cut
     if "Rows" not in ds or "Columns" not in ds:
         if not pixels:
             return f"DICOM {_kind(ds)} without image pixels"

@@ -190,8 +190,9 @@ class _Shot:
             if name == "3d":
                 scene = VolumeScene(self.plotter, self.store, self.state)
                 scene.set_camera(camera, render=False)
-                if marks.get("axial"):
-                    scene.set_marked_axial(list(marks["axial"]))
+                for plane in PLANES:
+                    if marks.get(plane):
+                        scene.set_marked(plane, marks[plane])
             else:
                 scene = SliceScene(self.plotter, self.store, self.state, name)
                 scene.crosshair.actor.SetVisibility(bool(crosshair))
