@@ -23,11 +23,11 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
+from mprviewer.io import fast_decoders, jpeg2000
 from mprviewer.io.codecs import ensure_decodable
 from mprviewer.io.decoded import check_instance, check_streams, check_volume, decoded_bytes
 from mprviewer.io.deflated import DEFLATED, read_deflated
 from mprviewer.io.geometry import Frame
-from mprviewer.io.jpeg2000 import plugin_for
 from mprviewer.io.limits import Limits
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
@@ -233,10 +233,10 @@ def decode_instance(frame: Frame) -> np.ndarray:
 
 
 def _pixel_array(ds: Dataset, transfer_syntax: str) -> np.ndarray:
-    """pydicom's pixel_array, through the GIL-free JPEG 2000 plugin where there is one."""
+    """pydicom's pixel_array, through a GIL-free imagecodecs plugin where there is one."""
     from pydicom.pixels import pixel_array
 
-    plugin = plugin_for(transfer_syntax)
+    plugin = jpeg2000.plugin_for(transfer_syntax) or fast_decoders.plugin_for(transfer_syntax)
     if plugin:
         try:
             return pixel_array(ds, as_rgb=True, decoding_plugin=plugin)
@@ -306,6 +306,13 @@ def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
         if out.shape == (rows, cols) and out.flags.c_contiguous \
                 and _native_dtype(frame, fmt) == out.dtype:
             if _read_native(frame, out):  # straight into the volume
+                _mask_bits_in_place(out, fmt)
+                return
+        elif (out.shape == (rows, cols) and frame.tile is None and not fmt.is_float
+                and frame.instance.transfer_syntax in fast_decoders.DIRECT_SYNTAXES):
+            check_instance(frame.instance)  # before reading or decoding anything
+            if fast_decoders.decode_into(frame.instance, out, fmt.signed, fmt.samples,
+                                         fmt.photometric):
                 _mask_bits_in_place(out, fmt)
                 return
         else:

@@ -1,0 +1,152 @@
+"""Decoding every compressed transfer syntax: mprviewer next to SimpleITK (GDCM) in process.
+
+Each dataset is the benchmark CT phantom, 60 slices of 512x512, one file a slice, written once
+into ``bench-data/codec-*`` (8 bits for JPEG baseline, 12 for the other JPEG processes).
+Loaders alternate round after round; the report gives the median and the spread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bench_data
+import numpy as np
+
+SHAPE = (60, 512, 512)
+SPACING = (1.0, 0.7, 0.7)
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    uid: str
+    label: str
+    bits: int = 12
+
+
+CODECS = [
+    Codec("jpeg-baseline", "1.2.840.10008.1.2.4.50", "JPEG baseline (8-bit)", 8),
+    Codec("jpeg-extended", "1.2.840.10008.1.2.4.51", "JPEG extended (12-bit)"),
+    Codec("jpeg-lossless", "1.2.840.10008.1.2.4.57", "JPEG lossless (process 14)"),
+    Codec("jpeg-lossless-sv1", "1.2.840.10008.1.2.4.70", "JPEG lossless SV1"),
+    Codec("jpeg-ls", "1.2.840.10008.1.2.4.80", "JPEG-LS lossless"),
+    Codec("jpeg2000", "1.2.840.10008.1.2.4.90", "JPEG 2000 lossless"),
+    Codec("rle", "1.2.840.10008.1.2.5", "RLE lossless"),
+]
+
+
+def _encode(codec: Codec, frame: np.ndarray) -> bytes:
+    """One frame in ``codec``'s syntax, through imagecodecs (or the writer's own encoders)."""
+    import imagecodecs
+
+    if codec.uid == "1.2.840.10008.1.2.4.50":
+        return imagecodecs.jpeg8_encode(frame.astype(np.uint8), level=90)
+    if codec.uid == "1.2.840.10008.1.2.4.51":
+        return imagecodecs.jpeg8_encode(frame, level=90, bitspersample=12)
+    if codec.uid in ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"):
+        return imagecodecs.ljpeg_encode(frame, bitspersample=12)
+    raise ValueError(codec.uid)
+
+
+def ensure_codec_dataset(codec: Codec, root: Path = bench_data.DEFAULT_ROOT,
+                         log=print) -> Path:
+    """The folder of ``codec``'s series, written when missing."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    from mprviewer.synthetic import writer as synthetic
+
+    folder = Path(root) / f"codec-{codec.name}"
+    stamp = folder.with_name(folder.name + ".complete.json")
+    if stamp.is_file():
+        return folder
+    log(f"writing {codec.label} 512x512x60 into {folder} ...")
+    spec = bench_data.DatasetSpec("codec", SHAPE, spacing=SPACING)
+    hu = bench_data.hu_volume(spec)
+    if codec.bits == 8:  # a soft-tissue window as 0..255
+        values = np.clip((hu.astype(np.float64) + 160) * 255 / 400, 0, 255).astype(np.int16)
+        kwargs = dict(rescale=(1, 0), bits_allocated=8, bits_stored=8, signed=False)
+    else:
+        values = hu
+        kwargs = dict(rescale=(1, -1024), bits_stored=12, signed=False)
+    ours = codec.uid in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                         "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70")
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    nk, nj, ni = SHAPE
+    synthetic.write_series(
+        folder, values, origin=(-(ni - 1) * 0.35, -(nj - 1) * 0.35, -(nk - 1)),
+        pixel_spacing=(0.7, 0.7), slice_spacing=1.0, window=(40, 400), shuffle=3,
+        seed=f"bench-codec-{codec.name}", description=f"benchmark {codec.label}",
+        transfer_syntax="1.2.840.10008.1.2.1" if ours else codec.uid, **kwargs)
+    if ours:
+        for path in sorted(folder.iterdir()):
+            ds = pydicom.dcmread(path)
+            ds.PixelData = encapsulate([_encode(codec, ds.pixel_array)])
+            ds["PixelData"].VR = "OB"
+            ds["PixelData"].is_undefined_length = True
+            ds.file_meta.TransferSyntaxUID = codec.uid
+            if codec.uid in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"):
+                ds.LossyImageCompression = "01"
+                ds.LossyImageCompressionMethod = "ISO_10918_1"
+            ds.save_as(path, enforce_file_format=True)
+    stamp.write_text("{}")
+    return folder
+
+
+def load_mprviewer(folder: Path) -> np.ndarray:
+    import mprviewer
+
+    with mprviewer.open_study(folder) as study:
+        return study.series[0].load().array
+
+
+def load_simpleitk(folder: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    return sitk.GetArrayFromImage(reader.Execute())
+
+
+@dataclass
+class CodecResult:
+    codec: Codec
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    equal: bool = False
+    note: str = ""
+
+
+def run_codecs(reps: int, root: Path = bench_data.DEFAULT_ROOT,
+               codecs: list[Codec] | None = None) -> list[CodecResult]:
+    """Every codec: mprviewer and SimpleITK alternating, ``reps`` rounds after a warm-up."""
+    results = []
+    for codec in codecs or CODECS:
+        folder = ensure_codec_dataset(codec, root)
+        result = CodecResult(codec, {"mprviewer": [], "SimpleITK": []})
+        ours, theirs = load_mprviewer(folder), load_simpleitk(folder)  # warm-up
+        result.equal = ours.shape == theirs.shape and bool(np.array_equal(ours, theirs))
+        if not result.equal:
+            result.note = f"voxels differ: {ours.dtype}{ours.shape} vs {theirs.dtype}{theirs.shape}"
+        for n in range(reps):
+            order = [("mprviewer", load_mprviewer), ("SimpleITK", load_simpleitk)]
+            for name, fn in order if n % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                fn(folder)
+                result.seconds[name].append(time.perf_counter() - t0)
+        med = {k: float(np.median(v)) for k, v in result.seconds.items()}
+        print(f"  {codec.label}: mprviewer {med['mprviewer'] * 1000:.0f} ms, SimpleITK "
+              f"{med['SimpleITK'] * 1000:.0f} ms, {med['SimpleITK'] / med['mprviewer']:.2f}x, "
+              f"equal {result.equal}")
+        results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_codecs(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
