@@ -198,6 +198,29 @@ def test_diffusion_directions_split_and_name_b_value_and_gradient(tmp_path: Path
                                    err_msg=label)
 
 
+
+def test_siemens_private_b_values_split_the_series(tmp_path: Path) -> None:
+    """Only Siemens' private b-value tells the volumes apart; another vendor's private
+    block comes first in the group, so the block is found by its creator, not its place."""
+    import pydicom
+
+    uid = synthetic.make_uid(107, "dwi-private")
+    for n, b in enumerate((0, 800)):
+        files = synthetic.write_series(tmp_path / "dwi", coded_volume((4, 4, 4), n),
+                                       series_uid=uid, seed=f"p{n}", modality="MR",
+                                       file_names=f"P{n}_%03d", shuffle=n + 1,
+                                       **REPEAT_GEOMETRY)
+        for path in files:
+            ds = pydicom.dcmread(path)
+            ds.private_block(0x0019, "OTHER VENDOR", create=True).add_new(0x0C, "DS", "5")
+            ds.private_block(0x0019, "SIEMENS MR HEADER", create=True).add_new(0x0C, "IS", b)
+            ds.save_as(path)
+    series = mprviewer.open_study(tmp_path / "dwi").series
+    assert sorted(s.split_label for s in series) == ["b-value 0", "b-value 800"]
+    for s in series:
+        n = 0 if s.split_label == "b-value 0" else 1
+        np.testing.assert_array_equal(s.load().array, coded_volume((4, 4, 4), n))
+
 def test_localizer_in_an_axial_series_becomes_its_own_series(tmp_path: Path) -> None:
     uid = synthetic.make_uid(107, "ct")
     axial = synthetic.write_series(tmp_path / "ct", np.full((8, 16, 16), 5, np.int16),

@@ -261,18 +261,56 @@ def repeat_value(frame: Frame, keyword: str) -> str:
     if keyword in frame.keys:
         return frame.keys[keyword]
     header = frame.instance.header
-    value = header.get(keyword)
+    tag = _tag_of(keyword)
+    # The element store itself: Dataset.get(keyword) first resolves the keyword, every call.
+    value = header[tag].value if tag is not None and tag in header._dict else None
     if value in (None, "") and keyword in PRIVATE_KEYS:
-        group, creator, offset = PRIVATE_KEYS[keyword]
-        try:
-            value = header.private_block(group, creator)[offset].value
-        except (KeyError, ValueError):
-            value = None
+        value = _private_value(header, *PRIVATE_KEYS[keyword])
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(_short(v) for v in value)
     return _short(value)
+
+
+_TAGS: dict[str, Any] = {}
+
+
+def _tag_of(keyword: str) -> Any:
+    if keyword not in _TAGS:
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.tag import BaseTag
+
+        tag = tag_for_keyword(keyword)
+        _TAGS[keyword] = None if tag is None else BaseTag(tag)
+    return _TAGS[keyword]
+
+
+def _private_value(header: Any, group: int, creator: str, offset: int) -> Any:
+    """A private element's value by its creator, or None. The header's private creators
+    are listed once and kept with it (pydicom's private_block searches them every call)."""
+    creators = header.__dict__.get("_mprviewer_private_creators")
+    if creators is None:
+        creators = {}
+        tags = [t for t in header._dict if (t >> 16) & 1 and 0x10 <= (t & 0xFFFF) <= 0xFF]
+        for t in tags:
+            try:
+                value = header[t].value
+            except Exception:  # a damaged creator names nothing
+                continue
+            if isinstance(value, str):
+                creators.setdefault((t >> 16, value.strip()), t & 0xFF)
+        header.__dict__["_mprviewer_private_creators"] = creators
+    block = creators.get((group, creator))
+    if block is None:
+        return None
+    from pydicom.tag import BaseTag
+
+    tag = BaseTag((group << 16) | (block << 8) | offset)
+    try:
+        return header[tag].value if tag in header._dict else None
+    except Exception:
+        return None
 
 
 def _short(value: Any) -> str:
@@ -295,11 +333,22 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     if any(k is None for k in keys) or len(set(keys)) == len(keys):
         return [("", frames)]
 
+    position_of = {id(f): k for f, k in zip(frames, keys, strict=True)}
+
     def unique_positions(groups: dict[Any, list[Frame]]) -> bool:
-        return all(len({pos_key(f) for f in g}) == len(g) for g in groups.values())
+        return all(len({position_of[id(f)] for f in g}) == len(g) for g in groups.values())
+
+    # Each frame's keys, looked up once (the steps below ask for them again and again).
+    memo: dict[tuple[int, str], str] = {}
+
+    def value_of(f: Frame, kw: str) -> str:
+        key = (id(f), kw)
+        if key not in memo:
+            memo[key] = repeat_value(f, kw)
+        return memo[key]
 
     varying = [(kw, label) for kw, label in REPEAT_KEYS
-               if len({repeat_value(f, kw) for f in frames}) > 1]
+               if len({value_of(f, kw) for f in frames}) > 1]
 
     def labelled(groups: dict[Any, list[Frame]]) -> list[tuple[str, list[Frame]]]:
         """Each group named by every varying key that is constant within it."""
@@ -307,7 +356,7 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
         for _, group in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
             parts = []
             for kw, label in varying:
-                values = {repeat_value(f, kw) for f in group}
+                values = {value_of(f, kw) for f in group}
                 if kw == "DimensionIndexValues" and parts:
                     continue  # only an index of what the other parts already say
                 if len(values) == 1 and (value := values.pop()):
@@ -318,13 +367,13 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     for keyword, _label in varying:
         groups: dict[str, list[Frame]] = defaultdict(list)
         for f in frames:
-            groups[repeat_value(f, keyword)].append(f)
+            groups[value_of(f, keyword)].append(f)
         if unique_positions(groups):
             return labelled(groups)
     if len(varying) > 1:  # e.g. several echoes at several time points: split on all of them
         combined: dict[tuple[str, ...], list[Frame]] = defaultdict(list)
         for f in frames:
-            combined[tuple(repeat_value(f, kw) for kw, _ in varying)].append(f)
+            combined[tuple(value_of(f, kw) for kw, _ in varying)].append(f)
         if unique_positions(combined):
             return labelled(combined)
     # No tag tells them apart: the n-th visit of each position forms the n-th stack.
@@ -563,3 +612,4 @@ def _metadata_table(series: Series) -> dict[str, str]:
     if series.warnings:
         table["Warnings"] = "; ".join(series.warnings)
     return table
+
