@@ -140,3 +140,41 @@ def test_views_of_a_layout_are_parted_by_grey_seams() -> None:
     assert grey[:, 239:241].all() and grey[179:181, :].all()
     alone = screenshot(vol, view="axial", slices=SLICES, size=(480, 360))
     assert not np.all(alone[:, 239:241] == SEAM_COLOUR, axis=2).all()
+
+
+def test_marked_slice_images_render_each_image_once_and_show_its_slice(monkeypatch) -> None:
+    """A batch renders one frame per image (the slice change itself does not render), and
+    each image is the slice it is named for (the same as a single screenshot of it)."""
+    from mprviewer.render import offscreen
+    from mprviewer.render import screenshot as module
+
+    renders = []
+
+    real_plotter = offscreen.offscreen_plotter
+
+    def counting_plotter(*args, **kwargs):
+        plotter = real_plotter(*args, **kwargs)
+        plotter.render_window.AddObserver("StartEvent", lambda *_: renders.append(1))
+        return plotter
+
+    monkeypatch.setattr(offscreen, "offscreen_plotter", counting_plotter)
+    vol = marker_volume()
+    marks = {"axial": {5: ["a"], 21: ["b"], 25: ["c"]}}
+    images = list(module.marked_slice_images(vol, marks, size=(160, 160)))
+    assert [(plane, index) for plane, index, _ in images] == [
+        ("axial", 5), ("axial", 21), ("axial", 25)]
+    assert 3 <= len(renders) <= 4  # one per image (and at most one while building the view)
+    for _, index, image in images:
+        alone = screenshot(vol, view="axial", slices={"axial": index}, size=(160, 160),
+                           annotations=marks)
+        assert np.abs(alone.astype(int) - image).mean() < 1.0, index
+
+
+def test_png_files_hold_the_image(tmp_path) -> None:
+    from PIL import Image
+
+    from mprviewer.render.screenshot import write_png
+
+    image = screenshot(marker_volume(), view="axial", size=(120, 100))
+    path = write_png(image, tmp_path / "sub" / "x.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), image)

@@ -13,8 +13,10 @@ pyvistaqt QtInteractor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,7 @@ class BarePlotter:
         self.renderer = self.renderers[0]
         self.iren = None
         self._closed = False
+        self._held = False
 
     @property
     def ren_win(self) -> Any:
@@ -67,8 +70,18 @@ class BarePlotter:
         self.renderer = self.renderers[row * self.shape[1] + col]
 
     def render(self) -> None:
-        if not self._closed:
+        if not self._closed and not self._held:
             self.render_window.Render()
+
+    @contextlib.contextmanager
+    def renders_held(self) -> Iterator[None]:
+        """Scenes' render requests inside the block are dropped: the caller renders once
+        afterwards (a batch of screenshots changes a slice, then grabs the image)."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
 
     def image(self) -> np.ndarray:
         """Render and read the window back as an (height, width, 3) uint8 array, top row first."""
