@@ -20,7 +20,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-PARTS = ("load", "interaction", "startup")
+PARTS = ("load", "interaction", "startup", "process", "codecs", "4d", "batch")
+# Parts written into their own section of BENCHMARKS.md (bench_whole); a run of only these
+# replaces that section and keeps the rest of the file.
+WHOLE_PARTS = ("process", "codecs", "4d", "batch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small data and 2 repetitions: checks the machinery in a minute")
     parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
-                        help="run only this part (load, interaction, startup); repeatable")
+                        help="run only this part (load, interaction, startup, process, "
+                             "codecs, 4d, batch); repeatable")
     parser.add_argument("--large", action="store_true",
                         help="also load a 512x512x1000 series (about 500 MB of files)")
     parser.add_argument("--reps", type=int, default=None,
@@ -91,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         startup_reps = max(1, min(reps, 3)) if args.quick else reps
         _guard(report, "start-up", lambda: report.startup.extend(
             bench_startup.run_startup(root / "home", startup_reps)))
+    whole = None
+    if any(p in WHOLE_PARTS for p in parts):
+        import bench_whole
+
+        whole = _guard(report, "whole processes, codecs, 4D, batch", lambda: bench_whole.run(
+            tuple(p for p in parts if p in WHOLE_PARTS), reps, root))
+    if all(p in WHOLE_PARTS for p in parts) and whole is not None:
+        import bench_whole
+
+        bench_whole.update_section(output, bench_whole.render(whole, report.command))
+        print(f"updated the section of {output}")
+        return 0
     if renderer is None and "interaction" not in parts:
         try:
             import bench_render
@@ -102,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     report.versions = bench_report.versions()
     report.load_average.append(bench_report.load_average())
     path = bench_report.write(report, output)
+    if whole is not None:
+        import bench_whole
+
+        bench_whole.update_section(path, bench_whole.render(whole, report.command))
     print(f"wrote {path}")
     return 0
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 import bench_data
+import numpy as np
 
 SHAPE = (30, 64, 64)
 TIMES = 100

@@ -43,7 +43,8 @@ def load_simpleitk(folder: Path) -> Any:
 
 
 def load_vtk(folder: Path) -> Any:
-    """vtkDICOMImageReader: stored values, no rescale, no sort by position."""
+    """vtkDICOMImageReader: int16 HU (it applies the rescale), slices sorted by position; its
+    volume equals mprviewer's with slice and row order flipped (VTK's bottom-up rows)."""
     reader = vtkDICOMImageReader()
     reader.SetDirectoryName(str(folder))
     reader.Update()
@@ -89,7 +90,8 @@ CANDIDATES = [
     Candidate(MPRVIEWER, load_mprviewer, "open_study(folder).series[0].load(): int16 HU"),
     Candidate(SIMPLEITK, load_simpleitk,
               "GetGDCMSeriesFileNames + Execute: int16 HU, sorted by position"),
-    Candidate(VTK, load_vtk, "stored values, rescale not applied, not sorted by position",
+    Candidate(VTK, load_vtk, "int16 HU (rescale applied), sorted by position: the same "
+              "volume with slice and row order flipped, so the same work",
               decodes_jpeg2000=False),
     Candidate(ORIGINAL, load_original,
               "dcmread every file, sort by SliceLocation, np.stack, float64 HU"),

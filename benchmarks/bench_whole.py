@@ -1,0 +1,243 @@
+"""Whole processes, every codec, 4D and batch screenshots: what a script or a user waits for.
+
+Each pair runs alternating, round after round; the report gives medians and the range.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bench_data
+import numpy as np
+
+SECTION = "## Whole processes, every codec, 4D and batch screenshots"
+
+OURS_SCRIPT = """
+import sys
+import mprviewer
+with mprviewer.open_study(sys.argv[1]) as study:
+    volume = study.series[0].load()
+assert volume.array.shape[0] > 1
+"""
+VTK_SCRIPT = """
+import sys
+from vtkmodules.vtkIOImage import vtkDICOMImageReader
+from vtkmodules.util.numpy_support import vtk_to_numpy
+reader = vtkDICOMImageReader()
+reader.SetDirectoryName(sys.argv[1])
+reader.Update()
+image = reader.GetOutput()
+array = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(image.GetDimensions()[::-1])
+assert array.shape[0] > 1
+"""
+
+
+@dataclass
+class Pair:
+    name: str
+    ours: str
+    theirs: str
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    target: float = 1.0  # theirs / ours at least this
+    note: str = ""
+
+    def median(self, who: str) -> float:
+        return float(np.median(self.samples[who]))
+
+    def spread(self, who: str) -> str:
+        values = self.samples[who]
+        return f"{min(values):.3f}-{max(values):.3f}"
+
+    @property
+    def ratio(self) -> float:
+        return self.median(self.theirs) / self.median(self.ours)
+
+
+def _alternate(pair: Pair, ours, theirs, reps: int) -> Pair:
+    pair.samples = {pair.ours: [], pair.theirs: []}
+    ours(), theirs()  # warm-up: page cache, lazy plugins
+    order = [(pair.ours, ours), (pair.theirs, theirs)]
+    for n in range(reps):
+        for who, fn in order if n % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            fn()
+            pair.samples[who].append(time.perf_counter() - t0)
+    print(f"  {pair.name}: {pair.ours} {pair.median(pair.ours):.3f} s, {pair.theirs} "
+          f"{pair.median(pair.theirs):.3f} s, {pair.ratio:.2f}x")
+    return pair
+
+
+def whole_process(folder: Path, reps: int) -> Pair:
+    """Process start to the volume in memory, fresh interpreters."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def run(script: str):
+        return lambda: subprocess.run([sys.executable, "-c", script, str(folder)], env=env,
+                                      check=True, capture_output=True)
+
+    return _alternate(Pair("process start to volume, 512x512x300 uncompressed", "mprviewer",
+                           "vtkDICOMImageReader script", target=1.0,
+                           note="`python -c` of `open_study(folder).series[0].load()` vs "
+                                "the reader + vtk_to_numpy; both int16 HU sorted by position"),
+                      run(OURS_SCRIPT), run(VTK_SCRIPT), reps)
+
+
+def batch_screenshots(volume, reps: int, count: int = 20, size=(800, 800)) -> Pair:
+    """``marked_slice_images`` + ``write_png`` per image vs a bare VTK off-screen image actor
+    stepped through the same slices, rendered, read back and written with vtkPNGWriter."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+    from vtkmodules.vtkIOImage import vtkPNGWriter
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+    from mprviewer.render.offscreen import BarePlotter
+    from mprviewer.render.screenshot import marked_slice_images, write_png
+
+    nk = volume.array.shape[0]
+    indices = [int(k) for k in np.linspace(10, nk - 10, count)]
+    marks = {"axial": {k: ["x"] for k in indices}}
+    out = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+
+    def ours() -> None:
+        for plane, index, image in marked_slice_images(volume, marks, size=size):
+            write_png(image, out / f"ours_{plane}_{index:04d}.png")
+
+    def bare() -> None:
+        import vtkmodules.vtkInteractionStyle  # noqa: F401
+        from vtkmodules.vtkRenderingCore import vtkImageActor
+
+        plotter = BarePlotter(size)
+        data = vtkImageData()
+        nk_, nj, ni = volume.array.shape
+        data.SetDimensions(ni, nj, nk_)
+        data.GetPointData().SetScalars(numpy_to_vtk(volume.array.ravel(), deep=False))
+        actor = vtkImageActor()
+        actor.GetMapper().SetInputData(data)
+        actor.GetProperty().SetColorWindow(400)
+        actor.GetProperty().SetColorLevel(40)
+        plotter.renderer.AddActor(actor)
+        plotter.renderer.ResetCamera()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(plotter.render_window)
+        grab.ReadFrontBufferOff()
+        writer = vtkPNGWriter()
+        writer.SetInputConnection(grab.GetOutputPort())
+        for k in indices:
+            actor.SetDisplayExtent(0, ni - 1, 0, nj - 1, k, k)
+            plotter.render()
+            grab.Modified()
+            writer.SetFileName(str(out / f"bare_{k:04d}.png"))
+            writer.Write()
+        plotter.close()
+
+    pair = _alternate(Pair(f"batch screenshots, {count} axial slices at {size[0]}x{size[1]}",
+                           "mprviewer", "bare VTK", target=1 / 1.3,
+                           note="marked_slice_images + write_png per image vs a vtkImageActor "
+                                "render + vtkWindowToImageFilter + vtkPNGWriter (default level) "
+                                "per image; both build their scene inside the timing"),
+                      ours, bare, reps)
+    for who in list(pair.samples):
+        pair.samples[who] = [s / count for s in pair.samples[who]]
+    return pair
+
+
+@dataclass
+class Results:
+    pairs: list[Pair] = field(default_factory=list)
+    codecs: list = field(default_factory=list)
+    load_average: list[str] = field(default_factory=list)
+
+
+def run(parts: tuple[str, ...], reps: int, root: Path = bench_data.DEFAULT_ROOT) -> Results:
+    import bench_report
+
+    results = Results(load_average=[bench_report.load_average()])
+    ct = bench_data.ensure_dataset(bench_data.FULL[0], root)
+    if "process" in parts:
+        print("whole processes")
+        results.pairs.append(whole_process(ct, reps))
+    if "4d" in parts:
+        import bench_4d
+
+        print("4D")
+        folder = bench_4d.ensure_4d_dataset(root)
+        results.pairs.append(_alternate(
+            Pair("first volume of a 64x64x30x100 4D series (3000 files)", "mprviewer",
+                 "pydicom grouping by time point", target=1.0,
+                 note="open_study + first time point's load() vs dcmread(stop_before_pixels) "
+                      "of every file, group by TemporalPositionIdentifier, sort, pixel_array "
+                      "of the 30 files; same voxels (checked)"),
+            lambda: bench_4d.load_mprviewer(folder), lambda: bench_4d.load_pydicom(folder),
+            reps))
+    if "batch" in parts:
+        import bench_load
+
+        print("batch screenshots")
+        results.pairs.append(batch_screenshots(bench_load.load_mprviewer(ct), reps))
+    if "codecs" in parts:
+        import bench_codecs
+
+        print("codecs (512x512x60, in process)")
+        results.codecs = bench_codecs.run_codecs(reps, root)
+    results.load_average.append(bench_report.load_average())
+    return results
+
+
+def render(results: Results, command: str) -> str:
+    out = [SECTION, "",
+           f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average "
+           f"at start / end: {' / '.join(results.load_average)}. Each pair alternates, "
+           "round after round, after one untimed warm-up; medians, with the range of the "
+           "rounds in brackets.", ""]
+    if results.pairs:
+        out += ["| what | mprviewer (s) | peer | peer (s) | peer / mprviewer | target | "
+                "result | how |", "|---|---:|---|---:|---:|---:|---|---|"]
+        for p in results.pairs:
+            met = p.ratio >= p.target
+            out.append(f"| {p.name} | {p.median(p.ours):.3f} ({p.spread(p.ours)}) | "
+                       f"{p.theirs} | {p.median(p.theirs):.3f} ({p.spread(p.theirs)}) | "
+                       f"{p.ratio:.2f}x | >= {p.target:.2f}x | "
+                       f"{'**met**' if met else '**not met**'} | {p.note} |")
+        out.append("")
+    if results.codecs:
+        out += ["### Every codec, 512x512x60 in process, vs SimpleITK (GDCM)", "",
+                "Folder to volume in memory (scan + decode + rescale), one file a slice. "
+                "mprviewer decodes JPEG (libjpeg-turbo), JPEG-LS (CharLS) and JPEG 2000 "
+                "(OpenJPEG) through imagecodecs on two threads (it releases the GIL; "
+                "unsigned greyscale files go straight into the volume without a pydicom "
+                "data set), RLE through pylibjpeg-rle.", "",
+                "| syntax | mprviewer (ms) | SimpleITK (ms) | SimpleITK / mprviewer | "
+                "target 1.5x | same voxels as SimpleITK |", "|---|---:|---:|---:|---|---|"]
+        for c in results.codecs:
+            ours = np.array(c.seconds["mprviewer"]) * 1000
+            theirs = np.array(c.seconds["SimpleITK"]) * 1000
+            ratio = float(np.median(theirs) / np.median(ours))
+            out.append(f"| {c.codec.label} | {np.median(ours):.0f} ({ours.min():.0f}-"
+                       f"{ours.max():.0f}) | {np.median(theirs):.0f} ({theirs.min():.0f}-"
+                       f"{theirs.max():.0f}) | {ratio:.2f}x | "
+                       f"{'**met**' if ratio >= 1.5 else '**not met**'} | "
+                       f"{'yes' if c.equal else 'NO: ' + c.note} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def update_section(path: Path, text: str) -> None:
+    """Put ``text`` in place of this section in ``path`` (before "## Targets" if new)."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    lines = old.splitlines()
+    if SECTION in lines:
+        start = lines.index(SECTION)
+        end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")),
+                   len(lines))
+        lines[start:end] = [*text.rstrip("\n").splitlines(), ""]
+    else:
+        at = next((n for n, line in enumerate(lines) if line == "## Targets"), len(lines))
+        lines[at:at] = [*text.rstrip("\n").splitlines(), ""]
+    path.write_text("\n".join(lines) + "\n")
