@@ -147,8 +147,8 @@ def batch_screenshots(volume, reps: int, count: int = 20, size=(800, 800)) -> Pa
                            "mprviewer", "bare VTK", target=1 / 1.3,
                            note="marked_slice_images + write_png per image vs a vtkImageActor "
                                 "render + vtkWindowToImageFilter + vtkPNGWriter (default level) "
-                                "per image, the slice filling the view in both; both build their scene inside the "
-                                "timing"),
+                                "per image, the slice filling the view in both; both build "
+                                "their scene inside the timing"),
                       ours, bare, reps)
     for who in list(pair.samples):
         pair.samples[who] = [s / count for s in pair.samples[who]]
