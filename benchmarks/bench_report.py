@@ -316,9 +316,10 @@ def render(report: Report) -> str:
         "",
         "The data is generated on the first run into `bench-data/` (git-ignored, about 200 MB, "
         "reused afterwards). Options: `--quick` (small data, few repetitions, written to "
-        "`bench-data/BENCHMARKS-quick.md`), `--only load|interaction|startup`, `--large` (adds "
-        "a 512x512x1000 series), `--reps N`. Run it on a quiet machine: the numbers are only "
-        "comparable within one run.",
+        "`bench-data/BENCHMARKS-quick.md`), `--only load|interaction|startup|process|codecs|4d|"
+        "batch` (repeatable; a run of only the last four replaces their own section and "
+        "keeps the rest of the file), `--large` (adds a 512x512x1000 series), `--reps N`. "
+        "Run it on a quiet machine: the numbers are only comparable within one run.",
         "",
     ]
     return "\n".join(out)
