@@ -150,3 +150,66 @@ if __name__ == "__main__":
     import sys
 
     run_codecs(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+
+
+def _decoder(uid: str):
+    import imagecodecs
+
+    if uid in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"):
+        return imagecodecs.jpegls_decode
+    if uid in ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"):
+        return _j2k
+    return imagecodecs.jpeg8_decode
+
+
+def _j2k(data: bytes):
+    import imagecodecs
+
+    return imagecodecs.jpeg2k_decode(data, numthreads=1)
+
+
+def _decode_in_worker(item: tuple[str, bytes]):
+    uid, data = item
+    return _decoder(uid)(data)
+
+
+def threads_vs_processes(reps: int, root: Path = bench_data.DEFAULT_ROOT) -> list[dict]:
+    """The 60 compressed frames of each imagecodecs syntax decoded on 1 thread, 2 threads
+    and 2 worker processes (frames sent, arrays sent back; the pool is started beforehand)."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    import pydicom
+    from pydicom.encaps import generate_fragmented_frames
+
+    rows = []
+    with ProcessPoolExecutor(2) as processes:
+        for codec in CODECS:
+            if codec.uid == "1.2.840.10008.1.2.5":
+                continue
+            folder = ensure_codec_dataset(codec, root)
+            frames = []
+            for path in sorted(folder.iterdir()):
+                ds = pydicom.dcmread(path)
+                frames.append(b"".join(next(generate_fragmented_frames(
+                    ds.PixelData, number_of_frames=1))))
+            decode = _decoder(codec.uid)
+            items = [(codec.uid, f) for f in frames]
+            ways = {
+                "1 thread": lambda d=decode, fs=frames: [d(f) for f in fs],
+                "2 threads": lambda d=decode, fs=frames: list(ThreadPoolExecutor(2).map(d, fs)),
+                "2 processes": lambda it=items: list(processes.map(_decode_in_worker, it,
+                                                                   chunksize=8)),
+            }
+            times: dict[str, list[float]] = {k: [] for k in ways}
+            for fn in ways.values():
+                fn()  # warm-up
+            for n in range(reps):
+                for name, fn in (list(ways.items()) if n % 2 == 0
+                                 else list(ways.items())[::-1]):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+            row = {"codec": codec.label, **{k: float(np.median(v)) for k, v in times.items()}}
+            print(f"  {codec.label}: " + ", ".join(f"{k} {row[k] * 1000:.0f} ms" for k in ways))
+            rows.append(row)
+    return rows
