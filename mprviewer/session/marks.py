@@ -45,7 +45,6 @@ class _Viewing(Protocol):
     study: Any
     series: Any
     state: Any
-    volume_changed: Signal
 
     def open_series(self, index: int) -> None: ...
 
@@ -68,13 +67,19 @@ class Marks:
         self._anchor: dict[tuple[str, str], int] = {}
         self._pending_jump: str | None = None
         self._closed = False
+        self.enabled = False
         self.changed = Signal()  # () the marks changed, or another study's marks are open
         self.opened = Signal()  # () another AnnotationSet is open
         self.message = Signal()  # (text, is_problem)
         self.saved = Signal()  # (path) autosave wrote this file
         self.about_to_close = Signal()  # () flush text being typed into the current set now
         self.reader_changed = Signal()  # (name) for front ends that remember it
-        session.volume_changed.connect(self._on_volume_changed)
+
+    def enable(self, reader: str | None = None) -> None:
+        """Keep marks for every volume shown from now on (a sidecar per study)."""
+        if reader is not None:
+            self.reader = " ".join(reader.split())
+        self.enabled = True
 
     # -- which set, for which study ----------------------------------------------------------
     def _where(self, volume: Any) -> tuple[Path, str]:
@@ -87,7 +92,10 @@ class Marks:
         label = getattr(study, "source_label", None) or volume.series_uid or volume.name
         return sidecar_path(str(label or ""), study_uid, False), study_uid
 
-    def _on_volume_changed(self, volume: Any) -> None:
+    def follow(self, volume: Any) -> None:
+        """Another volume is on screen: open its study's set, or reconcile the series."""
+        if not self.enabled or self._closed:
+            return
         state, series = self.session.state, self.session.series
         grid = state.grid if state is not None else None
         try:

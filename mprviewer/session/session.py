@@ -64,7 +64,9 @@ class Worklist(Protocol):
 class Session:
     """The viewing session of one reader; every front end binds to one of these."""
 
-    def __init__(self, reader: str = "") -> None:
+    def __init__(self, reader: str = "", annotate: bool = True) -> None:
+        """``annotate``: keep marks for every study shown (a front end without an annotation
+        panel passes False and turns them on later with ``marks.enable()``)."""
         self.study: Any = None
         self.source: Source | None = None
         self.series_index = -1
@@ -88,6 +90,8 @@ class Session:
         self.marks = Marks(self, reader)
         self.marks_changed = self.marks.changed
         self.marks.message.connect(self.message.emit)
+        if annotate:
+            self.marks.enable()
 
     # -- opening ---------------------------------------------------------------------------
     def _run(self, job: Job, title: str) -> None:
@@ -169,6 +173,7 @@ class Session:
         self.volume, self.state = volume, state
         if series is not None:
             self.series = series
+        self.marks.follow(volume)  # the marks are right before anyone hears of the volume
         self.volume_changed.emit(volume)
 
     def close(self) -> None:
