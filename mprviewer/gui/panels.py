@@ -402,9 +402,9 @@ class DisplayControls(QWidget):
         self.center.valueChanged.connect(self._on_window_entry)
         self.width_box.valueChanged.connect(self._on_window_entry)
         self.threshold_slider.valueChanged.connect(self._on_threshold_slider)
-        self.threshold_box.valueChanged.connect(self._on_threshold_entry)
-        self.overlay.toggled.connect(self._on_overlay)
-        self.opacity.toggled.connect(self._on_opacity)
+        self.threshold_box.valueChanged.connect(lambda v: self._tell("set_threshold", v))
+        self.overlay.toggled.connect(lambda on: self._tell("set_threshold_overlay", on))
+        self.opacity.toggled.connect(lambda on: self._tell("set_volume_opacity", on))
 
         window_row = QHBoxLayout()
         window_row.addWidget(QLabel("C", self))
@@ -533,10 +533,14 @@ class DisplayControls(QWidget):
         with QSignalBlocker(self.preset):
             self.preset.setCurrentIndex(max(0, self.preset.findData(name)))
 
-    # -- widget -> state ---------------------------------------------------------------
+    # -- widget -> session -------------------------------------------------------------
+    def _tell(self, action: str, *args: Any) -> None:
+        """Call a session setter while bound (the widgets change before a volume is shown)."""
+        if self.session is not None and self.state is not None:
+            getattr(self.session, action)(*args)
+
     def _on_window_entry(self, _value: float) -> None:
-        if self.state is not None:
-            self.session.set_window(self.center.value(), self.width_box.value())
+        self._tell("set_window", self.center.value(), self.width_box.value())
 
     def _slider_to_value(self, position: int) -> float:
         lo, hi = self._range
@@ -547,23 +551,10 @@ class DisplayControls(QWidget):
         return round((value - lo) / (hi - lo) * self.SLIDER_STEPS)
 
     def _on_threshold_slider(self, position: int) -> None:
-        if self.state is not None:
-            value = self._slider_to_value(position)
-            if self.threshold_box.decimals() == 0:
-                value = round(value)
-            self.session.set_threshold(value)
-
-    def _on_threshold_entry(self, value: float) -> None:
-        if self.state is not None:
-            self.session.set_threshold(value)
-
-    def _on_overlay(self, on: bool) -> None:
-        if self.state is not None:
-            self.session.set_threshold_overlay(on)
-
-    def _on_opacity(self, on: bool) -> None:
-        if self.state is not None:
-            self.session.set_volume_opacity(on)
+        value = self._slider_to_value(position)
+        if self.threshold_box.decimals() == 0:
+            value = round(value)
+        self._tell("set_threshold", value)
 
     # -- state -> widget ---------------------------------------------------------------
     def _on_state_window(self, center: float, width: float) -> None:

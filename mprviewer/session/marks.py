@@ -75,6 +75,10 @@ class Marks:
         self.about_to_close = Signal()  # () flush text being typed into the current set now
         self.reader_changed = Signal()  # (name) for front ends that remember it
 
+    def events(self) -> tuple[Signal, ...]:
+        return (self.changed, self.opened, self.message, self.saved, self.about_to_close,
+                self.reader_changed)
+
     def enable(self, reader: str | None = None) -> None:
         """Keep marks for every volume shown from now on (a sidecar per study)."""
         if reader is not None:

@@ -51,6 +51,8 @@ from mprviewer.session.loading import (
 from mprviewer.session.marks import Marks
 
 Job = Callable[[Any, Any], LoadResult]  # job(progress, cancel) -> LoadResult
+_EVENTS = ("study_changed", "volume_changed", "slice_changed", "window_changed",
+           "threshold_changed", "display_changed", "focus_changed", "camera_changed", "message")
 _STATE_EVENTS = ("slice_changed", "window_changed", "threshold_changed", "display_changed",
                  "focus_changed")
 
@@ -188,6 +190,9 @@ class Session:
             for name in _STATE_EVENTS:
                 getattr(self.state, name).disconnect(getattr(self, name).emit)
         self.state = None
+        # Front ends' callbacks hold their widgets: let them go with the session.
+        for signal in (*(getattr(self, name) for name in _EVENTS), *self.marks.events()):
+            signal.clear()
 
     # -- what is shown ---------------------------------------------------------------------
     @property
