@@ -105,8 +105,11 @@ class Session:
     def open(self, source: Source, series: int | None = None) -> None:
         """Open a study (its largest readable series, or ``series``); the study on screen
         stays until the new one is ready."""
+        from mprviewer.io.remote import url_label
+
+        label = url_label(source) if isinstance(source, str) else str(source)
         self._run(lambda progress, cancel: load_source(source, progress, cancel, series),
-                  f"Opening {source}")
+                  f"Opening {label}")
 
     def open_series(self, index: int) -> None:
         """Show another series of the open study."""
