@@ -45,7 +45,6 @@ from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBro
 from mprviewer.gui.statusbar import ViewerStatusBar
 from mprviewer.gui.views import ViewGrid
 from mprviewer.gui.worker import JobRunner
-from mprviewer.model.orientation import PLANES
 from mprviewer.session import LoadResult, Session, load_series, load_source
 from mprviewer.session.loading import default_series_index, series_by_size
 
@@ -399,7 +398,7 @@ class MainWindow(QMainWindow):
         """The session's marks of the series on screen, on the sliders, 2D and 3D views."""
         if self._closed or self.state is None:
             return
-        for plane in PLANES:
+        for plane in self.views.slice_views:
             self.set_marked(plane, self.session.marked(plane))
 
     @property

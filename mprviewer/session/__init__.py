@@ -7,9 +7,18 @@ See docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mprviewer.session.loading import LoadResult, default_threshold, load_series, load_source
-from mprviewer.session.marks import Marks
 from mprviewer.session.session import Session, Worklist
 
 __all__ = ["LoadResult", "Marks", "Session", "Worklist", "default_threshold", "load_series",
            "load_source"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Marks":  # the annotation model is imported only when marks are used
+        from mprviewer.session.marks import Marks
+
+        return Marks
+    raise AttributeError(f"module 'mprviewer.session' has no attribute {name!r}")

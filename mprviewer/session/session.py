@@ -37,10 +37,9 @@ built here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mprviewer.model.events import Signal
-from mprviewer.model.orientation import PLANES
 from mprviewer.session.loading import (
     LoadResult,
     Source,
@@ -48,11 +47,14 @@ from mprviewer.session.loading import (
     load_series,
     load_source,
 )
-from mprviewer.session.marks import Marks
+
+if TYPE_CHECKING:
+    from mprviewer.session.marks import Marks
 
 Job = Callable[[Any, Any], LoadResult]  # job(progress, cancel) -> LoadResult
 _EVENTS = ("study_changed", "volume_changed", "slice_changed", "window_changed",
-           "threshold_changed", "display_changed", "focus_changed", "camera_changed", "message")
+           "threshold_changed", "display_changed", "focus_changed", "camera_changed",
+           "marks_changed", "message")
 _STATE_EVENTS = ("slice_changed", "window_changed", "threshold_changed", "display_changed",
                  "focus_changed")
 
@@ -89,11 +91,24 @@ class Session:
         self.focus_changed = Signal()
         self.camera_changed = Signal()
         self.message = Signal()
-        self.marks = Marks(self, reader)
-        self.marks_changed = self.marks.changed
-        self.marks.message.connect(self.message.emit)
+        self.marks_changed = Signal()
+        self._reader = reader
+        self._marks: Marks | None = None
         if annotate:
             self.marks.enable()
+
+    @property
+    def marks(self) -> Marks:
+        """The study's marks and their edits, made on first use: a window shows its first
+        frame without importing the annotation model (it loads while the panel is built)."""
+        if self._marks is None:
+            from mprviewer.session.marks import Marks
+
+            marks = Marks(self, self._reader)
+            marks.changed.connect(self.marks_changed.emit)
+            marks.message.connect(self.message.emit)
+            self._marks = marks
+        return self._marks
 
     # -- opening ---------------------------------------------------------------------------
     def _run(self, job: Job, title: str) -> None:
@@ -178,7 +193,8 @@ class Session:
         self.volume, self.state = volume, state
         if series is not None:
             self.series = series
-        self.marks.follow(volume)  # the marks are right before anyone hears of the volume
+        if self._marks is not None:  # the marks are right before anyone hears of the volume
+            self._marks.follow(volume)
         self.volume_changed.emit(volume)
 
     def close(self) -> None:
@@ -186,7 +202,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        self.marks.shutdown()
+        if self._marks is not None:
+            self._marks.shutdown()
         if self.study is not None:
             self.study.close()
         if self.state is not None:
@@ -194,7 +211,8 @@ class Session:
                 getattr(self.state, name).disconnect(getattr(self, name).emit)
         self.state = None
         # Front ends' callbacks hold their widgets: let them go with the session.
-        for signal in (*(getattr(self, name) for name in _EVENTS), *self.marks.events()):
+        marks = self._marks.events() if self._marks is not None else ()
+        for signal in (*(getattr(self, name) for name in _EVENTS), *marks):
             signal.clear()
 
     # -- what is shown ---------------------------------------------------------------------
@@ -215,6 +233,8 @@ class Session:
 
     # -- slices, window, threshold, switches, focus, camera --------------------------------
     def _plane(self, plane: str | None) -> str:
+        from mprviewer.model.orientation import PLANES
+
         plane = plane or self.focused_plane
         if plane not in PLANES:
             raise ValueError(f"unknown plane {plane!r}; use axial, coronal or sagittal")
@@ -287,7 +307,7 @@ class Session:
     # -- marks -----------------------------------------------------------------------------
     def marked(self, plane: str) -> dict[int, list[str]]:
         """Slice -> labels shown as marks in ``plane`` of the series on screen."""
-        return self.marks.marked(plane)
+        return self._marks.marked(plane) if self._marks is not None else {}
 
     def toggle_mark(self, plane: str | None = None) -> bool | None:
         """Mark or unmark the current slice of ``plane`` (default: focused) with the label."""
