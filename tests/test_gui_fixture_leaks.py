@@ -41,9 +41,7 @@ def test_leaks_a_thread(make_viewer):
     make_viewer()
     runner = JobRunner(show_dialog=False)  # not the window's: closing it does not stop this
     KEEP.append(runner)
-    # Longer than the teardown (gc.collect alone takes ~0.5 s late in the suite on a busy
-    # machine), so the thread is still running when the fixture looks.
-    runner.start(lambda progress, cancel: RELEASE.wait(3.0))
+    runner.start(lambda progress, cancel: RELEASE.wait(3))  # outlives a slow teardown
 '''
 
 
