@@ -19,6 +19,7 @@ from mprviewer.io.geometry import (
     frame_orientation,
     frame_position,
     frame_problems,
+    median,
 )
 from mprviewer.io.metadata import TABLE_FIELDS, readable_value
 from mprviewer.io.quick_values import header_value
@@ -188,7 +189,7 @@ class Series:
                 widths.append(window[1])
         if not centers:
             return None
-        return float(np.median(centers)), float(np.median(widths))
+        return median(centers), median(widths)
 
     def __repr__(self) -> str:
         return f"Series({self.name!r}, {self.modality}, {self.shape})"
@@ -458,8 +459,9 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 continue
             result.append(series)
     _assign_names(result)
-    result.sort(key=lambda s: (s.number if s.number is not None else 1 << 30,
-                               series_sort_key(s.name)))
+    if len(result) > 1:  # natural name order needs natsort, whose import costs 60 ms
+        result.sort(key=lambda s: (s.number if s.number is not None else 1 << 30,
+                                   series_sort_key(s.name)))
     return result, skipped
 
 
