@@ -146,7 +146,8 @@ def batch_screenshots(volume, reps: int, count: int = 20, size=(800, 800)) -> Pa
     pair = _alternate(Pair(f"batch screenshots, {count} axial slices at {size[0]}x{size[1]}",
                            "mprviewer", "bare VTK", target=1 / 1.3,
                            note="marked_slice_images + write_png per image vs a vtkImageActor "
-                                "render + vtkWindowToImageFilter + vtkPNGWriter (default level) "
+                                "render + vtkWindowToImageFilter + vtkPNGWriter (its default "
+                                "zlib level 5; mprviewer writes level 1, part of its margin) "
                                 "per image, the slice filling the view in both; both build "
                                 "their scene inside the timing"),
                       ours, bare, reps)
@@ -271,9 +272,10 @@ def render(results: Results, command: str) -> str:
     if results.parallel:
         out += ["### Decoding the 60 frames: one thread, two threads, two processes", "",
                 "The compressed frames alone, already in memory, through imagecodecs; the "
-                "process pool is started beforehand and sends each decoded frame back. Two "
-                "threads gain where the decoder lets go of the GIL and a second core is free; "
-                "processes pay for sending the frames back.", "",
+                "process pool is started beforehand and sends each decoded frame back. What "
+                "either way gains depends on a second core being free (compare the load "
+                "average above); the loader uses two threads, which need no copies and no "
+                "start-up.", "",
                 "| syntax | 1 thread (ms) | 2 threads (ms) | 2 processes (ms) |",
                 "|---|---:|---:|---:|"]
         for row in results.parallel:
