@@ -219,3 +219,37 @@ def test_scene_keeps_its_camera_on_a_pyvista_plotter() -> None:
     plotter.close()
     assert spot is not None and spot[0] > SIZE / 2 and spot[1] < SIZE / 2
     assert picked == state.cursor
+
+
+def test_other_planes_steps_redraw_a_view_only_when_its_crosshair_shows() -> None:
+    """Each view on its own window, as in the viewer: an axial step draws the coronal view
+    again when the crosshair line moves there, and not at all when the lines are hidden."""
+    vol = make_volume(*ACQUISITIONS["axial"])
+    grid = DisplayGrid.for_volume(vol)
+    state = ViewerState(grid, window=(500.0, 1000.0))
+    store = ImageStore(vol, grid)
+    plotters = {plane: offscreen_plotter((SIZE, SIZE)) for plane in ("axial", "coronal")}
+    scenes = {plane: SliceScene(plotters[plane], store, state, plane) for plane in plotters}
+    renders = {plane: [] for plane in plotters}
+    for plane, plotter in plotters.items():
+        render_image(plotter)
+        plotter.render_window.AddObserver("StartEvent",
+                                          lambda *_, p=plane: renders[p].append(1))
+    before = render_image(plotters["coronal"])
+    renders["coronal"].clear()
+    state.set_slice("axial", state.slices["axial"] + 5)
+    assert len(renders["axial"]) == 1 and len(renders["coronal"]) == 1
+    moved = render_image(plotters["coronal"])
+    assert np.abs(moved.astype(int) - before).sum() > 0  # the horizontal line moved
+    for scene in scenes.values():
+        scene.set_crosshair_visible(False)
+    hidden = render_image(plotters["coronal"])
+    for counts in renders.values():
+        counts.clear()
+    state.set_slice("axial", state.slices["axial"] - 3)
+    assert len(renders["axial"]) == 1 and renders["coronal"] == []
+    np.testing.assert_array_equal(render_image(plotters["coronal"]), hidden)
+    for scene in scenes.values():
+        scene.close()
+    for plotter in plotters.values():
+        plotter.close()

@@ -167,7 +167,10 @@ class SliceScene:
         if plane == self.plane:
             self._apply_slice()
         self._update_crosshair()
-        self._request_render()
+        # Another plane's slice shows here only as a crosshair line: with the lines hidden
+        # the picture is unchanged, and the view is not drawn again.
+        if plane == self.plane or self.crosshair.actor.GetVisibility():
+            self._request_render()
 
     def _on_window(self, center: float, width: float) -> None:
         if not self.store.is_rgb:
