@@ -20,10 +20,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-PARTS = ("load", "interaction", "startup", "process", "codecs", "4d", "batch")
+PARTS = ("load", "interaction", "startup", "process", "codecs", "4d", "batch", "window")
 # Parts written into their own section of BENCHMARKS.md (bench_whole); a run of only these
 # replaces that section and keeps the rest of the file.
-WHOLE_PARTS = ("process", "codecs", "4d", "batch")
+WHOLE_PARTS = ("process", "codecs", "4d", "batch", "window")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="small data and 2 repetitions: checks the machinery in a minute")
     parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
                         help="run only this part (load, interaction, startup, process, "
-                             "codecs, 4d, batch); repeatable")
+                             "codecs, 4d, batch, window); repeatable")
     parser.add_argument("--large", action="store_true",
                         help="also load a 512x512x1000 series (about 500 MB of files)")
     parser.add_argument("--reps", type=int, default=None,

@@ -156,11 +156,34 @@ def batch_screenshots(volume, reps: int, count: int = 20, size=(800, 800)) -> Pa
     return pair
 
 
+def window_steps(folder: Path, reps: int, steps: int = 20) -> dict:
+    """bench_window.py in a fresh process under its own Xvfb (1600x1000)."""
+    import json
+    import shutil
+
+    if not shutil.which("xvfb-run"):
+        return {"error": "xvfb-run is not installed"}
+    env = {**os.environ, "MPRVIEWER_HOME": tempfile.mkdtemp(prefix="bench-window-")}
+    env.pop("VTK_DEFAULT_OPENGL_WINDOW", None)
+    out = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
+         str(Path(__file__).with_name("bench_window.py")), str(folder), str(steps), str(reps)],
+        env=env, capture_output=True, text=True, timeout=900, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        return {"error": (out.stderr.strip().splitlines() or ["no result"])[-1]}
+    result = json.loads(line[len("RESULT "):])
+    for name, values in result["times_ms"].items():
+        print(f"  {name}: {np.median(values):.1f} ms ({min(values):.1f}-{max(values):.1f})")
+    return result
+
+
 @dataclass
 class Results:
     pairs: list[Pair] = field(default_factory=list)
     codecs: list = field(default_factory=list)
     parallel: list = field(default_factory=list)
+    window: dict = field(default_factory=dict)
     load_average: list[str] = field(default_factory=list)
 
 
@@ -190,6 +213,9 @@ def run(parts: tuple[str, ...], reps: int, root: Path = bench_data.DEFAULT_ROOT)
 
         print("batch screenshots")
         results.pairs.append(batch_screenshots(bench_load.load_mprviewer(ct), reps))
+    if "window" in parts:
+        print("the real window (Xvfb)")
+        results.window = window_steps(ct, reps)
     if "codecs" in parts:
         import bench_codecs
 
@@ -243,6 +269,37 @@ def render(results: Results, command: str) -> str:
                        f"{p.ratio:.2f}x | >= {p.target:.2f}x | "
                        f"{'**met**' if met else '**not met**'} | {p.note} |")
         out.append("")
+    if results.window:
+        out += ["### The real window: a 2D slice step", ""]
+        if "error" in results.window:
+            out += [f"Not measured: {results.window['error']}.", ""]
+        else:
+            w, h = results.window["view_size"]
+            times = results.window["times_ms"]
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            minimal = next(v for k, v in med.items() if k.startswith("minimal"))
+            out += [f"Under Xvfb, the window at 1600x1000 with all four views shown, on the "
+                    f"512x512x300 CT; the minimal viewer is one view of {w}x{h} (the size of "
+                    "mprviewer's axial view). A step ends when Qt has delivered the paints "
+                    "it scheduled and every view's GL pipeline is drained; 20 steps a block, "
+                    "blocks alternating. Target: a 2D step at most 2x the minimal viewer's.",
+                    "", "| what | ms per step (median) | range of blocks | / minimal step |",
+                    "|---|---:|---:|---:|"]
+            for name, values in times.items():
+                out.append(f"| {name} | {med[name]:.1f} | {min(values):.1f}-"
+                           f"{max(values):.1f} | {med[name] / minimal:.2f}x |")
+            per_view = results.window.get("per_view_ms", {})
+            if per_view:
+                out += ["", "Profile: one view's render (VTK Render + glFinish, no Qt), "
+                        "median of 10: " + ", ".join(f"{k} {v:.1f} ms"
+                                                      for k, v in per_view.items())
+                        + f"; together {sum(per_view.values()):.1f} ms. An axial step "
+                        "changes all four pictures (the axial slice, the crosshair lines of "
+                        "the coronal and sagittal views, the plane in 3D), so all four are "
+                        "drawn; the rest of the step is Qt delivering four paints."]
+            step = next(v for k, v in med.items() if k.endswith("axial step"))
+            out += ["", f"2D step / minimal step: {step / minimal:.2f}x, "
+                    f"{'**met**' if step <= 2 * minimal else '**not met**'} (target 2x).", ""]
     if results.codecs:
         out += ["### Every codec, 512x512x60 in process, vs SimpleITK (GDCM)", "",
                 "Folder to volume in memory (scan + decode + rescale), one file a slice. "
