@@ -230,12 +230,14 @@ def run(parts: tuple[str, ...], reps: int, root: Path = bench_data.DEFAULT_ROOT)
 # Why a row can miss its target: what the profiles on this machine showed.
 WHY = {
     "process start": (
-        "a fresh mprviewer process spends about 0.25 s importing (numpy, and pydicom, whose "
-        "own import loads its decoder registry: about 0.08 s) and about 0.3 s scanning the "
-        "300 headers cold (0.17 s warm), then about 0.15 s reading the volume; the VTK "
-        "script spends about 0.3 s importing VTK's IO and about 0.3 s in the reader's C++ "
-        "header walk and read. The in-process load is already ahead (see the load table); "
-        "what is left is the Python header scan's start in a cold interpreter."),
+        'a fresh mprviewer process spends about 0.2 s importing (pydicom 0.19 s of it: its '
+        'own import loads its decoder registry, about 0.08 s, and numpy), about 0.3 s '
+        "scanning the 300 headers cold (0.17 s warm: the rest is the scan's modules and "
+        'thread pool starting, and dataclass and regex set-up) and about 0.15 s reading the '
+        "volume; the VTK script spends about 0.3 s importing VTK's IO and about 0.3 s in the "
+        "reader's C++ header walk and read (figures from single runs here, noisy). Not "
+        'importing natsort for one series and avoiding numpy.ma took about 0.1 s off; what is '
+        "left is the Python header scan's start in a cold interpreter."),
     "JPEG-LS": (
         "every JPEG-LS decoder here wraps CharLS (imagecodecs, pyjpegls, and GDCM inside "
         "SimpleITK), at about 5 ms a frame each; mprviewer's margin comes from the second "
