@@ -51,6 +51,11 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     parser.add_argument("--volume-rendering", action="store_true",
                         help="show the threshold-opacity volume rendering in the 3D view")
     parser.add_argument(
+        "--grid", choices=("patient", "acquisition"), default="patient",
+        help="an oblique series: resliced onto the patient's planes (patient, the default) or "
+        "on its own acquisition grid, where marks are made (acquisition; G in the window)",
+    )
+    parser.add_argument(
         "--timing", action="store_true",
         help="print the time from start to the first 2D frame on stderr",
     )
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         screenshot=args.screenshot,
         timing=args.timing,
         display=display,
+        grid=args.grid,
     )
 
 

@@ -145,6 +145,14 @@ class AnnotationController(QObject):
         return sidecar_path(str(label or ""), study_uid, False), study_uid
 
     def _on_volume_changed(self, volume: Any) -> None:
+        from mprviewer.gui.oblique_tools import shows_reslice
+
+        if shows_reslice(self.window, volume):
+            # A reslice shown for display only: the marks stay with the acquired series
+            # (already reconciled on it) and are not drawn on the resliced grid.
+            self.refresh_views()
+            self.changed.emit()
+            return
         state = self.window.state
         series = self.window.series
         grid = state.grid if state is not None else None
@@ -240,8 +248,11 @@ class AnnotationController(QObject):
         and badge, and the axial slabs in 3D (kept by the window until the 3D view exists)."""
         if self._closed or self.window.state is None:
             return
+        from mprviewer.gui.oblique_tools import shows_reslice
+
+        hidden = shows_reslice(self.window, self.window.volume)  # not acquisition slices
         for plane in PLANES:
-            self.window.set_marked(plane, self.marked(plane))
+            self.window.set_marked(plane, {} if hidden else self.marked(plane))
 
     # -- events from the views and the window -----------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -310,6 +321,12 @@ class AnnotationController(QObject):
         if self.aset is None or self.ref is None or state is None:
             self.message.emit("Open a study before marking slices.", True)
             return None
+        from mprviewer.gui.oblique_tools import marking_refusal
+
+        refused = marking_refusal(self.window)
+        if refused:
+            self.message.emit(f"Not marked: {refused}.", True)
+            return None
         plane = plane or state.focused_plane
         if plane not in PLANES:
             plane = "axial"
@@ -376,7 +393,10 @@ class AnnotationController(QObject):
         ("0-11; 57-59; 112"). Raises AnnotationError (nothing changed) on bad text."""
         ctx = self._context(plane)
         if ctx is None:
-            raise AnnotationError("open a study before marking slices.")
+            from mprviewer.gui.oblique_tools import marking_refusal
+
+            raise AnnotationError(marking_refusal(self.window) or "open a study before marking "
+                                  "slices.")
         aset, ref, _state, plane = ctx
         slices = parse_slices(text) if text.strip() else []
         aset.set_slices(ref, plane, slices, self.current_label())

@@ -178,11 +178,13 @@ def run(
     screenshot: str | Path | None = None,
     timing: bool = False,
     display: dict[str, Any] | None = None,
+    grid: str = "patient",
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
 
     With ``screenshot``, the window saves a PNG once the study is shown and quits (exit 3 if
-    the study cannot be opened).
+    the study cannot be opened). ``grid``: an oblique series is shown resliced onto the
+    patient's axes ("patient") or on its own acquisition grid ("acquisition").
     """
     check_display()
     _quiet_qt_messages()
@@ -199,11 +201,14 @@ def run(
     from mprviewer.gui.measure_tools import install_measure_tools
 
     install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
+    from mprviewer.gui.oblique_tools import install_oblique_tools
+
+    install_oblique_tools(window, grid)  # patient axes / acquisition grid, oblique reformat
     if size is not None:
         window.resize(*size)
     else:
         fit_to_screen(window, app.primaryScreen().availableGeometry())
-    outcome = {"code": 0}
+    outcome: dict[str, int] = {"code": 0}
 
     def report_first_frame(seconds: float) -> None:
         total = seconds_since_process_start()
@@ -239,6 +244,9 @@ def run(
             attempt()
 
         def finish() -> None:
+            if outcome.get("shot") or not window.is_3d_ready:
+                return  # taken already, or another volume (a reslice) is on its way
+            outcome["shot"] = 1
             saved = window.save_screenshot(target)
             print(f"mprviewer: wrote {saved}", file=sys.stderr)
             window.close()

@@ -248,6 +248,12 @@ class MeasureTools(QObject):
         if aset is None or ref is None or state is None:
             self._say("Open a study before measuring.")
             return None
+        from mprviewer.gui.oblique_tools import marking_refusal
+
+        refused = marking_refusal(self.window)
+        if refused:
+            self._say(f"Not measured: {refused}.")
+            return None
         return aset, ref, state
 
     def add_ruler(self, plane: str, a_xyz: Any, b_xyz: Any) -> Ruler | None:
