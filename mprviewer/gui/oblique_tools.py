@@ -120,10 +120,10 @@ class ObliqueTools(QObject):
     # -- state -------------------------------------------------------------------------
     def refusal(self) -> str:
         """Why marking is refused now ('' when it is allowed)."""
-        if self.resliced is not None and self.window.volume is self.resliced:
-            return RESLICED_REFUSED
         if self.reformat.is_oblique:
             return MARKING_REFUSED
+        if self.resliced is not None and self.window.volume is self.resliced:
+            return RESLICED_REFUSED
         return ""
 
     def set_grid(self, grid: str) -> None:
