@@ -248,9 +248,8 @@ class MeasureTools(QObject):
         if aset is None or ref is None or state is None:
             self._say("Open a study before measuring.")
             return None
-        from mprviewer.gui.oblique_tools import marking_refusal
-
-        refused = marking_refusal(self.window)
+        session = getattr(self.window, "session", None)
+        refused = session.marking_refusal() if session is not None else ""
         if refused:
             self._say(f"Not measured: {refused}.")
             return None

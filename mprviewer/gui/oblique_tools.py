@@ -10,39 +10,25 @@
   makes them orthogonal again. Marks belong to the orthogonal slices, so marking and
   measuring are refused while a plane is tilted.
 
-The state lives in a Qt-free ``ReformatPlanes``; this module only binds mouse, keys, actions
-and the checkbox to it and swaps the volume the window shows.
+The state lives in the session (``session.reformat``, ``session.grid_mode``,
+``session.display_only``, ``session.marking_refusal()``); this module binds mouse, keys,
+actions and the checkbox to it and makes the reslice (VTK) the session shows.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from PyQt5.QtCore import QEvent, QObject, QPoint, Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QCheckBox
 
-from mprviewer.render.oblique import MARKING_REFUSED, ReformatPlanes
-
 log = logging.getLogger(__name__)
 
 GRID_MODES: tuple[str, ...] = ("patient", "acquisition")
-RESLICED_REFUSED = ("the series is shown resliced onto the patient's axes and its marks "
-                    "belong to its acquisition grid: switch to the acquisition grid (G) to mark")
-
-
-def marking_refusal(window: Any) -> str:
-    """Why marks and measurements cannot be made in the window now ('' when they can)."""
-    tools = getattr(window, "oblique_tools", None)
-    return tools.refusal() if tools is not None else ""
-
-
-def shows_reslice(window: Any, volume: Any) -> bool:
-    """True when ``volume`` is the patient-axes reslice the window shows for display only."""
-    tools = getattr(window, "oblique_tools", None)
-    return tools is not None and tools.resliced is not None and volume is tools.resliced
 
 
 class ObliqueTools(QObject):
@@ -53,8 +39,8 @@ class ObliqueTools(QObject):
         if grid not in GRID_MODES:
             raise ValueError(f"unknown grid {grid!r}; use patient or acquisition")
         self.window = window
-        self.grid = grid
-        self.reformat = ReformatPlanes()
+        self.session = window.session
+        self.session.grid_mode = grid
         self.acquired: Any = None  # the volume as acquired (its own grid)
         self.resliced: Any = None  # its reslice onto the patient's axes, when oblique
         self._drag: dict[str, Any] | None = None
@@ -118,13 +104,17 @@ class ObliqueTools(QObject):
             status.showMessage(text, 8000)
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def reformat(self) -> Any:
+        return self.session.reformat
+
+    @property
+    def grid(self) -> str:
+        return str(self.session.grid_mode)
+
     def refusal(self) -> str:
         """Why marking is refused now ('' when it is allowed)."""
-        if self.reformat.is_oblique:
-            return MARKING_REFUSED
-        if self.resliced is not None and self.window.volume is self.resliced:
-            return RESLICED_REFUSED
-        return ""
+        return str(self.session.marking_refusal())
 
     def set_grid(self, grid: str) -> None:
         """'patient' (resliced onto the patient's axes) or 'acquisition' (its own grid)."""
@@ -132,7 +122,7 @@ class ObliqueTools(QObject):
             raise ValueError(f"unknown grid {grid!r}; use patient or acquisition")
         if grid == self.grid:
             return
-        self.grid = grid
+        self.session.grid_mode = grid
         with _blocked(self.act_grid):
             self.act_grid.setChecked(grid == "acquisition")
         with _blocked(self.checkbox):
@@ -154,21 +144,20 @@ class ObliqueTools(QObject):
             except MprviewerError as exc:  # too large to reslice: stay on the acquisition grid
                 self._say(str(exc))
                 return
-        self.window.set_volume(self.resliced)
+        self.window.timings["set_volume"] = time.perf_counter()
+        self.session.show_volume(self.resliced, display_only=True)
 
     def _on_volume_changed(self, volume: Any) -> None:
         from mprviewer.render.reslice import obliquity, obliquity_text
 
-        if not (self.resliced is not None and volume is self.resliced) and \
-                volume is not self.acquired:
+        resliced = bool(self.session.display_only)
+        if not resliced and volume is not self.acquired:
             self.acquired, self.resliced = volume, None  # another series
-        self.reformat.reset()
         self._3d_scene = None
         for view in self.window.views.slice_views.values():
             if view.scene is not None:
                 view.scene.set_reformat(self.reformat)
         degrees = obliquity(self.acquired)
-        resliced = volume is self.resliced
         text = obliquity_text(degrees, resliced)
         for view in self.window.views.slice_views.values():
             if view.scene is not None and text:
@@ -192,14 +181,13 @@ class ObliqueTools(QObject):
         if self.window.state is None:
             return
         self._attach_3d()
-        self.reformat.rotate(plane, degrees)
+        self.session.rotate_crosshair(plane, degrees)
         self._update_enabled()
 
     def reset(self) -> None:
         """All planes orthogonal again."""
         self._attach_3d()
-        was = self.reformat.is_oblique
-        self.reformat.reset()
+        was = self.session.reset_oblique()
         self._update_enabled()
         if was:
             self._say("Planes orthogonal again; marking works.")
@@ -227,7 +215,7 @@ class ObliqueTools(QObject):
         if kind == QEvent.MouseButtonPress:
             if event.button() == Qt.LeftButton and event.modifiers() == Qt.ControlModifier:
                 self._drag = {"plane": view.plane, "angle": self._angle_at(view, event.pos())}
-                self.window.state.set_focus(view.plane)
+                self.session.focus(view.plane)
                 return True
             return False
         if self._drag is None or self._drag["plane"] != view.plane:

@@ -367,9 +367,9 @@ class SliceScene:
         from mprviewer.render.oblique import ObliqueSlice
 
         if self.oblique is not None:
-            self.oblique.reformat.disconnect(self._on_reformat)
+            self.oblique.reformat.changed.disconnect(self._on_reformat)
         self.oblique = ObliqueSlice(self, reformat)
-        reformat.connect(self._on_reformat)
+        reformat.changed.connect(self._on_reformat)
         self._on_reformat()
 
     def _on_reformat(self) -> None:
@@ -466,7 +466,7 @@ class SliceScene:
             return
         self._closed = True
         if self.oblique is not None:
-            self.oblique.reformat.disconnect(self._on_reformat)
+            self.oblique.reformat.changed.disconnect(self._on_reformat)
         self.state.slice_changed.disconnect(self._on_slice)
         self.state.window_changed.disconnect(self._on_window)
         self.state.threshold_changed.disconnect(self._on_threshold)

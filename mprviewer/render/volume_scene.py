@@ -195,9 +195,9 @@ class VolumeScene:
         """Follow a ``ReformatPlanes``: tilted planes are cut by a vtkImageResliceMapper
         through the crosshair, and their plane widgets turn with them."""
         if self.reformat is not None:
-            self.reformat.disconnect(self._follow_reformat)
+            self.reformat.changed.disconnect(self._follow_reformat)
         self.reformat = reformat
-        reformat.connect(self._follow_reformat)
+        reformat.changed.connect(self._follow_reformat)
         self._follow_reformat()
 
     def plane_normal(self, plane: str) -> tuple[float, ...]:
@@ -440,7 +440,7 @@ class VolumeScene:
         ):
             signal.disconnect(callback)
         if self.reformat is not None:
-            self.reformat.disconnect(self._follow_reformat)
+            self.reformat.changed.disconnect(self._follow_reformat)
         for widget in self._widgets.values():
             widget.Off()
         self._widgets.clear()
