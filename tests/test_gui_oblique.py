@@ -164,3 +164,20 @@ def test_turning_the_crosshair_to_the_tilt_shows_a_circle_on_the_acquisition_gri
     qtbot.wait(50)
     assert window.views.slice_views["axial"].scene.is_tilted
     assert _axial_aspect(window) == pytest.approx(1.0, abs=0.06)
+
+
+def test_view_grid_option_reaches_the_window(monkeypatch) -> None:
+    """`mprviewer view --grid acquisition` starts an oblique series on its own grid; a wrong
+    value is refused by name."""
+    from mprviewer.cli import _choose_command, build_parser
+    from mprviewer.commands import view
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr("mprviewer.gui.app.run", lambda *a, **kw: seen.update(kw) or 0)
+    for argv, grid in ((["view", "demo"], "patient"),
+                       (["view", "demo", "--grid", "acquisition"], "acquisition")):
+        args = build_parser(only="view").parse_args(_choose_command(argv))
+        assert view.run(args) == 0 and seen["grid"] == grid
+    with pytest.raises(SystemExit) as refused:
+        build_parser(only="view").parse_args(["view", "demo", "--grid", "sideways"])
+    assert refused.value.code == 2

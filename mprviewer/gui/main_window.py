@@ -655,8 +655,8 @@ class MainWindow(QMainWindow):
 
     def _slice_header(self, k: int) -> Any:
         series = self.series
-        if series is None or not hasattr(series, "slice_header"):
-            return None
+        if series is None or not hasattr(series, "slice_header") or self.session.display_only:
+            return None  # a reslice's slices are none of the acquired files
         return series.slice_header(k)  # None for a slice made by resampling
 
     def _on_slice_changed(self, plane: str, index: int) -> None:
