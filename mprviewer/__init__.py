@@ -17,6 +17,7 @@ from mprviewer.errors import (
     MprviewerError,
     NoImagesError,
     NotDicomError,
+    ProjectError,
     SourceError,
 )
 
@@ -31,6 +32,8 @@ __all__ = [
     "MprviewerError",
     "NoImagesError",
     "NotDicomError",
+    "Project",
+    "ProjectError",
     "SourceError",
     "__version__",
     "demo_path",
@@ -39,6 +42,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from mprviewer.io.study import Study
+    from mprviewer.project import Project
+
+
+def __getattr__(name: str) -> Any:
+    """``mprviewer.Project`` is imported on first use (SQLAlchemy is not light)."""
+    if name == "Project":
+        from mprviewer.project import Project
+
+        return Project
+    raise AttributeError(f"module 'mprviewer' has no attribute {name!r}")
 
 
 def open_study(source: Any, progress: Any = None, cancel: Any = None) -> Study:
