@@ -90,9 +90,7 @@ def plan_source(spec: str) -> SourcePlan:
     for entry in entries:
         if entry.name.lower() in JUNK or entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            parts.append(entry.path)
-        elif entry.name.lower().endswith(ZIP_SUFFIXES):
+        if entry.is_dir() or entry.name.lower().endswith(ZIP_SUFFIXES):
             parts.append(entry.path)
         elif entry.is_file():
             loose = True
@@ -159,14 +157,15 @@ def series_record(series: Any, root: str) -> SeriesRecord:
 
 
 def _study_name(locations: list[str], root: str, attributes: dict[str, str]) -> str:
-    first = locations[0]
-    if Path(first).name.upper() == "DICOMDIR" or os.path.normpath(first) == os.path.normpath(
-            root) or len(locations) > 1 and Path(first).parent != Path(root):
-        parent = Path(first).parent if len(locations) > 1 else Path(first)
-        name = parent.name if parent.name and parent != Path(root) else ""
-        return name or attributes.get("StudyDescription", "") or attributes.get(
-            "PatientID", "") or "study"
-    return _relative(first, root)
+    """The study's folder (or zip) relative to its source; its description as a fallback."""
+    where = [str(Path(loc).parent) if Path(loc).name.upper() == "DICOMDIR" else loc
+             for loc in locations]
+    common = where[0] if len(where) == 1 else os.path.commonpath(where)
+    rel = _relative(common, root)
+    if rel in ("", "."):
+        rel = Path(common).name
+    return rel or attributes.get("StudyDescription", "") or attributes.get("PatientID",
+                                                                           "") or "study"
 
 
 def scan_source(
