@@ -20,9 +20,9 @@ import pydicom
 import pytest
 
 from mprviewer.errors import ProjectError
-from mprviewer.io import synthetic
 from mprviewer.model.label_sets import LabelSetError, built_in, load_label_set
 from mprviewer.project import Project
+from mprviewer.synthetic import writer as synthetic
 
 READER = "ann"
 

@@ -32,7 +32,12 @@ from sqlalchemy import select
 from mprviewer.errors import ProjectError
 from mprviewer.model.slice_ranges import format_slices
 from mprviewer.project import store as db
-from mprviewer.project.project import FINISHED, Project, StudyInfo, now
+from mprviewer.project.common import FINISHED, application, atomic_write_text, now
+
+# The Project and its StudyInfo rows are passed in (typed Any: this module sits below
+# project.py, which imports it on demand).
+Project = Any
+StudyInfo = Any
 
 FORMATS = ("csv", "original", "full", "sr")
 FULL_FORMAT = "mprviewer-project"
@@ -103,8 +108,6 @@ def _prepare_out(out: str | os.PathLike[str], overwrite: bool, folder: bool = Fa
 
 
 def _write_text(path: Path, text: str) -> None:
-    from mprviewer.model.annotation_files import atomic_write_text
-
     try:
         atomic_write_text(path, text)
     except OSError as exc:
@@ -307,8 +310,6 @@ def original_document(project: Project, reader: str | None) -> tuple[dict[str, A
 def full_document(project: Project, reader: str | None = None) -> tuple[dict[str, Any],
                                                                       ExportResult]:
     """Everything: label set, studies with statuses and current marks, the event log."""
-    from mprviewer import __version__
-
     result = ExportResult("full", "", reader)
     statuses = project.statuses()
     marks = project.marks(reader=reader)
@@ -356,7 +357,7 @@ def full_document(project: Project, reader: str | None = None) -> tuple[dict[str
     doc = {
         "format": FULL_FORMAT,
         "version": FULL_VERSION,
-        "application": f"mprviewer {__version__}",
+        "application": application(),
         "name": project.name,
         "exported": now(),
         "label_set": project.label_set.as_dict(),

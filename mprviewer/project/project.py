@@ -15,7 +15,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,15 @@ from mprviewer.errors import AnnotationError, ProjectError
 from mprviewer.model.label_sets import LabelSet, load_label_set
 from mprviewer.model.slice_ranges import format_slices, normalize_slices, parse_slices
 from mprviewer.project import store as db
+from mprviewer.project.common import FINISHED, PLANES, STATUSES, atomic_write_text, now
 from mprviewer.project.indexer import SourcePlan, StudyRecord, plan_source, scan_source
 
 FOLDER_FORMAT = "mprviewer-project-folder"
 FOLDER_FILE = "project.json"
 DB_FILE = "labels.sqlite"
-STATUSES: tuple[str, ...] = ("unread", "in progress", "done", "no finding", "unreadable")
-FINISHED: tuple[str, ...] = ("done", "no finding")
-PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
+__all__ = ["FINISHED", "STATUSES", "AddReport", "Mark", "Project", "SeriesInfo", "StudyInfo"]
 ENV_READER = "MPRVIEWER_READER"
 MAX_READER = 128
-
-
-def now() -> str:
-    """UTC time with milliseconds, ISO 8601 (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def default_reader() -> str:
@@ -205,8 +198,6 @@ class Project:
         path.mkdir(parents=True, exist_ok=True)
         settings = {"format": FOLDER_FORMAT, "version": 1, "name": name or path.name,
                     "database": DB_FILE, "created": now()}
-        from mprviewer.model.annotation_files import atomic_write_text
-
         project = cls(path.resolve(), settings)
         with project.store.write() as conn:
             conn.execute(insert(db.settings), [
@@ -694,6 +685,6 @@ class Project:
     def export(self, fmt: str, out: str | os.PathLike[str], reader: str | None = None,
                overwrite: bool = False) -> Any:
         """Write ``csv``, ``original``, ``full`` or ``sr`` (see mprviewer.project.exports)."""
-        from mprviewer.project import exports
+        from mprviewer.project.exports import export
 
-        return exports.export(self, fmt, out, reader=reader, overwrite=overwrite)
+        return export(self, fmt, out, reader=reader, overwrite=overwrite)

@@ -3,18 +3,16 @@ first opened (retrieved into the per-user PACS cache)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from mprviewer.project.indexer import StudyRecord
 
 
 def pacs_package() -> Any:
-    """The PACS client package (``mprviewer.pacs``; ``mprviewer.io.pacs`` in older trees)."""
-    try:
-        return importlib.import_module("mprviewer.pacs")
-    except ImportError:
-        return importlib.import_module("mprviewer.io.pacs")
+    """The PACS client package, imported when a PACS source is used."""
+    import mprviewer.pacs
+
+    return mprviewer.pacs
 
 
 def pacs_records(server: Any, query: Any) -> tuple[str, list[StudyRecord]]:
