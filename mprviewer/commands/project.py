@@ -214,6 +214,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {reader}: {finished} / {total} finished ({parts})")
         if not readers:
             print("  nobody has read anything yet")
+        _missing(project)
         header = ["#", "study", *readers]
         rows = [[str(s["index"]), s["name"], *(s["statuses"].get(r, "unread") for r in readers)]
                 for s in summary["studies"]]
@@ -225,6 +226,23 @@ def _status(args: argparse.Namespace) -> int:
         out.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                           + "\n" for r in rows))
     return 0
+
+
+def _missing(project: Any) -> None:
+    """Name the studies whose folders are gone (moved or renamed) on stderr."""
+    from mprviewer.errors import ProjectError
+
+    gone = []
+    for info in project.studies():
+        try:
+            project.check_locations(info)
+        except ProjectError as exc:
+            gone.append(str(exc))
+    for line in gone[:10]:
+        print(f"warning: {line}", file=sys.stderr)
+    if len(gone) > 10:
+        print(f"warning: ... and {len(gone) - 10} more studies whose images are missing",
+              file=sys.stderr)
 
 
 # -- mark -------------------------------------------------------------------------------------
