@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select
 
@@ -25,11 +25,13 @@ from mprviewer.model.label_sets import LabelSet, load_label_set
 from mprviewer.model.slice_ranges import format_slices, normalize_slices, parse_slices
 from mprviewer.project import store as db
 from mprviewer.project.common import FINISHED, PLANES, STATUSES, atomic_write_text, now
-from mprviewer.project.indexer import SourcePlan, StudyRecord, plan_source, scan_source
 
 FOLDER_FORMAT = "mprviewer-project-folder"
 FOLDER_FILE = "project.json"
 DB_FILE = "labels.sqlite"
+if TYPE_CHECKING:  # the indexer (and the loader it uses) is imported only to add studies
+    from mprviewer.project.indexer import SourcePlan, StudyRecord
+
 __all__ = ["FINISHED", "STATUSES", "AddReport", "Mark", "Project", "SeriesInfo", "StudyInfo"]
 ENV_READER = "MPRVIEWER_READER"
 MAX_READER = 128
@@ -184,6 +186,8 @@ class Project:
         ``labels`` is a built-in set name (``ich``, ``anomaly``), a label set file or a
         LabelSet. ``pacs`` holds (server, StudyQuery) pairs whose matches are added.
         """
+        from mprviewer.project.indexer import plan_source
+
         label_set = labels if isinstance(labels, LabelSet) else load_label_set(labels)
         path = Path(folder).expanduser()
         if path.exists() and not path.is_dir():
@@ -244,6 +248,8 @@ class Project:
     def add(self, sources: Iterable[str] = (), *, pacs: Sequence[tuple[Any, Any]] = (),
             step: Step | None = None) -> AddReport:
         """Add the studies of more sources; studies already in the project are skipped."""
+        from mprviewer.project.indexer import plan_source
+
         plans = [plan_source(s) for s in sources]
         return self._add_plans(plans, pacs, step)
 
@@ -253,6 +259,8 @@ class Project:
 
     def _add_plans(self, plans: list[SourcePlan], pacs: Sequence[tuple[Any, Any]],
                    step: Step | None) -> AddReport:
+        from mprviewer.project.indexer import scan_source
+
         report = AddReport()
         known = self._known_uids()
         for plan in plans:
@@ -447,7 +455,7 @@ class Project:
 
     def index_study(self, study: int | str | StudyInfo) -> list[SeriesInfo]:
         """Record the series and images of a study added from a PACS (retrieving it)."""
-        from mprviewer.project.indexer import series_record
+        from mprviewer.project.indexer import StudyRecord, series_record
 
         info = self.study(study)
         if self._series_rows(info.id):
