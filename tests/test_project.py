@@ -502,3 +502,18 @@ def test_import_mprviewer_stays_light_and_project_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "mprviewer.project.project"
+
+
+def test_toggle_and_worklist_rows_follow_the_log(project):
+    assert project.toggle(0, "subdural", 3, READER) is True
+    assert project.toggle(0, "epidural", 3, READER) is True
+    assert project.toggle(0, "subdural", 3, READER) is False
+    assert [m.slices for m in project.marks(0, READER)] == [(3,)]
+    assert project.marks(0, READER)[0].label == "epidural"
+    project.set_status(1, READER, "no finding")
+    assert project.toggle(1, "subdural", 0, READER) is True  # reopens the study
+    project.set_status(2, READER, "unreadable", "pixel data cannot be read")
+    rows = project.worklist(READER)
+    assert [(r["index"], r["status"], r["marks"]) for r in rows] == [
+        (0, "in progress", 1), (1, "in progress", 1), (2, "unreadable", 0), (3, "unread", 0)]
+    assert rows[2]["reason"] == "pixel data cannot be read"

@@ -533,6 +533,30 @@ class Project:
         """Remove marks (slices not marked are ignored)."""
         return self.mark(study, label, slices, reader, series=series, plane=plane, unmark=True)
 
+    def toggle(self, study: int | str | StudyInfo, label: str, slice_number: int, reader: str,
+               *, series: int | str | SeriesInfo | None = None,
+               plane: str | None = None) -> bool:
+        """Mark one slice, or unmark it when the reader had marked it; True when now marked.
+
+        Reading the current state and appending the event happen in one write transaction,
+        so two toggles from two windows cannot both see the old state.
+        """
+        reader = check_reader(reader)
+        info, ser, key, plane, numbers = self._resolve_mark(study, label, [slice_number],
+                                                            series, plane)
+        with self.store.write() as conn:
+            marks = self._marks_in(conn, study_id=info.id, reader=reader)
+            on = numbers[0] in marks.get((info.id, reader, ser.id, key, plane), set())
+            status, _reason = self._status_in(conn, info.id, reader)
+            rows = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
+                     "action": "unmark" if on else "mark", "label": key, "plane": plane,
+                     "slices": str(numbers[0])}]
+            if not on and status == "no finding":
+                rows.append({"reader": reader, "study_id": info.id, "action": "status",
+                             "status": "in progress"})
+            self._append(conn, rows)
+        return not on
+
     def set_status(self, study: int | str | StudyInfo, reader: str, status: str,
                    reason: str = "") -> None:
         """Record a reader's status for a study; "unreadable" needs a reason.
@@ -649,6 +673,22 @@ class Project:
             rows.append({"index": info.index, "study_uid": info.uid, "name": info.name,
                          "statuses": {r: per[r][0] for r in readers if r in per}})
         return {"studies": rows, "counts": counts}
+
+    def worklist(self, reader: str) -> list[dict[str, Any]]:
+        """One row per study for a worklist view: index, name, uid, the reader's status and
+        reason, and how many slices the reader has marked."""
+        reader = check_reader(reader)
+        statuses = self.statuses()
+        marked: dict[int, int] = defaultdict(int)
+        with self.store.read() as conn:
+            for (study_id, *_rest), slices in self._marks_in(conn, reader=reader).items():
+                marked[study_id] += len(slices)
+        rows = []
+        for info in self.studies():
+            status, reason = statuses.get(info.id, {}).get(reader, ("unread", ""))
+            rows.append({"index": info.index, "name": info.name, "study_uid": info.uid,
+                         "status": status, "reason": reason, "marks": marked[info.id]})
+        return rows
 
     def next_study(self, reader: str, after: int | None = None,
                    backwards: bool = False, unread_only: bool = True) -> StudyInfo | None:
