@@ -517,3 +517,46 @@ def test_toggle_and_worklist_rows_follow_the_log(project):
     assert [(r["index"], r["status"], r["marks"]) for r in rows] == [
         (0, "in progress", 1), (1, "in progress", 1), (2, "unreadable", 0), (3, "unread", 0)]
     assert rows[2]["reason"] == "pixel data cannot be read"
+
+
+def test_worklist_walks_unfinished_studies_and_prepares_the_next(sources, tmp_path):
+    from mprviewer.project.worklist import Prepared, ProjectWorklist
+
+    src = tmp_path / "src"
+    for name in ("case_a", "case_c", "case_d"):
+        shutil.copytree(sources["src"] / name, src / name)
+    with Project.create(tmp_path / "p", [str(src)], "ich") as p:
+        wl = ProjectWorklist(p, READER)
+        seen = []
+        wl.changed.connect(lambda: seen.append("changed"))
+        first = wl.next_source()
+        assert first.index == 0 and wl.current == 0
+        with wl.open(first) as study:
+            wl.opened()
+            series = study.largest_series()
+            assert wl.toggle(5, series.uid, series.name, "axial", 2) == ("subdural", True)
+            assert wl.toggle(9, series.uid, series.name, "axial", 2) is None  # no label 9
+            assert wl.marked(series.uid, series.name, "axial") == {2: ["subdural"]}
+        assert p.status(0, READER)[0] == "in progress" and seen
+        wl.set_status("done")
+        assert wl.progress_text() == "1 / 3 done"
+        wl.prepare_next()  # study 1 is read in the background
+        target = wl.next_source()
+        assert isinstance(target, Prepared) and target.index == 1
+        assert target.done.wait(30) and target.error is None
+        assert target.volume.array.shape == (6, 8, 8)  # the larger of case_c's two series
+        wl.open(target).close()
+        (src / "case_d").rename(src / "gone")  # study 2 cannot be opened now
+        wl.set_status("no finding")
+        wl.prepare_next()
+        target = wl.next_source()
+        assert target.index == 2
+        with pytest.raises(ProjectError, match="no longer exists"):
+            wl.open(target)
+        wl.failed("case_d: its images are gone")
+        assert p.status(2, READER) == ("unreadable", "case_d: its images are gone")
+        assert wl.next_source() is None  # everything is finished or unreadable
+        assert wl.progress() == (2, 3)
+        wl.current = 2
+        assert wl.previous_source() is None
+        wl.close()
