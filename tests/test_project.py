@@ -560,3 +560,30 @@ def test_worklist_walks_unfinished_studies_and_prepares_the_next(sources, tmp_pa
         wl.current = 2
         assert wl.previous_source() is None
         wl.close()
+
+
+def test_a_project_made_by_the_first_schema_still_opens(tmp_path):
+    """tests/data/project-v1 was made by schema revision 0001 and is kept as it was."""
+    folder = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "project-v1", folder)
+    with Project.open(folder) as p:
+        assert p.name == "made by schema 0001"
+        assert [s.name for s in p.studies()] == ["case0", "case1"]
+        assert [s["statuses"] for s in p.summary()["studies"]] == [{"ann": "done"},
+                                                                   {"ann": "no finding"}]
+        p.export("csv", tmp_path / "x.csv")
+        table = _read_csv(tmp_path / "x.csv")
+        assert {k for k, v in table.items() if v} == {
+            "ID_1.2.826.0.1.3680043.10.777.1.1.2_subdural",
+            "ID_1.2.826.0.1.3680043.10.777.1.1.2_any"}
+        assert len(table) == 2 * 3 * 6
+        p.mark(1, "epidural", "0", "bo")  # and takes new events
+
+
+def test_project_files_are_readable_like_any_new_file(project):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = (project.folder / "project.json").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask  # not the 0600 of a temporary file
