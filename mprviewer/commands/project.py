@@ -216,8 +216,17 @@ def _status(args: argparse.Namespace) -> int:
             print("  nobody has read anything yet")
         _missing(project)
         header = ["#", "study", *readers]
-        rows = [[str(s["index"]), s["name"], *(s["statuses"].get(r, "unread") for r in readers)]
-                for s in summary["studies"]]
+        reasons = {(info_id, r): st[1] for info_id, per in project.statuses().items()
+                   for r, st in per.items() if st[1]}
+        ids = [s.id for s in project.studies()]
+
+        def cell(n: int, reader: str, status: str) -> str:
+            reason = reasons.get((ids[n], reader))
+            return f"{status} ({reason})" if reason else status
+
+        rows = [[str(s["index"]), s["name"],
+                 *(cell(n, r, s["statuses"].get(r, "unread")) for r in readers)]
+                for n, s in enumerate(summary["studies"])]
         widths = [max(len(h), *(len(r[n]) for r in rows)) if rows else len(h)
                   for n, h in enumerate(header)]
         out = sys.stdout
