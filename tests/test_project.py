@@ -129,6 +129,15 @@ def test_a_moved_folder_is_named_when_the_study_is_opened(sources, tmp_path):
         assert p.status(0, READER) == ("in progress", "")
 
 
+def test_a_project_inside_its_source_folder_is_not_a_study(sources, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(sources["src"] / "case_a", src / "case_a")
+    with Project.create(src / "labels", [str(src)], "ich") as p:
+        assert [s.name for s in p.studies()] == ["case_a"]
+        report = p.add([str(src)])
+        assert report.problems == [] and len(report.duplicates) == 1
+
+
 def test_dicomdir_source(tmp_path):
     from pydicom.fileset import FileSet
 

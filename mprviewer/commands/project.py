@@ -22,7 +22,6 @@ EXAMPLES = """examples:
   mprviewer project mark heads --study 2 --unreadable "motion artefacts" --reader ann
   mprviewer project export heads --to csv labels.csv --reader ann
   mprviewer project export heads --to sr reports/ --reader ann
-  mprviewer view heads                                   (the worklist in the viewer)
 
 SOURCE is a folder holding one study per sub-folder or per zip (or one study's files), a
 zip, or a DICOMDIR. Images stay where they are; the project records where. The reader name

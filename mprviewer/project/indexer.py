@@ -90,6 +90,8 @@ def plan_source(spec: str) -> SourcePlan:
     for entry in entries:
         if entry.name.lower() in JUNK or entry.name.startswith("."):
             continue
+        if entry.is_dir() and (Path(entry.path) / "project.json").is_file():
+            continue  # a labeling project kept beside its studies is not a study
         if entry.is_dir() or entry.name.lower().endswith(ZIP_SUFFIXES):
             parts.append(entry.path)
         elif entry.is_file():
