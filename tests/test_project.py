@@ -127,6 +127,13 @@ def test_a_moved_folder_is_named_when_the_study_is_opened(sources, tmp_path):
             p.open_study(0)
         p.mark(0, "Bleeding", "1", READER)  # the labels do not need the images
         assert p.status(0, READER) == ("in progress", "")
+        report = p.add([str(src)])  # found again under its new name: the new place is kept
+        assert report.added == [] and len(report.relocated) == 1
+        assert report.duplicates == ["case_d (" + p.study(1).uid + ")"]
+        assert p.study(0).locations == (str(src / "renamed"),)
+        with p.open_study(0) as study:
+            assert study.uid == p.study(0).uid
+        assert [m.slices for m in p.marks(0, READER)] == [(1,)]
 
 
 def test_a_project_inside_its_source_folder_is_not_a_study(sources, tmp_path):

@@ -157,6 +157,8 @@ def _report(report: Any, project: Any) -> None:
         print(f"skipped {len(report.duplicates)} already in the project:", file=sys.stderr)
         for line in report.duplicates[:20]:
             print(f"  {line}", file=sys.stderr)
+    for line in report.relocated:
+        print(f"moved: {line}", file=sys.stderr)
     for line in report.problems[:50]:
         print(f"skipped {line}", file=sys.stderr)
 

@@ -112,6 +112,7 @@ class AddReport:
 
     added: list[StudyInfo] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    relocated: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -269,7 +270,11 @@ class Project:
             fresh = []
             for record in records:
                 if record.uid in known:
-                    report.duplicates.append(f"{record.name} ({record.uid})")
+                    if self._relocate(record):
+                        report.relocated.append(f"{record.name} ({record.uid}): now "
+                                                f"{', '.join(record.locations)}")
+                    else:
+                        report.duplicates.append(f"{record.name} ({record.uid})")
                     continue
                 known.add(record.uid)
                 fresh.append(record)
@@ -289,6 +294,17 @@ class Project:
                 step(f"{spec}: {len(records)} studies match")
             report.added.extend(self.add_records(spec, "pacs", spec, fresh))
         return report
+
+    def _relocate(self, record: StudyRecord) -> bool:
+        """A known study found again where its recorded folders are gone: record the new
+        place (its labels are untouched). False when it is simply a duplicate."""
+        info = self.study(record.uid)
+        if info.kind == "pacs" or any(Path(loc).exists() for loc in info.locations):
+            return False
+        with self.store.write() as conn:
+            conn.execute(db.studies.update().where(db.studies.c.id == info.id).values(
+                locations=json.dumps(record.locations)))
+        return True
 
     def add_records(self, spec: str, kind: str, root: str,
                     records: Sequence[StudyRecord]) -> list[StudyInfo]:
@@ -428,8 +444,9 @@ class Project:
             if not Path(location).exists():
                 raise ProjectError(
                     f"study {info.index} ({info.name}): its images were in {location}, which "
-                    "no longer exists; was it moved or renamed? Put it back there (the "
-                    "project references images where they are, it does not copy them)")
+                    "no longer exists; was it moved or renamed? Put it back, or record the "
+                    "new place with 'mprviewer project add' on the folder that now holds it "
+                    "(the project references images where they are; it does not copy them)")
 
     def open_study(self, study: int | str | StudyInfo, progress: Any = None,
                    cancel: Any = None) -> Any:
