@@ -141,3 +141,208 @@ class WorklistPanel(QWidget):
         if current is not None and 0 <= current < len(rows):
             self.table.selectRow(current)
             self.table.scrollToItem(self.table.item(current, 0))
+
+
+# -- the window side ----------------------------------------------------------------------
+PREPARE_AFTER_MS = 1500  # start reading the next study once the reader is at work on this one
+
+
+class WorklistController:
+    """Binds a ``ProjectWorklist`` to the viewer window through its public hooks: a side
+    panel, the loader (``window.runner``), the marks display (``set_marked``), and keys.
+
+    Keys: 1-9 toggle that label on the current slice of the focused view; N or Ctrl+Right
+    open the next unfinished study, Ctrl+Left the previous one; Shift+0 records "no finding"
+    and goes on; D marks the study done. A study that cannot be loaded becomes unreadable
+    with the loader's message, and the worklist goes on from it.
+    """
+
+    def __init__(self, window: Any, worklist: Any) -> None:
+        from PyQt5.QtCore import QTimer
+
+        self.window = window
+        self.worklist = worklist
+        self.panel = WorklistPanel(worklist)
+        self._loading: int | None = None  # worklist index of the load in flight
+        self._prepare_timer = QTimer(window)
+        self._prepare_timer.setSingleShot(True)
+        self._prepare_timer.timeout.connect(self._prepare_next)
+        window.add_side_panel("Worklist", self.panel, first=True)
+        self.panel.open_requested.connect(self.open_index)
+        self.panel.next_requested.connect(self.next_study)
+        self.panel.previous_requested.connect(self.previous_study)
+        self.panel.status_requested.connect(self.set_status)
+        window.volume_changed.connect(self._on_volume)
+        window.load_failed.connect(self._on_failed)
+        window.slice_key.connect(self._on_view_key)
+        window.destroyed.connect(lambda *_: self.close())
+        self._install_keys()
+
+    # -- keys ----------------------------------------------------------------------------
+    def _install_keys(self) -> None:
+        from PyQt5.QtCore import Qt
+        from PyQt5.QtGui import QKeySequence
+        from PyQt5.QtWidgets import QAction
+
+        def add(keys: list[str], slot: Any, text: str) -> None:
+            action = QAction(text, self.window)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.WindowShortcut)
+            action.triggered.connect(lambda _checked=False: slot())
+            self.window.addAction(action)
+
+        for digit in range(1, 10):
+            add([str(digit)], lambda d=digit: self.toggle_label(d), f"Toggle label {digit}")
+        add(["N", "Ctrl+Right"], self.next_study, "Next unread study")
+        add(["Ctrl+Left"], self.previous_study, "Previous study")
+        add(["Shift+0", ")"], lambda: self.set_status("no finding"), "No finding")
+        add(["D"], lambda: self.set_status("done"), "Study done")
+
+    def _on_view_key(self, _plane: str, key: int, mods: int) -> None:
+        """The same keys when a 2D view had them (the shortcut map did not see them)."""
+        from PyQt5.QtCore import Qt
+
+        mods &= int(Qt.ShiftModifier | Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier)
+        shift = int(Qt.ShiftModifier)
+        if mods == 0 and Qt.Key_1 <= key <= Qt.Key_9:
+            self.toggle_label(key - Qt.Key_0)
+        elif mods == 0 and key == Qt.Key_N:
+            self.next_study()
+        elif mods == 0 and key == Qt.Key_D:
+            self.set_status("done")
+        elif (key == Qt.Key_0 and mods == shift) or key == Qt.Key_ParenRight:
+            self.set_status("no finding")
+
+    # -- actions -------------------------------------------------------------------------
+    def _message(self, text: str, ms: int = 6000) -> None:
+        status = getattr(self.window, "status", None) or self.window.statusBar()
+        status.showMessage(text, ms)
+
+    def toggle_label(self, digit: int) -> None:
+        """Toggle the label of key ``digit`` on the focused view's current slice."""
+        window = self.window
+        label = self.worklist.label_for_key(digit)
+        if label is None:
+            self._message(f"No label on key {digit}.")
+            return
+        if window.volume is None or window.state is None or self.worklist.current is None:
+            self._message("Open a study of the worklist first (N).")
+            return
+        plane = window.focused_plane
+        index = int(window.state.slices[plane])
+        series = window.series
+        try:
+            result = self.worklist.toggle(digit, series.uid, series.name, plane, index)
+        except Exception as exc:  # a ProjectError: say it, keep going
+            self._message(str(exc), 10000)
+            return
+        if result is not None:
+            _key, on = result
+            self._message(f"{label.name} {'marked' if on else 'removed'} on {plane} slice "
+                          f"{index}.")
+            self.show_marks()
+
+    def show_marks(self) -> None:
+        """Put the reader's project marks of the series on screen on the views."""
+        from mprviewer.model.orientation import PLANES
+
+        series = self.window.series
+        if series is None or self.window.volume is None:
+            return
+        for plane in PLANES:
+            self.window.set_marked(plane, self.worklist.marked(series.uid, series.name, plane))
+
+    def set_status(self, status: str) -> None:
+        if self.worklist.current is None:
+            self._message("Open a study of the worklist first (N).")
+            return
+        try:
+            self.worklist.set_status(status)
+        except Exception as exc:
+            self._message(str(exc), 10000)
+            return
+        self._message(f"Study {self.worklist.current}: {status}.")
+        if status == "no finding":
+            self.next_study()
+
+    def next_study(self) -> None:
+        index = self.worklist.next_index()
+        if index is None:
+            self._message(f"Every study is finished ({self.worklist.progress_text()}).")
+            return
+        self.open_index(index)
+
+    def previous_study(self) -> None:
+        index = self.worklist.next_index(backwards=True)
+        if index is None:
+            self._message("No unfinished study before this one.")
+            return
+        self.open_index(index)
+
+    def open_index(self, index: int) -> None:
+        """Open study ``index`` of the worklist (ready at once when it was prepared)."""
+        from mprviewer.gui.main_window import LoadResult
+        from mprviewer.project.worklist import Prepared
+
+        worklist = self.worklist
+        target = worklist.go_to(index)
+        self._loading = index
+        self._prepare_timer.stop()
+
+        def job(progress: Any, cancel: Any) -> Any:
+            if isinstance(target, Prepared):
+                study = worklist.open(target)
+                if target.volume is not None:
+                    return LoadResult(study, target.series_index, target.volume)
+            else:
+                study = worklist.open(target, progress=progress, cancel=cancel)
+            try:
+                largest = study.largest_series()
+                volume = largest.load(progress=progress, cancel=cancel)
+                return LoadResult(study, study.series.index(largest), volume)
+            except BaseException:
+                study.close()
+                raise
+
+        name = worklist.rows()[index]["name"]
+        self.window.runner.start(job, f"Opening study {index} ({name})")
+
+    # -- window events -------------------------------------------------------------------
+    def _on_volume(self, _volume: Any) -> None:
+        if self._loading is not None:
+            self._loading = None
+            self.worklist.opened()
+        self.show_marks()
+        self._prepare_timer.start(PREPARE_AFTER_MS)
+
+    def _on_failed(self, message: str) -> None:
+        if self._loading is None:
+            return
+        index, self._loading = self._loading, None
+        self.worklist.failed(message)
+        self._message(f"Study {index} is unreadable: {message}. N goes on.", 15000)
+
+    def _prepare_next(self) -> None:
+        self.worklist.prepare_next()
+
+    def close(self) -> None:
+        self._prepare_timer.stop()
+        self.worklist.close()
+
+
+def install_worklist(window: Any, folder: str, reader: str | None = None,
+                     start: bool = True) -> WorklistController:
+    """Open the project in ``folder`` in the window: worklist panel, keys, and (``start``)
+    the first study the reader has not finished."""
+    from mprviewer.project import Project, default_reader
+    from mprviewer.project.worklist import ProjectWorklist
+
+    project = Project.open(folder)
+    worklist = ProjectWorklist(project, reader or default_reader())
+    controller = WorklistController(window, worklist)
+    window.worklist_controller = controller
+    window.setWindowTitle(f"mprviewer — {project.name} ({worklist.reader})")
+    window.destroyed.connect(lambda *_: project.close())
+    if start:
+        controller.next_study()
+    return controller
