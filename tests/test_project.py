@@ -573,7 +573,8 @@ def test_worklist_walks_unfinished_studies_and_prepares_the_next(sources, tmp_pa
         assert p.status(2, READER) == ("unreadable", "case_d: its images are gone")
         assert wl.next_source() is None  # everything is finished or unreadable
         assert wl.progress() == (2, 3)
-        wl.current = 2
+        assert wl.previous_source().index == 1  # back in list order, finished or not
+        wl.current = 0
         assert wl.previous_source() is None
         wl.close()
 

@@ -421,7 +421,9 @@ class SliceView(ViewContainer):
 
     def _key(self, event: QKeyEvent) -> bool:
         key, mods = event.key(), event.modifiers()
-        if self.state is not None and key in STEP_KEYS:
+        # Ctrl+Left/Right belong to the window (a worklist's previous/next study).
+        ctrl_side = bool(mods & Qt.ControlModifier) and key in (Qt.Key_Left, Qt.Key_Right)
+        if self.state is not None and key in STEP_KEYS and not ctrl_side:
             self.state.step(self.plane, STEP_KEYS[key])
         elif self.state is not None and key == Qt.Key_Home:
             self.state.set_slice(self.plane, 0)

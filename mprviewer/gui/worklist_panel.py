@@ -152,9 +152,9 @@ class WorklistController:
     panel, the loader (``window.runner``), the marks display (``set_marked``), and keys.
 
     Keys: 1-9 toggle that label on the current slice of the focused view; N or Ctrl+Right
-    open the next unfinished study, Ctrl+Left the previous one; Shift+0 records "no finding"
-    and goes on; D marks the study done. A study that cannot be loaded becomes unreadable
-    with the loader's message, and the worklist goes on from it.
+    open the next unfinished study, Ctrl+Left the study before this one (whatever its
+    status); Shift+0 records "no finding" and goes on; D marks the study done. A study that
+    cannot be loaded becomes unreadable with the loader's message; the worklist goes on.
     """
 
     def __init__(self, window: Any, worklist: Any) -> None:
@@ -164,6 +164,7 @@ class WorklistController:
         self.worklist = worklist
         self.panel = WorklistPanel(worklist)
         self._loading: int | None = None  # worklist index of the load in flight
+        self.last_open_prepared = False  # the last study opened had been read ahead
         self._prepare_timer = QTimer(window)
         self._prepare_timer.setSingleShot(True)
         self._prepare_timer.timeout.connect(self._prepare_next)
@@ -203,8 +204,12 @@ class WorklistController:
         from PyQt5.QtCore import Qt
 
         mods &= int(Qt.ShiftModifier | Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier)
-        shift = int(Qt.ShiftModifier)
-        if mods == 0 and Qt.Key_1 <= key <= Qt.Key_9:
+        shift, ctrl = int(Qt.ShiftModifier), int(Qt.ControlModifier)
+        if mods == ctrl and key == Qt.Key_Right:
+            self.next_study()
+        elif mods == ctrl and key == Qt.Key_Left:
+            self.previous_study()
+        elif mods == 0 and Qt.Key_1 <= key <= Qt.Key_9:
             self.toggle_label(key - Qt.Key_0)
         elif mods == 0 and key == Qt.Key_N:
             self.next_study()
@@ -273,9 +278,9 @@ class WorklistController:
         self.open_index(index)
 
     def previous_study(self) -> None:
-        index = self.worklist.next_index(backwards=True)
+        index = self.worklist.previous_index()
         if index is None:
-            self._message("No unfinished study before this one.")
+            self._message("This is the first study of the worklist.")
             return
         self.open_index(index)
 
@@ -288,6 +293,8 @@ class WorklistController:
         target = worklist.go_to(index)
         self._loading = index
         self._prepare_timer.stop()
+
+        self.last_open_prepared = isinstance(target, Prepared)
 
         def job(progress: Any, cancel: Any) -> Any:
             if isinstance(target, Prepared):

@@ -100,8 +100,15 @@ class ProjectWorklist:
         index = self.next_index()
         return None if index is None else self.go_to(index)
 
+    def previous_index(self) -> int | None:
+        """The study before the current one in worklist order, whatever its status (to go
+        back to the study just finished); None at the start."""
+        if self.current is None or self.current <= 0:
+            return None
+        return self.current - 1
+
     def previous_source(self) -> Any:
-        index = self.next_index(backwards=True)
+        index = self.previous_index()
         return None if index is None else self.go_to(index)
 
     def open(self, target: Any, progress: Any = None, cancel: Any = None) -> Any:
