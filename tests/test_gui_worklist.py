@@ -147,3 +147,45 @@ def test_a_study_that_fails_to_load_becomes_unreadable(make_viewer, qtbot, proje
     controller.next_study()  # the worklist goes on
     _opened(window, qtbot, controller, 3)
     assert controller.panel.table.item(2, 2).text().startswith("unreadable: ")
+
+
+def test_file_menu_opens_a_project_in_a_new_window(make_viewer, qtbot, project_folder,
+                                                   monkeypatch):
+    import subprocess
+
+    from PyQt5.QtWidgets import QFileDialog
+
+    window = make_viewer()
+    action = worklist_panel.install_open_project_action(window)
+    assert action in window.file_menu.actions()
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: started.append(argv))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: str(project_folder))
+    action.trigger()
+    assert started and started[0][-3:] == ["mprviewer", "view", str(project_folder)]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: str(project_folder.parent / "src"))
+    action.trigger()
+    assert len(started) == 1  # not a project: an error, no window
+    assert "holds no project.json" in window.error_box.text()
+    window.error_box.close()
+
+
+def test_view_command_opens_a_project_folder(project_folder, tmp_path):
+    import subprocess
+    import sys
+
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "mprviewer", "view", str(project_folder), "--reader", "cy",
+         "--size", "900x600", "--screenshot", str(shot)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert shot.stat().st_size > 10_000
+    with Project.open(project_folder) as p:  # cy's first unfinished study was opened
+        assert p.status(0, "cy")[0] == "in progress"
+        assert p.status(0, READER)[0] == "unread"
+    bad = subprocess.run([sys.executable, "-m", "mprviewer", "view", str(project_folder),
+                          "--series", "1"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--series does not apply to a project" in bad.stderr

@@ -188,8 +188,10 @@ def run(
         install_worklist(window, project, reader)  # worklist panel, label keys, statuses
     else:
         from mprviewer.gui.annotation_controller import install_annotations
+        from mprviewer.gui.worklist_panel import install_open_project_action
 
         install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+        install_open_project_action(window)
     if size is not None:
         window.resize(*size)
     else:

@@ -353,3 +353,32 @@ def install_worklist(window: Any, folder: str, reader: str | None = None,
     if start:
         controller.next_study()
     return controller
+
+
+def install_open_project_action(window: Any) -> Any:
+    """File > Open Project…: a labeling project opens in a window of its own (its keys and
+    marks belong to the project, not to the open study's annotations)."""
+    from PyQt5.QtWidgets import QAction, QFileDialog
+
+    def ask() -> None:
+        folder = QFileDialog.getExistingDirectory(window, "Open a labeling project")
+        if not folder:
+            return
+        from mprviewer.project import Project
+
+        if not Project.is_project(folder):
+            window.show_error("Not a labeling project",
+                              f"{folder} holds no project.json; make a project with "
+                              "'mprviewer project create DIR --studies SOURCE...'.")
+            return
+        import subprocess
+        import sys
+
+        subprocess.Popen([sys.executable, "-m", "mprviewer", "view", folder])
+        window.statusBar().showMessage(f"Opening the project {folder} in a new window…", 8000)
+
+    action = QAction("Open &Project…", window)
+    action.setToolTip("Open a labeling project (its worklist) in a new window")
+    action.triggered.connect(lambda _checked=False: ask())
+    window.add_file_action(action)
+    return action
