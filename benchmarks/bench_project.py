@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 STUDIES = 1000
@@ -111,8 +112,9 @@ def time_create(workdir: Path, studies: int = 10, images: int = IMAGES) -> float
     return (time.perf_counter() - start) / studies
 
 
-def run(reps: int = 5, studies: int = STUDIES) -> list[ProjectRow]:
-    """Build, time, clean up; the rows the report shows."""
+def run(reps: int = 5, studies: int = STUDIES, viewer: bool = True) -> list[ProjectRow]:
+    """Build, time, clean up; the rows the report shows (``viewer``: also the worklist's
+    next study in the viewer under a private Xvfb, when Xvfb is installed)."""
     workdir = Path(tempfile.mkdtemp(prefix="mprviewer-bench-project-"))
     try:
         folder = build(workdir / "project", studies)
@@ -126,7 +128,7 @@ def run(reps: int = 5, studies: int = STUDIES) -> list[ProjectRow]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     what = f"{studies:,} studies x {IMAGES} images"
-    return [
+    rows = [
         ProjectRow(f"project status --json, {what}", status,
                    "fresh process: start-up, opening the store, statuses, JSON", 2.0),
         ProjectRow(f"project export --to csv, {what}", export,
@@ -136,6 +138,18 @@ def run(reps: int = 5, studies: int = STUDIES) -> list[ProjectRow]:
         ProjectRow("project create, per study of 40 files", per_study,
                    "header scan and index of 10 small studies on disk, warm cache"),
     ]
+    if viewer and shutil.which("Xvfb"):
+        import bench_worklist
+
+        moves = bench_worklist.measure(reps=max(1, min(reps, 3)))
+        rows.append(ProjectRow(
+            "viewer: next study (N), 256x256x128, read ahead", moves["read ahead"],
+            f"N pressed after {bench_worklist.READ_FOR_S:g} s on the current study, to the "
+            "first 2D frame; Xvfb", 0.5))
+        rows.append(ProjectRow(
+            "viewer: next study (N), 256x256x128, read when asked", moves["read when asked"],
+            "the same without reading ahead (files in the page cache)"))
+    return rows
 
 
 def main() -> int:

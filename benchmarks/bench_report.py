@@ -306,7 +306,9 @@ def render(report: Report) -> str:
                 "Each command runs as a fresh `mprviewer` process (start-up and imports "
                 "count), median of the repetitions after one warm-up run. The 1,000-study "
                 "index is written straight into the store (these commands read only the "
-                "database); a third of the studies are marked and done, a third 'no finding'.",
+                "database); a third of the studies are marked and done, a third 'no finding'. "
+                "The viewer rows time the worklist's next study inside a viewer process under "
+                "a private Xvfb (benchmarks/bench_worklist.py).",
                 "", "| what | median (s) | note |", "|---|---:|---|"]
         for prow in report.project:
             out.append(f"| {prow.name} | "
