@@ -145,6 +145,16 @@ def test_a_project_inside_its_source_folder_is_not_a_study(sources, tmp_path):
         assert report.problems == [] and len(report.duplicates) == 1
 
 
+def test_a_zip_given_alone_is_a_source(sources, tmp_path):
+    with Project.create(tmp_path / "p", [str(sources["src"] / "case_b.zip")], "ich") as p:
+        (study,) = p.studies()
+        assert study.uid == synthetic.make_uid(7, "study", 1)
+        assert study.locations == (str(sources["src"] / "case_b.zip"),)
+        assert [s.folder for s in p.series(study)] == ["case_b.zip/case_b"]
+        with p.open_study(study) as opened:
+            assert opened.series[0].num_images == 6
+
+
 def test_dicomdir_source(tmp_path):
     from pydicom.fileset import FileSet
 
