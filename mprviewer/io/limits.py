@@ -46,8 +46,24 @@ class Limits:
     connect_timeout: float = 15.0  # seconds to establish a connection
     read_timeout: float = 60.0  # seconds the server may stay silent
     max_redirects: int = 10
-    # Temporary files (downloads, large nested zips) never take the last bytes of a disk.
+    # An answer read whole into memory (a DICOMweb search result, not a retrieval).
+    max_answer_bytes: float = 256 * MIB
+    # A download slower than this many bytes a second, averaged over the window, is stopped
+    # (a read timeout only sees silence, not a server that trickles a byte a second).
+    min_download_rate: float = 1 * KIB
+    min_rate_window: float = 30.0  # seconds
+    # Temporary files (downloads, nested zips) never take the last bytes of a disk.
     min_free_disk_bytes: float = 1 * GIB
+    # Headers: a data set up to its pixel data (or a whole DICOMDIR). Real ones take KBs; an
+    # enhanced multi-frame object with tens of thousands of frames takes tens of MBs.
+    max_header_bytes: float = 64 * MIB
+    # Pixels: the decoded size of one image file or of one series' volume, checked before
+    # decoding. 4 GiB holds a 2000-slice 1024x1024 16-bit CT; loading may need twice that
+    # while rescaling, so a larger claim is far more likely a bomb than a study.
+    max_decoded_bytes: float = 4 * GIB
+    # Compressed pixel data decoding to more than 64 MiB may expand at most this many times
+    # its file's size (real images: 2-20, blank ones a few hundred; bombs: 100,000s).
+    max_decoded_ratio: float = 1000.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Limits:
@@ -71,9 +87,11 @@ def env_name(field_name: str) -> str:
 
 def _parse(field_name: str, env: str, text: str) -> float | int:
     lowered = text.strip().lower()
-    is_size = field_name.endswith("_bytes")
+    is_size = field_name.endswith(("_bytes", "_rate"))
     if lowered in ("0", "none", "off", "inf", "unlimited") and field_name.startswith("max_"):
         return math.inf
+    if lowered in ("none", "off") and field_name.startswith("min_"):
+        return 0.0  # a minimum of nothing: the check is off
     try:
         if is_size:
             match = _SIZE_RE.match(lowered)
