@@ -148,8 +148,8 @@ PREPARE_AFTER_MS = 1500  # start reading the next study once the reader is at wo
 
 
 class WorklistController:
-    """Binds a ``ProjectWorklist`` to the viewer window through its public hooks: a side
-    panel, the loader (``window.runner``), the marks display (``set_marked``), and keys.
+    """The desktop binding of a session's worklist (``mprviewer.session.worklist``): the
+    side panel, the keys, the marks on the views, and when to read the next study ahead.
 
     Keys: 1-9 toggle that label on the current slice of the focused view; N or Ctrl+Right
     open the next unfinished study, Ctrl+Left the study before this one (whatever its
@@ -160,24 +160,32 @@ class WorklistController:
     def __init__(self, window: Any, worklist: Any) -> None:
         from PyQt5.QtCore import QTimer
 
+        from mprviewer.session.worklist import SessionWorklist
+
         self.window = window
         self.worklist = worklist
+        self.bound = SessionWorklist(window.session, worklist)
+        self.bound.runner = window.runner.start  # loads run in the window's worker
         self.panel = WorklistPanel(worklist)
-        self._loading: int | None = None  # worklist index of the load in flight
-        self.last_open_prepared = False  # the last study opened had been read ahead
         self._prepare_timer = QTimer(window)
         self._prepare_timer.setSingleShot(True)
-        self._prepare_timer.timeout.connect(self._prepare_next)
+        self._prepare_timer.timeout.connect(self.bound.prepare_next)
         window.add_side_panel("Worklist", self.panel, first=True)
         self.panel.open_requested.connect(self.open_index)
         self.panel.next_requested.connect(self.next_study)
         self.panel.previous_requested.connect(self.previous_study)
         self.panel.status_requested.connect(self.set_status)
+        self.bound.marks_changed.connect(self.show_marks)
+        window.session.message.connect(self._on_message)
         window.volume_changed.connect(self._on_volume)
-        window.load_failed.connect(self._on_failed)
+        window.load_failed.connect(self.bound.failed)
         window.slice_key.connect(self._on_view_key)
         window.destroyed.connect(lambda *_: self.close())
         self._install_keys()
+
+    @property
+    def last_open_prepared(self) -> bool:
+        return self.bound.last_open_prepared
 
     # -- keys ----------------------------------------------------------------------------
     def _install_keys(self) -> None:
@@ -218,123 +226,46 @@ class WorklistController:
         elif (key == Qt.Key_0 and mods == shift) or key == Qt.Key_ParenRight:
             self.set_status("no finding")
 
-    # -- actions -------------------------------------------------------------------------
-    def _message(self, text: str, ms: int = 6000) -> None:
+    # -- actions (the session's worklist does the work) ----------------------------------
+    def _on_message(self, text: str, problem: bool = False) -> None:
         status = getattr(self.window, "status", None) or self.window.statusBar()
-        status.showMessage(text, ms)
+        status.showMessage(text, 12000 if problem else 6000)
 
     def toggle_label(self, digit: int) -> None:
-        """Toggle the label of key ``digit`` on the focused view's current slice."""
-        window = self.window
-        label = self.worklist.label_for_key(digit)
-        if label is None:
-            self._message(f"No label on key {digit}.")
-            return
-        if window.volume is None or window.state is None or self.worklist.current is None:
-            self._message("Open a study of the worklist first (N).")
-            return
-        plane = window.focused_plane
-        index = int(window.state.slices[plane])
-        series = window.series
-        try:
-            result = self.worklist.toggle(digit, series.uid, series.name, plane, index)
-        except Exception as exc:  # a ProjectError: say it, keep going
-            self._message(str(exc), 10000)
-            return
-        if result is not None:
-            _key, on = result
-            self._message(f"{label.name} {'marked' if on else 'removed'} on {plane} slice "
-                          f"{index}.")
-            self.show_marks()
+        self.bound.toggle_label(digit)
+
+    def set_status(self, status: str) -> None:
+        self.bound.set_status(status)
+
+    def next_study(self) -> None:
+        self._prepare_timer.stop()
+        self.bound.next_study()
+
+    def previous_study(self) -> None:
+        self._prepare_timer.stop()
+        self.bound.previous_study()
+
+    def open_index(self, index: int) -> None:
+        self._prepare_timer.stop()
+        self.bound.open_index(index)
 
     def show_marks(self) -> None:
         """Put the reader's project marks of the series on screen on the views."""
         from mprviewer.model.orientation import PLANES
 
-        series = self.window.series
-        if series is None or self.window.volume is None:
+        if self.window.volume is None:
             return
         for plane in PLANES:
-            self.window.set_marked(plane, self.worklist.marked(series.uid, series.name, plane))
-
-    def set_status(self, status: str) -> None:
-        if self.worklist.current is None:
-            self._message("Open a study of the worklist first (N).")
-            return
-        try:
-            self.worklist.set_status(status)
-        except Exception as exc:
-            self._message(str(exc), 10000)
-            return
-        self._message(f"Study {self.worklist.current}: {status}.")
-        if status == "no finding":
-            self.next_study()
-
-    def next_study(self) -> None:
-        index = self.worklist.next_index()
-        if index is None:
-            self._message(f"Every study is finished ({self.worklist.progress_text()}).")
-            return
-        self.open_index(index)
-
-    def previous_study(self) -> None:
-        index = self.worklist.previous_index()
-        if index is None:
-            self._message("This is the first study of the worklist.")
-            return
-        self.open_index(index)
-
-    def open_index(self, index: int) -> None:
-        """Open study ``index`` of the worklist (ready at once when it was prepared)."""
-        from mprviewer.gui.main_window import LoadResult
-        from mprviewer.project.worklist import Prepared
-
-        worklist = self.worklist
-        target = worklist.go_to(index)
-        self._loading = index
-        self._prepare_timer.stop()
-
-        self.last_open_prepared = isinstance(target, Prepared)
-
-        def job(progress: Any, cancel: Any) -> Any:
-            if isinstance(target, Prepared):
-                study = worklist.open(target)
-                if target.volume is not None:
-                    return LoadResult(study, target.series_index, target.volume)
-            else:
-                study = worklist.open(target, progress=progress, cancel=cancel)
-            try:
-                largest = study.largest_series()
-                volume = largest.load(progress=progress, cancel=cancel)
-                return LoadResult(study, study.series.index(largest), volume)
-            except BaseException:
-                study.close()
-                raise
-
-        name = worklist.rows()[index]["name"]
-        self.window.runner.start(job, f"Opening study {index} ({name})")
+            self.window.set_marked(plane, self.bound.marked(plane))
 
     # -- window events -------------------------------------------------------------------
     def _on_volume(self, _volume: Any) -> None:
-        if self._loading is not None:
-            self._loading = None
-            self.worklist.opened()
         self.show_marks()
         self._prepare_timer.start(PREPARE_AFTER_MS)
 
-    def _on_failed(self, message: str) -> None:
-        if self._loading is None:
-            return
-        index, self._loading = self._loading, None
-        self.worklist.failed(message)
-        self._message(f"Study {index} is unreadable: {message}. N goes on.", 15000)
-
-    def _prepare_next(self) -> None:
-        self.worklist.prepare_next()
-
     def close(self) -> None:
         self._prepare_timer.stop()
-        self.worklist.close()
+        self.bound.close()
 
 
 def install_worklist(window: Any, folder: str, reader: str | None = None,

@@ -1,11 +1,11 @@
 """One reader's walk through a project: the current study, next and previous, label hotkeys,
 statuses, and the background preparation of the next study.
 
-``ProjectWorklist`` is what a viewer binds to: the desktop window's worklist panel and keys
-drive it. It knows no Qt and no VTK: events are
-``mprviewer.model.events.Signal``; loading the next study ahead is a plain thread that scans
-its headers and reads the pixels of its largest series, so moving on only puts the volume
-on screen.
+``ProjectWorklist`` is what a viewer binds to: ``mprviewer.session.worklist`` puts it in the
+viewing session, whose front ends (the desktop worklist panel and keys) drive it. It knows no
+Qt and no VTK: events are ``mprviewer.model.events.Signal``; loading the next study ahead is
+a plain thread that scans its headers and reads the pixels of its largest series, so moving
+on only puts the volume on screen.
 
 Events: ``changed()`` (rows, statuses or marks changed), ``current_changed(index)``.
 """
