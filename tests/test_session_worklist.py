@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mprviewer.errors import ProjectError
 from mprviewer.project import Project
 from mprviewer.project.worklist import ProjectWorklist
 from mprviewer.session import Session
@@ -72,7 +73,7 @@ def test_session_next_study_uses_the_worklist_and_failures_become_unreadable(bou
     assert project.status(0, READER)[0] == "in progress"
     shutil.rmtree(tmp_path / "src" / "case2")
     sw.worklist.set_status("done")
-    with pytest.raises(Exception, match="no longer exists"):
+    with pytest.raises(ProjectError, match="no longer exists"):
         sw.next_study()  # no runner: the load runs here and raises
     sw.failed("case2: its images are gone")
     assert project.status(2, READER) == ("unreadable", "case2: its images are gone")
