@@ -1,0 +1,636 @@
+"""One tab's page: a trame app over the viewer's scenes and models, run in its own process.
+
+The page holds no viewing or marking rules of its own: slices, window and threshold are the
+``ViewerState`` the desktop views follow, marks are the ``AnnotationSet`` the desktop edits,
+ranges are parsed by ``model.slice_ranges``, files are written by ``model.annotation_files``,
+and the four views are the ``SliceScene``/``VolumeScene`` objects of ``mprviewer.render``.
+This module turns browser events into calls on those objects and their signals into page
+state, nothing more.
+
+Imported once by the launcher's forkserver (so trame and VTK load once for all tabs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import trame_rca.widgets.rca  # noqa: F401  (imported here so the forkserver preloads it)
+from trame.app import get_server
+from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+from trame.widgets import html, rca
+from trame.widgets import vuetify3 as v3
+
+from mprviewer.web.views import VIEW_NAMES, WebView, camera_events_only
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+PLANE_KEYS = {"ArrowUp": 1, "ArrowDown": -1, "PageUp": 10, "PageDown": -10}
+ORIGINAL = "original"
+FULL = "full"
+STEP_KEYS = tuple(PLANE_KEYS)
+
+
+class Page:
+    """The state and actions of one reader's page."""
+
+    def __init__(self, server: Any, config: dict[str, Any]) -> None:
+        from mprviewer.model.annotations import DEFAULT_LABEL, AnnotationSet
+
+        self.server = server
+        self.state = server.state
+        self.ctrl = server.controller
+        self.folder = Path(config["folder"])
+        self.views = {name: WebView(name, interactive_camera=name == "3d") for name in VIEW_NAMES}
+        self.study: Any = None
+        self.series: Any = None
+        self.volume: Any = None
+        self.viewer: Any = None  # ViewerState
+        self.store: Any = None
+        self.scenes: dict[str, Any] = {}
+        self.ref: Any = None
+        self.aset = AnnotationSet()
+        self.aset.changed.connect(self._on_marks_changed)
+        self.anchors: dict[tuple[str, str], int] = {}
+        self._loading = threading.Event()
+        self._init_state(DEFAULT_LABEL)
+        self._bind()
+
+    # -- page state --------------------------------------------------------------------
+    def _init_state(self, label: str) -> None:
+        s = self.state
+        s.status = "Upload a zip of DICOM series, paste a link, or open the demo."
+        s.problem = False
+        s.busy = False
+        s.url = ""
+        s.series_rows = []
+        s.series_index = None
+        s.meta_rows = []
+        s.presets = []
+        s.preset = None
+        s.threshold = 0.0
+        s.threshold_min = 0.0
+        s.threshold_max = 1.0
+        s.threshold_step = 1.0
+        s.overlay = False
+        s.opacity = False
+        s.label = label
+        s.labels = [label]
+        s.slices_text = ""
+        s.focused = "axial"
+        s.slice_numbers = {p: 0 for p in ("axial", "coronal", "sagittal")}
+        s.marks = []
+        s.has_volume = False
+        s.unsaved = False
+
+    def _bind(self) -> None:
+        c = self.ctrl
+        c.trigger("open_demo")(self.open_demo)
+        c.trigger("open_url")(self.open_url)
+        c.trigger("open_upload")(self.open_upload)
+        c.trigger("upload_failed")(self.report)
+        c.trigger("choose_series")(self.choose_series)
+        c.trigger("key")(self.key)
+        c.trigger("wheel")(self.wheel)
+        c.trigger("focus")(self.focus)
+        c.trigger("apply_slices")(self.apply_slices)
+        c.trigger("export_json")(self.export_json)
+        self.state.change("threshold")(self._threshold_from_page)
+        self.state.change("overlay")(self._overlay_from_page)
+        self.state.change("opacity")(self._opacity_from_page)
+        self.state.change("preset")(self._preset_from_page)
+        self.state.change("label")(self._label_from_page)
+
+    def report(self, text: str, problem: bool = True) -> None:
+        """One line under the controls; problems in red."""
+        with self.state:
+            self.state.status = str(text)
+            self.state.problem = bool(problem)
+
+    # -- opening ---------------------------------------------------------------------------
+    def open_demo(self) -> None:
+        from mprviewer.io.demo import demo_path
+
+        self._open_async(lambda: str(demo_path()), "the demo study")
+
+    def open_url(self, url: str) -> None:
+        url = str(url or "").strip()
+        if not url:
+            self.report("Paste an http(s) or Google Drive link to a zip or DICOM file first.")
+            return
+        from mprviewer.io.remote import is_url, url_label
+
+        if not is_url(url):
+            self.report(f"{url[:80]!r} is not an http(s) link.")
+            return
+        self._open_async(lambda: url, url_label(url))
+
+    def open_upload(self, name: str) -> None:
+        safe = Path(str(name)).name
+        path = self.folder / "uploads" / safe
+        if not safe or not path.is_file():
+            self.report(f"{safe or 'the upload'}: not received; upload it again.")
+            return
+        self._open_async(lambda: str(path), safe)
+
+    def _open_async(self, where: Any, label: str) -> None:
+        if self._loading.is_set():
+            self.report("Still opening the previous study; wait for it to finish.")
+            return
+        self._loading.set()
+        with self.state:
+            self.state.busy = True
+            self.state.status = f"Opening {label}…"
+            self.state.problem = False
+        loop = asyncio.get_event_loop()
+        loop.create_task(self._open(where, label))
+
+    async def _open(self, where: Any, label: str) -> None:
+        import mprviewer
+        from mprviewer.errors import MprviewerError
+
+        loop = asyncio.get_running_loop()
+
+        def scan_and_load() -> tuple[Any, Any, Any]:
+            study = mprviewer.open_study(where())
+            try:
+                series = study.largest_series()
+                return study, series, series.load()
+            except BaseException:
+                study.close()
+                raise
+
+        try:
+            study, series, volume = await loop.run_in_executor(None, scan_and_load)
+        except MprviewerError as exc:
+            self.report(str(exc))
+            return
+        except Exception as exc:  # never a traceback on the page
+            log.exception("opening %s failed", label)
+            self.report(f"{label}: cannot be opened ({type(exc).__name__}: {exc})")
+            return
+        finally:
+            self._loading.clear()
+            with self.state:
+                self.state.busy = False
+        if self.study is not None:
+            self.study.close()
+        self.study = study
+        self._show_series_table()
+        self._show(series, volume)
+
+    def choose_series(self, index: int) -> None:
+        if self.study is None or self._loading.is_set():
+            return
+        try:
+            series = self.study.series[int(index)]
+        except (ValueError, IndexError, TypeError):
+            return
+        if series is self.series:
+            return
+        self._loading.set()
+        with self.state:
+            self.state.busy = True
+            self.state.status = f"Loading {series.name}…"
+
+        async def load() -> None:
+            from mprviewer.errors import MprviewerError
+
+            try:
+                volume = await asyncio.get_running_loop().run_in_executor(None, series.load)
+            except MprviewerError as exc:
+                self.report(str(exc))
+                return
+            finally:
+                self._loading.clear()
+                with self.state:
+                    self.state.busy = False
+            self._show(series, volume)
+
+        asyncio.get_event_loop().create_task(load())
+
+    def _show_series_table(self) -> None:
+        rows = []
+        for index, s in enumerate(self.study.series):
+            k, j, i = s.shape
+            rows.append({
+                "index": index,
+                "name": s.name,
+                "modality": s.modality,
+                "size": f"{i}x{j}x{k}",
+                "description": s.description,
+            })
+        self.state.series_rows = rows
+
+    def _show(self, series: Any, volume: Any) -> None:
+        """Put a loaded series on the four views (the desktop's set_volume, minus Qt)."""
+        from mprviewer.io.metadata import series_metadata
+        from mprviewer.model.annotations import SeriesRef
+        from mprviewer.model.orientation import PLANES, DisplayGrid
+        from mprviewer.model.presets import preset_names
+        from mprviewer.model.state import ViewerState
+        from mprviewer.render.image import ImageStore
+        from mprviewer.render.screenshot import default_threshold, default_window
+        from mprviewer.render.slice_scene import SliceScene
+        from mprviewer.render.volume_scene import VolumeScene
+
+        self._close_scenes()
+        grid = DisplayGrid.for_volume(volume)
+        viewer = ViewerState(grid, window=default_window(volume),
+                             threshold=default_threshold(volume))
+        store = ImageStore(volume, grid)
+        self.series, self.volume, self.viewer, self.store = series, volume, viewer, store
+        for plane in PLANES:
+            self.scenes[plane] = SliceScene(self.views[plane], store, viewer, plane)
+        self.scenes["3d"] = VolumeScene(self.views["3d"], store, viewer)
+        self.ref = SeriesRef.from_series(series, volume, grid)
+        messages = self.aset.reconcile(self.ref)
+        viewer.slice_changed.connect(self._on_slice)
+        viewer.focus_changed.connect(self._on_focus)
+        lo, hi = store.scalar_range
+        with self.state:
+            s = self.state
+            s.has_volume = True
+            s.series_index = self.study.series.index(series) if self.study else None
+            s.meta_rows = [{"key": k, "value": v} for k, v in series_metadata(series).items()]
+            s.presets = ["dicom", *preset_names(volume.modality)]
+            s.preset = "dicom"
+            s.threshold_min, s.threshold_max = lo, hi
+            s.threshold_step = 1.0 if store.is_integer else (hi - lo) / 500.0
+            s.threshold = viewer.threshold
+            s.overlay = viewer.threshold_overlay
+            s.opacity = viewer.volume_opacity
+            s.focused = viewer.focused_plane
+            s.slice_numbers = dict(viewer.slices)
+            s.status = " ".join([f"{series.name}: {volume.shape[2]}x{volume.shape[1]}x"
+                                 f"{volume.shape[0]} voxels.", *messages])
+            s.problem = bool(messages)
+        self._refresh_marks()
+        for view in self.views.values():
+            view.render()
+
+    def _close_scenes(self) -> None:
+        if self.viewer is not None:
+            self.viewer.slice_changed.disconnect(self._on_slice)
+            self.viewer.focus_changed.disconnect(self._on_focus)
+        for scene in self.scenes.values():
+            scene.close()
+        self.scenes.clear()
+
+    # -- viewer state <-> page -----------------------------------------------------------
+    def _on_slice(self, plane: str, index: int) -> None:
+        numbers = dict(self.state.slice_numbers)
+        numbers[plane] = int(index)
+        self.state.slice_numbers = numbers
+
+    def _on_focus(self, plane: str) -> None:
+        self.state.focused = plane
+        self._show_slices_text()
+
+    def _threshold_from_page(self, threshold: Any, **_: Any) -> None:
+        if self.viewer is not None and threshold is not None:
+            self.viewer.set_threshold(float(threshold))
+
+    def _overlay_from_page(self, overlay: Any, **_: Any) -> None:
+        if self.viewer is not None:
+            self.viewer.set_threshold_overlay(bool(overlay))
+
+    def _opacity_from_page(self, opacity: Any, **_: Any) -> None:
+        if self.viewer is not None:
+            self.viewer.set_volume_opacity(bool(opacity))
+
+    def _preset_from_page(self, preset: Any, **_: Any) -> None:
+        if self.viewer is None or not preset:
+            return
+        from mprviewer.model.presets import resolve_preset
+        from mprviewer.render.screenshot import default_window
+
+        try:
+            window = (default_window(self.volume) if preset == "dicom"
+                      else resolve_preset(str(preset), self.volume.array))
+        except KeyError as exc:
+            self.report(str(exc.args[0]))
+            return
+        self.viewer.set_window(*window)
+
+    def _label_from_page(self, label: Any, **_: Any) -> None:
+        self._show_slices_text()
+
+    # -- keys and mouse ----------------------------------------------------------------------
+    def focus(self, plane: str) -> None:
+        if self.viewer is not None and plane in self.viewer.slices:
+            self.viewer.set_focus(plane)
+
+    def wheel(self, plane: str, steps: int) -> None:
+        if self.viewer is not None and plane in self.viewer.slices:
+            self.viewer.set_focus(plane)
+            self.viewer.step(plane, int(steps))
+
+    def key(self, key: str, shift: bool = False, ctrl: bool = False) -> None:
+        """The page's keys: arrows/PageUp/PageDown step the focused view, M marks, Shift+M
+        marks the range from the last mark, 1-9 pick a label, Ctrl+Z/Ctrl+Y undo/redo."""
+        if self.viewer is None:
+            return
+        plane = self.viewer.focused_plane
+        if ctrl and key.lower() == "z":
+            self._edit(self.aset.redo if shift else self.aset.undo)
+        elif ctrl and key.lower() == "y":
+            self._edit(self.aset.redo)
+        elif key in PLANE_KEYS:
+            self.viewer.step(plane, PLANE_KEYS[key])
+        elif key in ("m", "M"):
+            if shift or key == "M":
+                self._mark_range(plane)
+            else:
+                self._toggle(plane)
+        elif len(key) == 1 and key in "123456789":
+            labels = list(self.state.labels)
+            n = int(key) - 1
+            if n < len(labels):
+                self.state.label = labels[n]
+
+    # -- marks (calls on the AnnotationSet) ------------------------------------------------
+    def _edit(self, action: Any, *args: Any) -> Any:
+        from mprviewer.errors import AnnotationError
+
+        try:
+            return action(*args)
+        except AnnotationError as exc:
+            self.report(str(exc))
+            return None
+
+    def _toggle(self, plane: str) -> None:
+        index = self.viewer.slices[plane]
+        label = str(self.state.label or "")
+        marked = self._edit(self.aset.toggle, self.ref, plane, index, label)
+        if marked:
+            self.anchors[(self.ref.key, plane)] = index
+        if marked is not None:
+            self.report(f"{'Marked' if marked else 'Unmarked'} {plane} slice {index} ({label}).",
+                        False)
+
+    def _mark_range(self, plane: str) -> None:
+        from mprviewer.model.slice_ranges import format_slices
+
+        index = self.viewer.slices[plane]
+        label = str(self.state.label or "")
+        anchor = self.anchors.get((self.ref.key, plane))
+        if anchor is None:
+            have = self.aset.slices_for(self.ref.uid, self.ref.name, plane, label)
+            anchor = min(have, key=lambda s: abs(s - index)) if have else index
+        lo, hi = sorted((anchor, index))
+        if self._edit(self.aset.mark_range, self.ref, plane, lo, hi, label) is not None:
+            self.anchors[(self.ref.key, plane)] = index
+            self.report(f"Marked {plane} slices {format_slices(range(lo, hi + 1))} ({label}).",
+                        False)
+
+    def apply_slices(self, text: str) -> None:
+        """The range box: the current label's marks in the focused plane become exactly these."""
+        from mprviewer.errors import AnnotationError
+        from mprviewer.model.slice_ranges import format_slices, parse_slices
+
+        if self.viewer is None:
+            self.report("Open a study first.")
+            return
+        plane = self.viewer.focused_plane
+        label = str(self.state.label or "")
+        try:
+            slices = parse_slices(str(text or ""))
+            self.aset.set_slices(self.ref, plane, slices, label)
+        except AnnotationError as exc:
+            self.report(str(exc))
+            return
+        self.report(f"{label}: {plane} slices {format_slices(slices) or 'none'}.", False)
+
+    def export_json(self, fmt: str) -> dict[str, str]:
+        """The marks as a file's name and text, for the page to save."""
+        from mprviewer.model.annotation_files import to_json_text
+
+        fmt = FULL if fmt == FULL else ORIGINAL
+        text = to_json_text(self.aset, fmt)
+        self.state.unsaved = False
+        stem = (self.series.name if self.series is not None else "annotations") or "annotations"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60]
+        suffix = "" if fmt == ORIGINAL else ".full"
+        return {"name": f"{safe}{suffix}.json", "text": text}
+
+    def _on_marks_changed(self, *_: Any) -> None:
+        self._refresh_marks()
+        self.state.unsaved = not self.aset.is_empty
+
+    def _refresh_marks(self) -> None:
+        from mprviewer.model.annotations import DEFAULT_LABEL
+        from mprviewer.model.orientation import PLANES
+
+        if self.ref is None:
+            return
+        for plane in PLANES:
+            scene = self.scenes.get(plane)
+            if scene is not None:
+                scene.set_marked(self.aset.marked_labels(self.ref.uid, self.ref.name, plane))
+        scene3d = self.scenes.get("3d")
+        if scene3d is not None:
+            scene3d.set_marked_axial(self.aset.slices_for(self.ref.uid, self.ref.name, "axial"))
+        rows = [
+            {"series": sa.label, "label": e.label, "plane": e.plane, "slices": e.ranges}
+            for sa, e in self.aset.entries()
+        ]
+        labels = [str(self.state.label or DEFAULT_LABEL)]
+        for name in self.aset.labels_used():
+            if name not in labels:
+                labels.append(name)
+        with self.state:
+            self.state.marks = rows
+            self.state.labels = labels
+        self._show_slices_text()
+
+    def _show_slices_text(self) -> None:
+        from mprviewer.model.slice_ranges import format_slices
+
+        if self.ref is None:
+            return
+        plane = self.viewer.focused_plane if self.viewer is not None else "axial"
+        label = str(self.state.label or "")
+        self.state.slices_text = format_slices(
+            self.aset.slices_for(self.ref.uid, self.ref.name, plane, label)
+        )
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._close_scenes()
+        if self.study is not None:
+            self.study.close()
+        for view in self.views.values():
+            view.close()
+
+
+# -- the page layout ---------------------------------------------------------------------
+def _testid(name: str) -> list[str]:
+    return [f'data-testid="{name}"']
+
+
+def build_ui(server: Any, page: Page) -> None:
+    """The controls on the left, the four views in a 2x2 grid (as on the desktop)."""
+    server.enable_module({
+        "serve": {"mprviewer_static": str(STATIC)},
+        "scripts": ["mprviewer_static/page.js"],
+        "styles": ["mprviewer_static/page.css"],
+    })
+    with SinglePageWithDrawerLayout(server, full_height=True) as layout:
+        layout.title.set_text("mprviewer")
+        layout.footer.hide()
+        with layout.toolbar:
+            v3.VSpacer()
+            v3.VProgressLinear(v_show="busy", indeterminate=True, absolute=True, location="bottom")
+            html.Div("{{ status }}", classes="mpr-status text-body-2 mr-4",
+                     style=("problem ? 'color:#ff8a80' : ''",), raw_attrs=_testid("status"))
+        with layout.drawer as drawer:
+            drawer.width = 380
+            with html.Div(classes="pa-3 mpr-controls"):
+                html.Div("Open", classes="text-overline")
+                html.Input(type="file", accept=".zip,application/zip,.dcm,application/dicom",
+                           classes="mpr-file", raw_attrs=_testid("upload"))
+                with html.Div(classes="d-flex align-center mt-2"):
+                    v3.VTextField(v_model=("url",), label="Link (http(s) or Google Drive)",
+                                  density="compact", hide_details=True,
+                                  raw_attrs=_testid("url"),
+                                  keydown_enter="trigger('open_url', [url])")
+                    v3.VBtn("Open", size="small", classes="ml-2",
+                            click="trigger('open_url', [url])")
+                v3.VBtn("Demo study", size="small", classes="mt-2", block=True,
+                        click="trigger('open_demo')", raw_attrs=_testid("demo"))
+                html.Div("Series", classes="text-overline mt-3")
+                with html.Table(classes="mpr-table", raw_attrs=_testid("series")):
+                    with html.Tr():
+                        for head in ("#", "Name", "Mod.", "Size"):
+                            html.Th(head)
+                    with html.Tr(v_for="row in series_rows", key="row.index",
+                                 click="trigger('choose_series', [row.index])",
+                                 classes=("{selected: row.index === series_index}",),
+                                 raw_attrs=[':data-index="row.index"']):
+                        html.Td("{{ row.index }}")
+                        html.Td("{{ row.name }}", title=("row.description",))
+                        html.Td("{{ row.modality }}")
+                        html.Td("{{ row.size }}")
+                html.Div("Display", classes="text-overline mt-3")
+                v3.VSelect(v_model=("preset",), items=("presets",), label="Window",
+                           density="compact", hide_details=True, disabled=("!has_volume",),
+                           raw_attrs=_testid("preset"))
+                v3.VSlider(v_model_number=("threshold",), min=("threshold_min",),
+                           max=("threshold_max",), step=("threshold_step",),
+                           label="Threshold", density="compact", hide_details=True,
+                           thumb_label=True, disabled=("!has_volume",),
+                           raw_attrs=_testid("threshold"), classes="mt-2")
+                with html.Div(classes="d-flex"):
+                    v3.VCheckbox(v_model=("overlay",), label="2D overlay", density="compact",
+                                 hide_details=True, raw_attrs=_testid("overlay"))
+                    v3.VCheckbox(v_model=("opacity",), label="3D opacity", density="compact",
+                                 hide_details=True, raw_attrs=_testid("opacity"))
+                html.Div("Marks ({{ focused }} view)", classes="text-overline mt-2")
+                v3.VCombobox(v_model=("label",), items=("labels",), label="Label (keys 1-9)",
+                             density="compact", hide_details=True, raw_attrs=_testid("label"))
+                with html.Div(classes="d-flex align-center mt-2"):
+                    v3.VTextField(v_model=("slices_text",), label="Slices, e.g. 0-11; 57-59; 112",
+                                  density="compact", hide_details=True,
+                                  raw_attrs=_testid("slices"),
+                                  keydown_enter="trigger('apply_slices', [slices_text])")
+                    v3.VBtn("Apply", size="small", classes="ml-2", raw_attrs=_testid("apply"),
+                            click="trigger('apply_slices', [slices_text])")
+                html.Div("M marks or unmarks the slice, Shift+M marks from the last mark, "
+                         "arrows and PageUp/PageDown or the wheel scroll, Ctrl+Z undoes.",
+                         classes="text-caption mt-1")
+                with html.Table(classes="mpr-table mt-2", raw_attrs=_testid("marks")):
+                    with html.Tr(v_for="(m, i) in marks", key="i"):
+                        html.Td("{{ m.label }}")
+                        html.Td("{{ m.plane }}")
+                        html.Td("{{ m.slices }}")
+                with html.Div(classes="d-flex mt-2"):
+                    v3.VBtn("Original JSON", size="small", classes="mr-2",
+                            click="window.mprDownload('original')",
+                            raw_attrs=_testid("download-original"))
+                    v3.VBtn("Full JSON", size="small", click="window.mprDownload('full')",
+                            raw_attrs=_testid("download-full"))
+                html.Div("Patient and series", classes="text-overline mt-3")
+                with html.Table(classes="mpr-table", raw_attrs=_testid("metadata")):
+                    with html.Tr(v_for="row in meta_rows", key="row.key"):
+                        html.Td("{{ row.key }}")
+                        html.Td("{{ row.value }}")
+        with layout.content:
+            with html.Div(classes="mpr-grid"):
+                for name in VIEW_NAMES:
+                    plane = name if name != "3d" else ""
+                    with html.Div(
+                        classes=("{'mpr-view': true, focused: focused === '%s'}" % name,),
+                        raw_attrs=[*_testid(f"view-{name}"), f'data-plane="{plane}"'],
+                    ):
+                        area = rca.RemoteControlledArea(
+                            name=f"view_{name.replace('3d', 'volume')}", display="image",
+                            style="width:100%;height:100%;",
+                        )
+                        view = page.views[name]
+                        handler = area.create_view_handler(
+                            view.render_window, encoder="jpeg", target_fps=60,
+                            interactive_quality=85, still_quality=85,
+                        )
+                        camera_events_only(handler)
+                        view.handler = handler
+
+
+def _watch_launcher(pid: int) -> None:
+    """End this session if the launcher vanished (killed without stopping its sessions)."""
+    if pid <= 0:
+        return
+
+    def watch() -> None:
+        import time
+
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
+
+
+def run_session(conn: Any, config: dict[str, Any]) -> None:
+    """Entry of a session process: build the page, tell the launcher the port, serve."""
+    os.environ["WSLINK_WS_COMPRESS"] = "0"  # loopback to the launcher: no deflate
+    sys.argv = [
+        "mprviewer-session", "--server", "--host", "127.0.0.1", "--port", "0",
+        "--authKey", str(config["secret"]), "--timeout", "0",
+    ]
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        server = get_server(name=None, client_type="vue3")
+        page = Page(server, config)
+        build_ui(server, page)
+    except Exception as exc:
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+    _watch_launcher(int(config.get("launcher_pid") or 0))
+
+    @server.controller.add("on_server_ready")
+    def _ready(**_: Any) -> None:
+        conn.send({"port": server.port})
+        conn.close()
+        source = config.get("source")
+        if source:
+            page._open_async(lambda: source, Path(str(source)).name or str(source))
+
+    try:
+        server.start(open_browser=False, show_connection_info=False, disable_logging=True)
+    finally:
+        with contextlib.suppress(Exception):
+            page.close()
