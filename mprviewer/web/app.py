@@ -60,6 +60,7 @@ class Page:
         self.aset.changed.connect(self._on_marks_changed)
         self.anchors: dict[tuple[str, str], int] = {}
         self._loading = threading.Event()
+        self._task: Any = None  # the open or load running now (a reference keeps it alive)
         self._init_state(DEFAULT_LABEL)
         self._bind()
 
@@ -149,8 +150,7 @@ class Page:
             self.state.busy = True
             self.state.status = f"Opening {label}…"
             self.state.problem = False
-        loop = asyncio.get_event_loop()
-        loop.create_task(self._open(where, label))
+        self._task = asyncio.get_event_loop().create_task(self._open(where, label))
 
     async def _open(self, where: Any, label: str) -> None:
         import mprviewer
@@ -214,7 +214,7 @@ class Page:
                     self.state.busy = False
             self._show(series, volume)
 
-        asyncio.get_event_loop().create_task(load())
+        self._task = asyncio.get_event_loop().create_task(load())
 
     def _show_series_table(self) -> None:
         rows = []
@@ -546,11 +546,11 @@ def build_ui(server: Any, page: Page) -> None:
                 html.Div("M marks or unmarks the slice, Shift+M marks from the last mark, "
                          "arrows and PageUp/PageDown or the wheel scroll, Ctrl+Z undoes.",
                          classes="text-caption mt-1")
-                with html.Table(classes="mpr-table mt-2", raw_attrs=_testid("marks")):
-                    with html.Tr(v_for="(m, i) in marks", key="i"):
-                        html.Td("{{ m.label }}")
-                        html.Td("{{ m.plane }}")
-                        html.Td("{{ m.slices }}")
+                with (html.Table(classes="mpr-table mt-2", raw_attrs=_testid("marks")),
+                      html.Tr(v_for="(m, i) in marks", key="i")):
+                    html.Td("{{ m.label }}")
+                    html.Td("{{ m.plane }}")
+                    html.Td("{{ m.slices }}")
                 with html.Div(classes="d-flex mt-2"):
                     v3.VBtn("Original JSON", size="small", classes="mr-2",
                             click="window.mprDownload('original')",
@@ -558,29 +558,31 @@ def build_ui(server: Any, page: Page) -> None:
                     v3.VBtn("Full JSON", size="small", click="window.mprDownload('full')",
                             raw_attrs=_testid("download-full"))
                 html.Div("Patient and series", classes="text-overline mt-3")
-                with html.Table(classes="mpr-table", raw_attrs=_testid("metadata")):
-                    with html.Tr(v_for="row in meta_rows", key="row.key"):
-                        html.Td("{{ row.key }}")
-                        html.Td("{{ row.value }}")
-        with layout.content:
-            with html.Div(classes="mpr-grid"):
-                for name in VIEW_NAMES:
-                    plane = name if name != "3d" else ""
-                    with html.Div(
-                        classes=("{'mpr-view': true, focused: focused === '%s'}" % name,),
-                        raw_attrs=[*_testid(f"view-{name}"), f'data-plane="{plane}"'],
-                    ):
-                        area = rca.RemoteControlledArea(
-                            name=f"view_{name.replace('3d', 'volume')}", display="image",
-                            style="width:100%;height:100%;",
-                        )
-                        view = page.views[name]
-                        handler = area.create_view_handler(
-                            view.render_window, encoder="jpeg", target_fps=60,
-                            interactive_quality=85, still_quality=85,
-                        )
-                        camera_events_only(handler)
-                        view.handler = handler
+                with (html.Table(classes="mpr-table", raw_attrs=_testid("metadata")),
+                      html.Tr(v_for="row in meta_rows", key="row.key")):
+                    html.Td("{{ row.key }}")
+                    html.Td("{{ row.value }}")
+        with layout.content, html.Div(classes="mpr-grid"):
+            for name in VIEW_NAMES:
+                plane = name if name != "3d" else ""
+                with html.Div(
+                    classes=(f"{{'mpr-view': true, focused: focused === '{name}'}}",),
+                    raw_attrs=[*_testid(f"view-{name}"), f'data-plane="{plane}"'],
+                ):
+                    area = rca.RemoteControlledArea(
+                        name=f"view_{name.replace('3d', 'volume')}", display="image",
+                        style="width:100%;height:100%;",
+                    )
+                    if plane:  # the slice number as text, for screen readers and tests
+                        html.Span(f"{{{{ slice_numbers.{plane} }}}}", classes="mpr-readout",
+                                  raw_attrs=[*_testid(f"slice-{plane}"), 'aria-live="polite"'])
+                    view = page.views[name]
+                    handler = area.create_view_handler(
+                        view.render_window, encoder="jpeg", target_fps=60,
+                        interactive_quality=85, still_quality=85,
+                    )
+                    camera_events_only(handler)
+                    view.handler = handler
 
 
 def _watch_launcher(pid: int) -> None:

@@ -29,7 +29,8 @@ def read_password_file(path: str | Path) -> str:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SourceError(f"{file}: cannot read the password file ({exc.strerror or exc})") from None
+        why = exc.strerror or exc
+        raise SourceError(f"{file}: cannot read the password file ({why})") from None
     except UnicodeDecodeError:
         raise SourceError(f"{file}: the password file is not UTF-8 text") from None
     lines = text.splitlines()

@@ -108,6 +108,7 @@ class Launcher:
         app.router.add_get("/", self._new_session)
         app.router.add_post("/login", self._login)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/status", self._status)
         app.router.add_route("*", "/s/{sid}/ws", self._proxy_ws)
         app.router.add_post("/s/{sid}/upload", self._upload)
         app.router.add_route("*", "/s/{sid}/{tail:.*}", self._proxy_http)
@@ -218,6 +219,17 @@ class Launcher:
         from aiohttp import web
 
         return web.json_response({"ok": True})
+
+    async def _status(self, _request: Any) -> Any:
+        """Open sessions and their processes (behind the token, like everything else)."""
+        from aiohttp import web
+
+        rows = [
+            {"pid": s.process.pid, "sockets": s.sockets,
+             "idle_s": round(time.monotonic() - s.last_activity, 1)}
+            for s in self.sessions.values()
+        ]
+        return web.json_response({"sessions": rows})
 
     # -- sessions ----------------------------------------------------------------------------
     async def _new_session(self, request: Any) -> Any:

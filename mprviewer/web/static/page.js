@@ -10,7 +10,8 @@
   function typing(event) {
     const t = event.target;
     return !!t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" ||
-      t.tagName === "SELECT" || t.isContentEditable);
+      t.tagName === "SELECT" || t.isContentEditable ||
+      (t.getAttribute && t.getAttribute("role") === "slider"));
   }
   function viewOf(node) {
     const view = node && node.closest ? node.closest("[data-plane]") : null;
