@@ -250,6 +250,12 @@ def test_two_readers_have_their_own_slices_and_marks(browser, demo_server):
             expect(page.get_by_test_id("slice-axial")).to_have_text("64")
         mine = {s["pid"] for s in _sessions(demo_server)} - before
         assert len(mine) == 2, "each tab has a process of its own"
+        # The demo series was decoded once: both processes map the same file, read-only.
+        maps = [[line.split() for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                 if line.endswith(".npy")] for pid in mine]
+        files = [{fields[-1] for fields in m} for m in maps]
+        assert len(files[0]) == 1 and files[0] == files[1]
+        assert all(fields[1][1] == "-" for m in maps for fields in m)  # not writable
         page_a.get_by_test_id("view-axial").click()
         _press(page_a, "ArrowUp", 3, "axial", 67)
         page_a.keyboard.press("m")

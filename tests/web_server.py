@@ -36,6 +36,7 @@ class Server:
     token: str
     process: subprocess.Popen
     marker: str
+    log: Path
 
 
 def processes_with(marker: str) -> list[int]:
@@ -61,21 +62,25 @@ def running_server(home: Path, *args: str, close_grace: float = 2.0) -> Iterator
     port = free_port()
     marker = uuid.uuid4().hex
     env = dict(os.environ, MPRVIEWER_HOME=str(home), MPRVIEWER_TEST_MARKER=marker)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mprviewer", "serve", "--port", str(port),
-         "--close-grace", str(close_grace), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    # stderr goes to a file: a pipe nobody reads would block the server once full.
+    log = home / f"serve-{port}.log"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mprviewer", "serve", "--port", str(port),
+             "--close-grace", str(close_grace), *args],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+        )
     try:
         line = process.stdout.readline() if process.stdout else ""
         match = URL_RE.search(line)
         if match is None:
             process.kill()
-            raise AssertionError(f"serve printed {line!r}; stderr: {process.stderr.read()}")
+            process.wait()
+            raise AssertionError(f"serve printed {line!r}; stderr: {log.read_text()}")
         url = match.group(1)
         token = url.split("token=", 1)[1] if "token=" in url else ""
         yield Server(url=url, base=f"http://127.0.0.1:{port}", token=token, process=process,
-                     marker=marker)
+                     marker=marker, log=log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -84,9 +89,8 @@ def running_server(home: Path, *args: str, close_grace: float = 2.0) -> Iterator
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        if process.stdout is not None:
+            process.stdout.close()
         deadline = time.monotonic() + 10
         left = processes_with(marker)
         while left and time.monotonic() < deadline:

@@ -47,7 +47,11 @@ class Page:
         self.server = server
         self.state = server.state
         self.ctrl = server.controller
+        from mprviewer.web.shared import VolumeCache
+
         self.folder = Path(config["folder"])
+        self.cache = VolumeCache(config.get("cache"))
+        self.identity: str | None = None
         self.views = {name: WebView(name, interactive_camera=name == "3d") for name in VIEW_NAMES}
         self.study: Any = None
         self.series: Any = None
@@ -159,10 +163,14 @@ class Page:
         loop = asyncio.get_running_loop()
 
         def scan_and_load() -> tuple[Any, Any, Any]:
-            study = mprviewer.open_study(where())
+            source = where()
+            if source == "demo":
+                source = mprviewer.demo_path()
+            study = mprviewer.open_study(source)
             try:
                 series = study.largest_series()
-                return study, series, series.load()
+                self.identity = self._identity(source)
+                return study, series, self.cache.load(series, self.identity)
             except BaseException:
                 study.close()
                 raise
@@ -186,6 +194,18 @@ class Page:
         self._show_series_table()
         self._show(series, volume)
 
+    def _identity(self, source: str) -> str | None:
+        """Which bytes a source is, for sharing its series with other sessions."""
+        from mprviewer.io.remote import is_url
+        from mprviewer.web.shared import source_identity, upload_identity
+
+        if is_url(source):
+            return None
+        path = Path(source)
+        if path.parent == self.folder / "uploads":
+            return upload_identity(path)
+        return source_identity(source)
+
     def choose_series(self, index: int) -> None:
         if self.study is None or self._loading.is_set():
             return
@@ -204,7 +224,8 @@ class Page:
             from mprviewer.errors import MprviewerError
 
             try:
-                volume = await asyncio.get_running_loop().run_in_executor(None, series.load)
+                volume = await asyncio.get_running_loop().run_in_executor(
+                    None, self.cache.load, series, self.identity)
             except MprviewerError as exc:
                 self.report(str(exc))
                 return

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import logging
 import multiprocessing
@@ -260,6 +261,7 @@ class Launcher:
             "source": self.settings.source,
             "max_upload_bytes": self.settings.max_upload_bytes,
             "launcher_pid": os.getpid(),
+            "cache": str(self.root / "volumes"),
         }
         process = self._ctx.Process(
             target=session_main, args=(child_conn, config), name=f"mprviewer-session-{sid[:6]}",
@@ -411,12 +413,14 @@ class Launcher:
         limit = self.settings.max_upload_bytes
         target = session.folder / "uploads" / name
         size = 0
+        digest = hashlib.sha256()
         try:
             with target.open("wb") as out:
                 async for chunk in request.content.iter_chunked(1 << 20):
                     size += len(chunk)
                     if size > limit:
                         raise ValueError
+                    digest.update(chunk)
                     out.write(chunk)
         except ValueError:
             target.unlink(missing_ok=True)
@@ -427,6 +431,10 @@ class Launcher:
                  f"(set {env_name('max_download_bytes')} to change it)"},
                 status=413,
             )
+        # What the upload is, for sharing its decoded series with other sessions; written
+        # here, where the bytes were seen, never taken from the page.
+        (session.folder / "digests").mkdir(exist_ok=True)
+        (session.folder / "digests" / name).write_text(digest.hexdigest())
         return web.json_response({"file": name, "size": size})
 
 
