@@ -94,6 +94,14 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+WAIT_DEMO = (
+    "() => { const s = document.querySelector('[data-testid=slice-axial]');"
+    " const imgs = [...document.querySelectorAll('.mpr-view img')];"
+    " return s && s.textContent.trim() === '64' && imgs.length === 4 &&"
+    " imgs.every(i => i.complete && i.naturalWidth > 0); }"
+)
+
+
 async def open_page(browser, url: str):
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
@@ -101,12 +109,13 @@ async def open_page(browser, url: str):
     started = time.perf_counter()
     await page.goto(url)
     # The demo is shown when the axial view says its centre slice and has a picture.
-    await page.wait_for_function(
-        "() => { const s = document.querySelector('[data-testid=slice-axial]');"
-        " const imgs = [...document.querySelectorAll('.mpr-view img')];"
-        " return s && s.textContent.trim() === '64' && imgs.length === 4 &&"
-        " imgs.every(i => i.complete && i.naturalWidth > 0); }"
-    )
+    try:
+        await page.wait_for_function(WAIT_DEMO)
+    except Exception:
+        status = await page.evaluate(
+            "() => document.querySelector('[data-testid=status]')?.textContent")
+        print(f"the demo did not show; the page says {status!r}", file=sys.stderr)
+        raise
     loaded = time.perf_counter() - started
     await page.click("[data-testid=view-axial]")
     await asyncio.sleep(0.5)

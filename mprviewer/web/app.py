@@ -294,8 +294,7 @@ class Page:
                                  f"{volume.shape[0]} voxels.", *messages])
             s.problem = bool(messages)
         self._refresh_marks()
-        for view in self.views.values():
-            view.render()
+        self.render_all()
 
     def _close_scenes(self) -> None:
         if self.viewer is not None:
@@ -483,6 +482,10 @@ class Page:
             self.aset.slices_for(self.ref.uid, self.ref.name, plane, label)
         )
 
+    def render_all(self) -> None:
+        for view in self.views.values():
+            view.render()
+
     # -- closing ---------------------------------------------------------------------------
     def close(self) -> None:
         self._close_scenes()
@@ -643,6 +646,14 @@ def run_session(conn: Any, config: dict[str, Any]) -> None:
         raise
 
     _watch_launcher(int(config.get("launcher_pid") or 0))
+
+    @server.controller.add("on_client_connected")
+    def _connected(**_: Any) -> None:
+        # A frame pushed before the page subscribed to the image stream is lost, and
+        # nothing would push another until something changes: send fresh ones.
+        loop = asyncio.get_event_loop()
+        for delay in (0.3, 1.0, 2.5):
+            loop.call_later(delay, page.render_all)
 
     @server.controller.add("on_server_ready")
     def _ready(**_: Any) -> None:

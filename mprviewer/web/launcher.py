@@ -328,6 +328,7 @@ class Launcher:
 
     # -- forwarding ----------------------------------------------------------------------------
     async def _proxy_http(self, request: Any) -> Any:
+        import aiohttp
         from aiohttp import web
 
         session = self._session(request)
@@ -337,20 +338,26 @@ class Launcher:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         url = f"http://127.0.0.1:{session.port}/{tail}"
         body = await request.read() if request.can_read_body else None
-        async with self._client.request(
-            request.method, url, params=query, headers=headers, data=body, allow_redirects=False
-        ) as upstream:
-            content = await upstream.read()
-            out_headers = {
-                k: v for k, v in upstream.headers.items()
-                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
-            }
-            if upstream.status in (301, 302, 303, 307, 308) and "Location" in out_headers:
-                location = out_headers["Location"]
-                if not location.startswith(("http:", "https:", "/")):
-                    location = f"/s/{session.sid}/{location}"
-                out_headers["Location"] = location
-            return web.Response(status=upstream.status, body=content, headers=out_headers)
+        try:
+            async with self._client.request(
+                request.method, url, params=query, headers=headers, data=body,
+                allow_redirects=False,
+            ) as upstream:
+                content = await upstream.read()
+                status, upstream_headers = upstream.status, upstream.headers
+        except (aiohttp.ClientError, OSError):
+            return self._refuse(502, "This session's process did not answer; it may have "
+                                "just ended. Open the server's address again.")
+        out_headers = {
+            k: v for k, v in upstream_headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+        }
+        if status in (301, 302, 303, 307, 308) and "Location" in out_headers:
+            location = out_headers["Location"]
+            if not location.startswith(("http:", "https:", "/")):
+                location = f"/s/{session.sid}/{location}"
+            out_headers["Location"] = location
+        return web.Response(status=status, body=content, headers=out_headers)
 
     async def _proxy_ws(self, request: Any) -> Any:
         import aiohttp
