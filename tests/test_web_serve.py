@@ -119,3 +119,35 @@ def test_short_password_is_refused(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "mprviewer", "serve", "--password-file",
                              str(secret)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 3 and "at least 8 characters" in result.stderr
+
+
+async def _held_socket(url: str, cookies: dict[str, str], seconds: float) -> str:
+    """Open the session's websocket, send nothing, and say how it ended."""
+    async with aiohttp.ClientSession(cookies=cookies) as session:
+        async with session.ws_connect(url) as ws:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
+            except asyncio.TimeoutError:
+                return "still open"
+            while msg.type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                   aiohttp.WSMsgType.CLOSING):
+                msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
+            return "closed by the server"
+
+
+def test_an_idle_session_ends_after_the_idle_timeout(tmp_path_factory) -> None:
+    # 0.05 minutes = 3 s idle; a long close grace, so only idleness can end it.
+    with running_server(server_home(tmp_path_factory), "--idle-timeout", "0.05",
+                        close_grace=120) as server:
+        http = requests.Session()
+        location = http.get(server.url, allow_redirects=False, timeout=60).headers["Location"]
+        (row,) = http.get(server.base + "/status", timeout=10).json()["sessions"]
+        ws_url = server.base + location.split("index.html")[0] + "ws"
+        cookies = {name: value for name, value in http.cookies.items()}
+        assert asyncio.run(_held_socket(ws_url, cookies, 20)) == "closed by the server"
+        assert http.get(server.base + "/status", timeout=10).json()["sessions"] == []
+        assert http.get(server.base + location, timeout=10).status_code == 410
+        from pathlib import Path
+
+        assert not Path(f"/proc/{row['pid']}").exists() or "Z" in Path(
+            f"/proc/{row['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0]
