@@ -123,16 +123,15 @@ def test_short_password_is_refused(tmp_path) -> None:
 
 async def _held_socket(url: str, cookies: dict[str, str], seconds: float) -> str:
     """Open the session's websocket, send nothing, and say how it ended."""
-    async with aiohttp.ClientSession(cookies=cookies) as session:
-        async with session.ws_connect(url) as ws:
-            try:
-                msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
-            except asyncio.TimeoutError:
-                return "still open"
-            while msg.type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                   aiohttp.WSMsgType.CLOSING):
-                msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
-            return "closed by the server"
+    async with aiohttp.ClientSession(cookies=cookies) as session, session.ws_connect(url) as ws:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
+        except asyncio.TimeoutError:
+            return "still open"
+        while msg.type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                               aiohttp.WSMsgType.CLOSING):
+            msg = await asyncio.wait_for(ws.receive(), timeout=seconds)
+        return "closed by the server"
 
 
 def test_an_idle_session_ends_after_the_idle_timeout(tmp_path_factory) -> None:
