@@ -105,7 +105,11 @@ WAIT_DEMO = (
 async def open_page(browser, url: str):
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
-    page.set_default_timeout(120_000)
+    page.set_default_timeout(60_000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
     started = time.perf_counter()
     await page.goto(url)
     # The demo is shown when the axial view says its centre slice and has a picture.
@@ -115,6 +119,8 @@ async def open_page(browser, url: str):
         status = await page.evaluate(
             "() => document.querySelector('[data-testid=status]')?.textContent")
         print(f"the demo did not show; the page says {status!r}", file=sys.stderr)
+        print("\n".join(problems[-30:]), file=sys.stderr)
+        print(await page.content(), file=sys.stderr)
         raise
     loaded = time.perf_counter() - started
     await page.click("[data-testid=view-axial]")

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 UPLOAD_NAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
+FIRST_CONNECT_GRACE = 120.0  # seconds a new session waits for its page's websocket
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
     "transfer-encoding", "upgrade", "host", "cookie",
@@ -73,6 +74,7 @@ class Session:
     sockets: int = 0
     last_activity: float = field(default_factory=time.monotonic)
     alone_since: float | None = field(default_factory=time.monotonic)
+    connected_once: bool = False  # a page has opened the websocket at least once
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -120,8 +122,11 @@ class Launcher:
     async def _on_startup(self, _app: Any) -> None:
         import aiohttp
 
+        # No pooled keep-alive connections: a session's port is reused by a later session
+        # once it ends, and a pooled connection to the old one would be reset mid-request.
         self._client = aiohttp.ClientSession(
-            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, connect=10)
+            connector=aiohttp.TCPConnector(force_close=True),
+            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, connect=10),
         )
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
         # Start the forkserver now, so the first tab does not wait for the imports.
@@ -280,6 +285,7 @@ class Launcher:
             problem = message.get("error") if isinstance(message, dict) else "no answer in 120 s"
             raise RuntimeError(str(problem))
         session.port = int(message["port"])
+        session.alone_since = time.monotonic()
         log.info("session %s started (pid %s, port %s)", sid, process.pid, session.port)
         return session
 
@@ -308,11 +314,18 @@ class Launcher:
                 if not session.process.is_alive():
                     await self._end(session, "its process exited")
                 elif session.alone_since is not None and session.port and (
-                    now - session.alone_since > self.settings.close_grace
+                    now - session.alone_since > self._grace(session)
                 ):
-                    await self._end(session, "its page closed")
+                    await self._end(session, "its page closed" if session.connected_once
+                                    else "no page connected to it")
                 elif now - session.last_activity > self.settings.idle_timeout:
                     await self._end(session, "idle")
+
+    def _grace(self, session: Session) -> float:
+        """How long a session may have no page: a new one gets time for its page to load."""
+        if session.connected_once:
+            return self.settings.close_grace
+        return max(self.settings.close_grace, FIRST_CONNECT_GRACE)
 
     def _session(self, request: Any) -> Session:
         from aiohttp import web
@@ -367,6 +380,7 @@ class Launcher:
         browser = web.WebSocketResponse(max_msg_size=0, compress=False, heartbeat=30)
         await browser.prepare(request)
         session.sockets += 1
+        session.connected_once = True
         session.alone_since = None
         session.touch()
         try:
