@@ -96,7 +96,7 @@ def _frame(page, plane: str) -> np.ndarray:
 def _series_zip(path: Path) -> tuple[Path, str, int]:
     """A zip of one small CT series from the synthetic writer; (zip, series name, slices)."""
     import mprviewer
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     array = (np.arange(12 * 32 * 40, dtype=np.int16).reshape(12, 32, 40) % 700) - 200
     folder = path / "export"
@@ -195,13 +195,13 @@ def _solid(mask: np.ndarray, times: int = 2) -> np.ndarray:
 
 
 def test_demo_lesion_shows_on_the_side_its_lps_position_says(browser, demo_server):
-    from mprviewer.io.demo import (
+    from mprviewer.model.orientation import DisplayGrid
+    from mprviewer.synthetic.demo import (
         DEMO_AFFINE,
         DEMO_LESION_LPS,
         DEMO_LESION_RADIUS_MM,
         DEMO_SHAPE,
     )
-    from mprviewer.model.orientation import DisplayGrid
 
     grid = DisplayGrid.from_affine(DEMO_AFFINE, DEMO_SHAPE)
     lesion = np.round(grid.lps_to_display(DEMO_LESION_LPS)).astype(int)  # (x, y, z)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mprviewer
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 from mprviewer.web.shared import VolumeCache, source_identity, upload_identity
 
 

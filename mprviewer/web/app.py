@@ -121,7 +121,7 @@ class Page:
 
     # -- opening ---------------------------------------------------------------------------
     def open_demo(self) -> None:
-        from mprviewer.io.demo import demo_path
+        from mprviewer.synthetic.demo import demo_path
 
         self._open_async(lambda: str(demo_path()), "the demo study")
 
@@ -192,7 +192,7 @@ class Page:
             self.study.close()
         self.study = study
         self._show_series_table()
-        self._show(series, volume)
+        self._show_safely(series, volume)
 
     def _identity(self, source: str) -> str | None:
         """Which bytes a source is, for sharing its series with other sessions."""
@@ -233,7 +233,7 @@ class Page:
                 self._loading.clear()
                 with self.state:
                     self.state.busy = False
-            self._show(series, volume)
+            self._show_safely(series, volume)
 
         self._task = asyncio.get_event_loop().create_task(load())
 
@@ -250,9 +250,17 @@ class Page:
             })
         self.state.series_rows = rows
 
+    def _show_safely(self, series: Any, volume: Any) -> None:
+        """``_show``, with any failure said on the page instead of lost in a task."""
+        try:
+            self._show(series, volume)
+        except Exception as exc:
+            log.exception("showing %s failed", getattr(series, "name", series))
+            self.report(f"{getattr(series, 'name', 'the series')}: cannot be shown "
+                        f"({type(exc).__name__}: {exc})")
+
     def _show(self, series: Any, volume: Any) -> None:
         """Put a loaded series on the four views (the desktop's set_volume, minus Qt)."""
-        from mprviewer.io.metadata import series_metadata
         from mprviewer.model.annotations import SeriesRef
         from mprviewer.model.orientation import PLANES, DisplayGrid
         from mprviewer.model.presets import preset_names
@@ -280,7 +288,7 @@ class Page:
             s = self.state
             s.has_volume = True
             s.series_index = self.study.series.index(series) if self.study else None
-            s.meta_rows = [{"key": k, "value": v} for k, v in series_metadata(series).items()]
+            s.meta_rows = [{"key": k, "value": v} for k, v in series.metadata.items()]
             s.presets = ["dicom", *preset_names(volume.modality)]
             s.preset = "dicom"
             s.threshold_min, s.threshold_max = lo, hi

@@ -14,8 +14,8 @@ free loopback port with the demo study, drives Debian's chromium with playwright
 - memory: proportional set size (PSS, shared pages split between sharers) of the whole
   server with 1 and with 5 open demo sessions, per extra session.
 
-    ./scripts/setup && .venv/bin/python scripts/bench_web.py          # ~1 minute
-    .venv/bin/python scripts/bench_web.py --presses 20 --no-write     # print only
+    ./scripts/setup && .venv/bin/python benchmarks/bench_web.py          # ~1 minute
+    .venv/bin/python benchmarks/bench_web.py --presses 20 --no-write     # print only
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def section(results: dict, presses: int) -> str:
         BEGIN,
         "## In a browser (`mprviewer serve`)",
         "",
-        f"`scripts/bench_web.py`: the demo (256x256x128 CT) served on loopback, Debian's "
+        f"`benchmarks/bench_web.py`: the demo (256x256x128 CT) served on loopback, Debian's "
         f"chromium (headless, playwright) at 1280x800, trame-rca JPEG frames, no "
         f"multisampling. Load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
         f"(a shared 2-core machine: figures are noisy).",
