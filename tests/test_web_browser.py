@@ -159,6 +159,57 @@ def test_upload_mark_with_keys_and_range_box_then_download(browser, empty_server
         context.close()
 
 
+def test_link_box_opens_a_url_and_number_keys_pick_labels(browser, empty_server, tmp_path):
+    from http.server import BaseHTTPRequestHandler
+
+    from mprviewer.model.annotation_files import document_to_set
+    from tests.local_http import serving
+
+    archive, name, n = _series_zip(tmp_path)
+    body = archive.read_bytes()
+
+    class Zip(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    context, page = _open(browser, empty_server.url)
+    try:
+        with serving(Zip) as base:
+            page.get_by_test_id("url").locator("input").fill(f"{base}/study.zip")
+            page.get_by_test_id("url").locator("input").press("Enter")
+            try:
+                expect(page.get_by_test_id("series").locator("tr[data-index]")).to_have_count(1)
+            except AssertionError:
+                raise AssertionError(page.get_by_test_id("status").inner_text()) from None
+        label_box = page.get_by_test_id("label").locator("input")
+        label_box.fill("Nodule")
+        label_box.press("Enter")
+        page.get_by_test_id("view-axial").click()  # leaves the box: keys go to the views
+        centre = n // 2
+        page.keyboard.press("1")  # Anomaly, the first label
+        expect(label_box).to_have_value("Anomaly")
+        page.keyboard.press("m")
+        page.keyboard.press("2")  # Nodule, the label typed second
+        expect(label_box).to_have_value("Nodule")
+        _press(page, "ArrowUp", 1, "axial", centre + 1)
+        page.keyboard.press("m")
+        expect(page.get_by_test_id("marks")).to_contain_text("Nodule")
+        aset, _ = document_to_set(_download(page, "download-full"), source="download")
+        (sa,) = aset.series
+        assert sa.name == name
+        assert aset.slices_for(sa.uid, sa.name, "axial", "Anomaly") == [centre]
+        assert aset.slices_for(sa.uid, sa.name, "axial", "Nodule") == [centre + 1]
+    finally:
+        context.close()
+
+
 def test_a_wrong_token_gets_no_page_and_starts_no_session(browser, empty_server):
     before = len(_sessions(empty_server))
     context = browser.new_context()

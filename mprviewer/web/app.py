@@ -349,7 +349,16 @@ class Page:
         self.viewer.set_window(*window)
 
     def _label_from_page(self, label: Any, **_: Any) -> None:
+        if label:
+            self._remember_labels([str(label)])
         self._show_slices_text()
+
+    def _remember_labels(self, names: list[str]) -> None:
+        """Labels keep their place in the list once seen, so key N always picks the same."""
+        labels = list(self.state.labels or [])
+        added = [n for n in dict.fromkeys(names) if n and n not in labels]
+        if added:
+            self.state.labels = labels + added
 
     # -- keys and mouse ----------------------------------------------------------------------
     def focus(self, plane: str) -> None:
@@ -470,13 +479,9 @@ class Page:
             {"series": sa.label, "label": e.label, "plane": e.plane, "slices": e.ranges}
             for sa, e in self.aset.entries()
         ]
-        labels = [str(self.state.label or DEFAULT_LABEL)]
-        for name in self.aset.labels_used():
-            if name not in labels:
-                labels.append(name)
         with self.state:
             self.state.marks = rows
-            self.state.labels = labels
+            self._remember_labels([DEFAULT_LABEL, *self.aset.labels_used()])
         self._show_slices_text()
 
     def _show_slices_text(self) -> None:
@@ -532,8 +537,8 @@ def build_ui(server: Any, page: Page) -> None:
                 with html.Div(classes="d-flex align-center mt-2"):
                     v3.VTextField(v_model=("url",), label="Link (http(s) or Google Drive)",
                                   density="compact", hide_details=True,
-                                  raw_attrs=_testid("url"),
-                                  keydown_enter="trigger('open_url', [url])")
+                                  raw_attrs=[*_testid("url"),
+                                             "@keydown.enter=\"trigger('open_url', [url])\""])
                     v3.VBtn("Open", size="small", classes="ml-2",
                             click="trigger('open_url', [url])")
                 v3.VBtn("Demo study", size="small", classes="mt-2", block=True,
@@ -571,8 +576,8 @@ def build_ui(server: Any, page: Page) -> None:
                 with html.Div(classes="d-flex align-center mt-2"):
                     v3.VTextField(v_model=("slices_text",), label="Slices, e.g. 0-11; 57-59; 112",
                                   density="compact", hide_details=True,
-                                  raw_attrs=_testid("slices"),
-                                  keydown_enter="trigger('apply_slices', [slices_text])")
+                                  raw_attrs=[*_testid("slices"), "@keydown.enter=\""
+                                             "trigger('apply_slices', [slices_text])\""])
                     v3.VBtn("Apply", size="small", classes="ml-2", raw_attrs=_testid("apply"),
                             click="trigger('apply_slices', [slices_text])")
                 html.Div("M marks or unmarks the slice, Shift+M marks from the last mark, "
