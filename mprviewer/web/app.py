@@ -162,21 +162,21 @@ class Page:
 
         loop = asyncio.get_running_loop()
 
-        def scan_and_load() -> tuple[Any, Any, Any]:
+        def scan_and_load() -> tuple[Any, Any, Any, str | None]:
             source = where()
             if source == "demo":
                 source = mprviewer.demo_path()
             study = mprviewer.open_study(source)
             try:
                 series = study.largest_series()
-                self.identity = self._identity(source)
-                return study, series, self.cache.load(series, self.identity)
+                identity = self._identity(source)
+                return study, series, self.cache.load(series, identity), identity
             except BaseException:
                 study.close()
                 raise
 
         try:
-            study, series, volume = await loop.run_in_executor(None, scan_and_load)
+            study, series, volume, identity = await loop.run_in_executor(None, scan_and_load)
         except MprviewerError as exc:
             self.report(str(exc))
             return
@@ -190,7 +190,7 @@ class Page:
                 self.state.busy = False
         if self.study is not None:
             self.study.close()
-        self.study = study
+        self.study, self.identity = study, identity
         self._show_series_table()
         self._show_safely(series, volume)
 

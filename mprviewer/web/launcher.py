@@ -439,6 +439,11 @@ class Launcher:
         name = name.strip(" .")[:120] or "upload.zip"
         limit = self.settings.max_upload_bytes
         target = session.folder / "uploads" / name
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists():  # an open study may still read the earlier file of this name
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+            target = target.with_name(name)
         size = 0
         digest = hashlib.sha256()
         try:
