@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "screenshot": "Render views of a study to PNG files without a display.",
     "annotations": "Show, convert and send anomaly annotation files.",
     "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
-    "serve": "Serve the viewer and labeling in a browser, one session per tab.",
+    "serve": "Serve the viewer in a browser, one session per tab.",
 }
 
 
