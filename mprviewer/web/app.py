@@ -39,32 +39,38 @@ STEP_KEYS = tuple(PLANE_KEYS)
 
 
 class Page:
-    """The state and actions of one reader's page."""
+    """One reader's page: thin bindings between the browser and a ``Session``.
+
+    Every action is a call on the session (``mprviewer.session.Session``, the object the
+    desktop window binds to as well); its events become page state and scene updates.
+    """
 
     def __init__(self, server: Any, config: dict[str, Any]) -> None:
-        from mprviewer.model.annotations import DEFAULT_LABEL, AnnotationSet
+        from mprviewer.model.annotations import DEFAULT_LABEL
+        from mprviewer.session import Session
+        from mprviewer.web.shared import VolumeCache
 
         self.server = server
         self.state = server.state
         self.ctrl = server.controller
-        from mprviewer.web.shared import VolumeCache
-
         self.folder = Path(config["folder"])
         self.cache = VolumeCache(config.get("cache"))
         self.identity: str | None = None
         self.views = {name: WebView(name, interactive_camera=name == "3d") for name in VIEW_NAMES}
-        self.study: Any = None
-        self.series: Any = None
-        self.volume: Any = None
-        self.viewer: Any = None  # ViewerState
         self.store: Any = None
         self.scenes: dict[str, Any] = {}
-        self.ref: Any = None
-        self.aset = AnnotationSet()
-        self.aset.changed.connect(self._on_marks_changed)
-        self.anchors: dict[tuple[str, str], int] = {}
         self._loading = threading.Event()
         self._task: Any = None  # the open or load running now (a reference keeps it alive)
+        self.session = Session()
+        self.session.series_loader = self._load_series
+        s = self.session
+        s.volume_changed.connect(self._on_volume)
+        s.study_changed.connect(self._on_study)
+        s.slice_changed.connect(self._on_slice)
+        s.focus_changed.connect(self._on_focus)
+        s.marks_changed.connect(self._on_marks_changed)
+        s.message.connect(self.report)
+        s.camera_changed.connect(self._on_camera)
         self._init_state(DEFAULT_LABEL)
         self._bind()
 
@@ -115,16 +121,14 @@ class Page:
         self.state.change("label")(self._label_from_page)
 
     def report(self, text: str, problem: bool = True) -> None:
-        """One line under the controls; problems in red."""
+        """One line at the top of the page; problems in red."""
         with self.state:
             self.state.status = str(text)
             self.state.problem = bool(problem)
 
-    # -- opening ---------------------------------------------------------------------------
+    # -- opening (loads run in a thread, then Session.show on the page's loop) ---------------
     def open_demo(self) -> None:
-        from mprviewer.synthetic.demo import demo_path
-
-        self._open_async(lambda: str(demo_path()), "the demo study")
+        self._open_async("demo", "the demo study")
 
     def open_url(self, url: str) -> None:
         url = str(url or "").strip()
@@ -136,7 +140,7 @@ class Page:
         if not is_url(url):
             self.report(f"{url[:80]!r} is not an http(s) link.")
             return
-        self._open_async(lambda: url, url_label(url))
+        self._open_async(url, url_label(url))
 
     def open_upload(self, name: str) -> None:
         safe = Path(str(name)).name
@@ -144,9 +148,9 @@ class Page:
         if not safe or not path.is_file():
             self.report(f"{safe or 'the upload'}: not received; upload it again.")
             return
-        self._open_async(lambda: str(path), safe)
+        self._open_async(str(path), safe)
 
-    def _open_async(self, where: Any, label: str) -> None:
+    def _open_async(self, source: str, label: str) -> None:
         if self._loading.is_set():
             self.report("Still opening the previous study; wait for it to finish.")
             return
@@ -155,45 +159,7 @@ class Page:
             self.state.busy = True
             self.state.status = f"Opening {label}…"
             self.state.problem = False
-        self._task = asyncio.get_event_loop().create_task(self._open(where, label))
-
-    async def _open(self, where: Any, label: str) -> None:
-        import mprviewer
-        from mprviewer.errors import MprviewerError
-
-        loop = asyncio.get_running_loop()
-
-        def scan_and_load() -> tuple[Any, Any, Any, str | None]:
-            source = where()
-            if source == "demo":
-                source = mprviewer.demo_path()
-            study = mprviewer.open_study(source)
-            try:
-                series = study.largest_series()
-                identity = self._identity(source)
-                return study, series, self.cache.load(series, identity), identity
-            except BaseException:
-                study.close()
-                raise
-
-        try:
-            study, series, volume, identity = await loop.run_in_executor(None, scan_and_load)
-        except MprviewerError as exc:
-            self.report(str(exc))
-            return
-        except Exception as exc:  # never a traceback on the page
-            log.exception("opening %s failed", label)
-            self.report(f"{label}: cannot be opened ({type(exc).__name__}: {exc})")
-            return
-        finally:
-            self._loading.clear()
-            with self.state:
-                self.state.busy = False
-        if self.study is not None:
-            self.study.close()
-        self.study, self.identity = study, identity
-        self._show_series_table()
-        self._show_safely(series, volume)
+        self._task = asyncio.get_event_loop().create_task(self._open(source, label))
 
     def _identity(self, source: str) -> str | None:
         """Which bytes a source is, for sharing its series with other sessions."""
@@ -207,88 +173,114 @@ class Page:
             return upload_identity(path)
         return source_identity(source)
 
-    def choose_series(self, index: int) -> None:
-        if self.study is None or self._loading.is_set():
+    async def _open(self, source: str, label: str) -> None:
+        import mprviewer
+        from mprviewer.session import LoadResult
+        from mprviewer.session.loading import default_series_index
+
+        def scan_and_load() -> tuple[Any, str | None]:
+            where = mprviewer.demo_path() if source == "demo" else source
+            study = mprviewer.open_study(where)
+            try:
+                index = default_series_index(study)
+                identity = self._identity(where)
+                volume = self.cache.load(study.series[index], identity)
+                return LoadResult(study, index, volume, source), identity
+            except BaseException:
+                study.close()
+                raise
+
+        result = await self._in_thread(scan_and_load, label)
+        if result is not None:
+            load, self.identity = result
+            self._show(load)
+
+    def _load_series(self, index: int) -> None:
+        """The session's ``series_loader``: another series, through the shared cache."""
+        study = self.session.study
+        if study is None or not 0 <= index < len(study.series) or self._loading.is_set():
             return
-        try:
-            series = self.study.series[int(index)]
-        except (ValueError, IndexError, TypeError):
+        if index == self.session.series_index and self.session.volume is not None:
             return
-        if series is self.series:
-            return
+        from mprviewer.session import LoadResult
+
+        series = study.series[index]
+        identity = self.identity
         self._loading.set()
         with self.state:
             self.state.busy = True
             self.state.status = f"Loading {series.name}…"
 
         async def load() -> None:
-            from mprviewer.errors import MprviewerError
-
-            try:
-                volume = await asyncio.get_running_loop().run_in_executor(
-                    None, self.cache.load, series, self.identity)
-            except MprviewerError as exc:
-                self.report(str(exc))
-                return
-            finally:
-                self._loading.clear()
-                with self.state:
-                    self.state.busy = False
-            self._show_safely(series, volume)
+            volume = await self._in_thread(lambda: self.cache.load(series, identity), series.name)
+            if volume is not None:
+                self._show(LoadResult(None, index, volume, of_study=study))
 
         self._task = asyncio.get_event_loop().create_task(load())
 
-    def _show_series_table(self) -> None:
+    async def _in_thread(self, job: Any, label: str) -> Any:
+        """Run a load off the page's loop; a failure becomes one line on the page."""
+        from mprviewer.errors import MprviewerError
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, job)
+        except MprviewerError as exc:
+            self.report(str(exc))
+        except Exception as exc:  # never a traceback on the page
+            log.exception("opening %s failed", label)
+            self.report(f"{label}: cannot be opened ({type(exc).__name__}: {exc})")
+        finally:
+            self._loading.clear()
+            with self.state:
+                self.state.busy = False
+        return None
+
+    def _show(self, result: Any) -> None:
+        try:
+            self.session.show(result)
+        except Exception as exc:
+            log.exception("showing a series failed")
+            self.report(f"the series cannot be shown ({type(exc).__name__}: {exc})")
+
+    def choose_series(self, index: int) -> None:
+        try:
+            self.session.open_series(int(index))
+        except (TypeError, ValueError):
+            return
+
+    # -- session events -> page ----------------------------------------------------------
+    def _on_study(self, study: Any) -> None:
         rows = []
-        for index, s in enumerate(self.study.series):
+        for index, s in enumerate(study.series):
             k, j, i = s.shape
-            rows.append({
-                "index": index,
-                "name": s.name,
-                "modality": s.modality,
-                "size": f"{i}x{j}x{k}",
-                "description": s.description,
-            })
+            rows.append({"index": index, "name": s.name, "modality": s.modality,
+                         "size": f"{i}x{j}x{k}", "description": s.description})
         self.state.series_rows = rows
 
-    def _show_safely(self, series: Any, volume: Any) -> None:
-        """``_show``, with any failure said on the page instead of lost in a task."""
-        try:
-            self._show(series, volume)
-        except Exception as exc:
-            log.exception("showing %s failed", getattr(series, "name", series))
-            self.report(f"{getattr(series, 'name', 'the series')}: cannot be shown "
-                        f"({type(exc).__name__}: {exc})")
-
-    def _show(self, series: Any, volume: Any) -> None:
-        """Put a loaded series on the four views (the desktop's set_volume, minus Qt)."""
-        from mprviewer.model.annotations import SeriesRef
-        from mprviewer.model.orientation import PLANES, DisplayGrid
+    def _on_volume(self, volume: Any) -> None:
+        """Another volume on screen: new scenes over the session's new ViewerState."""
+        from mprviewer.model.orientation import PLANES
         from mprviewer.model.presets import preset_names
-        from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
-        from mprviewer.render.screenshot import default_threshold, default_window
         from mprviewer.render.slice_scene import SliceScene
         from mprviewer.render.volume_scene import VolumeScene
 
-        self._close_scenes()
-        grid = DisplayGrid.for_volume(volume)
-        viewer = ViewerState(grid, window=default_window(volume),
-                             threshold=default_threshold(volume))
-        store = ImageStore(volume, grid)
-        self.series, self.volume, self.viewer, self.store = series, volume, viewer, store
+        session = self.session
+        viewer = session.state
+        for scene in self.scenes.values():
+            scene.close()
+        self.scenes.clear()
+        store = ImageStore(volume, viewer.grid)
+        self.store = store
         for plane in PLANES:
             self.scenes[plane] = SliceScene(self.views[plane], store, viewer, plane)
         self.scenes["3d"] = VolumeScene(self.views["3d"], store, viewer)
-        self.ref = SeriesRef.from_series(series, volume, grid)
-        messages = self.aset.reconcile(self.ref)
-        viewer.slice_changed.connect(self._on_slice)
-        viewer.focus_changed.connect(self._on_focus)
         lo, hi = store.scalar_range
+        series = session.series
         with self.state:
             s = self.state
             s.has_volume = True
-            s.series_index = self.study.series.index(series) if self.study else None
+            s.series_index = session.series_index
             s.meta_rows = [{"key": k, "value": v} for k, v in series.metadata.items()]
             s.presets = ["dicom", *preset_names(volume.modality)]
             s.preset = "dicom"
@@ -300,21 +292,14 @@ class Page:
             s.opacity = viewer.volume_opacity
             s.focused = viewer.focused_plane
             s.slice_numbers = dict(viewer.slices)
-            s.status = " ".join([f"{series.name}: {volume.shape[2]}x{volume.shape[1]}x"
-                                 f"{volume.shape[0]} voxels.", *messages])
-            s.problem = bool(messages)
+            shape = volume.shape
+            warnings = list(volume.warnings)
+            s.status = " ".join([f"{series.name}: {shape[2]}x{shape[1]}x{shape[0]} voxels.",
+                                 *warnings])
+            s.problem = bool(warnings)
         self._refresh_marks()
         self.render_all()
 
-    def _close_scenes(self) -> None:
-        if self.viewer is not None:
-            self.viewer.slice_changed.disconnect(self._on_slice)
-            self.viewer.focus_changed.disconnect(self._on_focus)
-        for scene in self.scenes.values():
-            scene.close()
-        self.scenes.clear()
-
-    # -- viewer state <-> page -----------------------------------------------------------
     def _on_slice(self, plane: str, index: int) -> None:
         numbers = dict(self.state.slice_numbers)
         numbers[plane] = int(index)
@@ -324,34 +309,41 @@ class Page:
         self.state.focused = plane
         self._show_slices_text()
 
+    def _on_camera(self, name: str) -> None:
+        scene = self.scenes.get("3d")
+        if scene is not None:
+            scene.set_camera(name)
+
+    # -- page controls -> session --------------------------------------------------------
     def _threshold_from_page(self, threshold: Any, **_: Any) -> None:
-        if self.viewer is not None and threshold is not None:
-            self.viewer.set_threshold(float(threshold))
+        if threshold is not None:
+            self.session.set_threshold(float(threshold))
 
     def _overlay_from_page(self, overlay: Any, **_: Any) -> None:
-        if self.viewer is not None:
-            self.viewer.set_threshold_overlay(bool(overlay))
+        self.session.set_threshold_overlay(bool(overlay))
 
     def _opacity_from_page(self, opacity: Any, **_: Any) -> None:
-        if self.viewer is not None:
-            self.viewer.set_volume_opacity(bool(opacity))
+        self.session.set_volume_opacity(bool(opacity))
 
     def _preset_from_page(self, preset: Any, **_: Any) -> None:
-        if self.viewer is None or not preset:
+        volume = self.session.volume
+        if volume is None or not preset:
             return
-        from mprviewer.model.presets import resolve_preset
-        from mprviewer.render.screenshot import default_window
+        from mprviewer.model.presets import auto_window, resolve_preset
 
         try:
-            window = (default_window(self.volume) if preset == "dicom"
-                      else resolve_preset(str(preset), self.volume.array))
+            if preset == "dicom":
+                window = volume.window if volume.window else auto_window(volume.array)
+            else:
+                window = resolve_preset(str(preset), volume.array)
         except KeyError as exc:
             self.report(str(exc.args[0]))
             return
-        self.viewer.set_window(*window)
+        self.session.set_window(*window)
 
     def _label_from_page(self, label: Any, **_: Any) -> None:
         if label:
+            self.session.marks.set_label(str(label))
             self._remember_labels([str(label)])
         self._show_slices_text()
 
@@ -362,140 +354,103 @@ class Page:
         if added:
             self.state.labels = labels + added
 
-    # -- keys and mouse ----------------------------------------------------------------------
     def focus(self, plane: str) -> None:
-        if self.viewer is not None and plane in self.viewer.slices:
-            self.viewer.set_focus(plane)
+        if self.session.state is not None and plane in self.session.state.slices:
+            self.session.focus(plane)
 
     def wheel(self, plane: str, steps: int) -> None:
-        if self.viewer is not None and plane in self.viewer.slices:
-            self.viewer.set_focus(plane)
-            self.viewer.step(plane, int(steps))
+        if self.session.state is not None and plane in self.session.state.slices:
+            self.session.focus(plane)
+            self.session.step(int(steps), plane)
 
     def key(self, key: str, shift: bool = False, ctrl: bool = False) -> None:
         """The page's keys: arrows/PageUp/PageDown step the focused view, M marks, Shift+M
         marks the range from the last mark, 1-9 pick a label, Ctrl+Z/Ctrl+Y undo/redo."""
-        if self.viewer is None:
+        session = self.session
+        if session.state is None:
             return
-        plane = self.viewer.focused_plane
         if ctrl and key.lower() == "z":
-            self._edit(self.aset.redo if shift else self.aset.undo)
+            session.redo() if shift else session.undo()
         elif ctrl and key.lower() == "y":
-            self._edit(self.aset.redo)
+            session.redo()
         elif key in PLANE_KEYS:
-            self.viewer.step(plane, PLANE_KEYS[key])
+            session.step(PLANE_KEYS[key])
         elif key in ("m", "M"):
             if shift or key == "M":
-                self._mark_range(plane)
+                session.mark_range_to_here()
             else:
-                self._toggle(plane)
+                session.toggle_mark()
         elif len(key) == 1 and key in "123456789":
             labels = list(self.state.labels)
             n = int(key) - 1
             if n < len(labels):
                 self.state.label = labels[n]
-
-    # -- marks (calls on the AnnotationSet) ------------------------------------------------
-    def _edit(self, action: Any, *args: Any) -> Any:
-        from mprviewer.errors import AnnotationError
-
-        try:
-            return action(*args)
-        except AnnotationError as exc:
-            self.report(str(exc))
-            return None
-
-    def _toggle(self, plane: str) -> None:
-        index = self.viewer.slices[plane]
-        label = str(self.state.label or "")
-        marked = self._edit(self.aset.toggle, self.ref, plane, index, label)
-        if marked:
-            self.anchors[(self.ref.key, plane)] = index
-        if marked is not None:
-            self.report(f"{'Marked' if marked else 'Unmarked'} {plane} slice {index} ({label}).",
-                        False)
-
-    def _mark_range(self, plane: str) -> None:
-        from mprviewer.model.slice_ranges import format_slices
-
-        index = self.viewer.slices[plane]
-        label = str(self.state.label or "")
-        anchor = self.anchors.get((self.ref.key, plane))
-        if anchor is None:
-            have = self.aset.slices_for(self.ref.uid, self.ref.name, plane, label)
-            anchor = min(have, key=lambda s: abs(s - index)) if have else index
-        lo, hi = sorted((anchor, index))
-        if self._edit(self.aset.mark_range, self.ref, plane, lo, hi, label) is not None:
-            self.anchors[(self.ref.key, plane)] = index
-            self.report(f"Marked {plane} slices {format_slices(range(lo, hi + 1))} ({label}).",
-                        False)
+                self.session.marks.set_label(labels[n])
 
     def apply_slices(self, text: str) -> None:
         """The range box: the current label's marks in the focused plane become exactly these."""
         from mprviewer.errors import AnnotationError
-        from mprviewer.model.slice_ranges import format_slices, parse_slices
 
-        if self.viewer is None:
+        if self.session.state is None:
             self.report("Open a study first.")
             return
-        plane = self.viewer.focused_plane
-        label = str(self.state.label or "")
         try:
-            slices = parse_slices(str(text or ""))
-            self.aset.set_slices(self.ref, plane, slices, label)
+            self.session.apply_slices_text(self.session.focused_plane, str(text or ""))
         except AnnotationError as exc:
             self.report(str(exc))
-            return
-        self.report(f"{label}: {plane} slices {format_slices(slices) or 'none'}.", False)
 
     def export_json(self, fmt: str) -> dict[str, str]:
         """The marks as a file's name and text, for the page to save."""
         from mprviewer.model.annotation_files import to_json_text
+        from mprviewer.model.annotations import AnnotationSet
 
         fmt = FULL if fmt == FULL else ORIGINAL
-        text = to_json_text(self.aset, fmt)
+        aset = self.session.marks.aset or AnnotationSet()
+        text = to_json_text(aset, fmt)
         self.state.unsaved = False
-        stem = (self.series.name if self.series is not None else "annotations") or "annotations"
+        series = self.session.series
+        stem = (series.name if series is not None else "annotations") or "annotations"
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60]
         suffix = "" if fmt == ORIGINAL else ".full"
         return {"name": f"{safe}{suffix}.json", "text": text}
 
     def _on_marks_changed(self, *_: Any) -> None:
         self._refresh_marks()
-        self.state.unsaved = not self.aset.is_empty
+        aset = self.session.marks.aset
+        self.state.unsaved = aset is not None and not aset.is_empty
 
     def _refresh_marks(self) -> None:
         from mprviewer.model.annotations import DEFAULT_LABEL
         from mprviewer.model.orientation import PLANES
 
-        if self.ref is None:
-            return
+        session = self.session
         for plane in PLANES:
             scene = self.scenes.get(plane)
             if scene is not None:
-                scene.set_marked(self.aset.marked_labels(self.ref.uid, self.ref.name, plane))
+                scene.set_marked(session.marked(plane))
         scene3d = self.scenes.get("3d")
         if scene3d is not None:
-            scene3d.set_marked_axial(self.aset.slices_for(self.ref.uid, self.ref.name, "axial"))
-        rows = [
+            scene3d.set_marked_axial(list(session.marked("axial")))
+        aset = session.marks.aset
+        rows = [] if aset is None else [
             {"series": sa.label, "label": e.label, "plane": e.plane, "slices": e.ranges}
-            for sa, e in self.aset.entries()
+            for sa, e in aset.entries()
         ]
         with self.state:
             self.state.marks = rows
-            self._remember_labels([DEFAULT_LABEL, *self.aset.labels_used()])
+            if aset is not None:
+                self._remember_labels([DEFAULT_LABEL, *aset.labels_used()])
         self._show_slices_text()
 
     def _show_slices_text(self) -> None:
         from mprviewer.model.slice_ranges import format_slices
 
-        if self.ref is None:
+        marks = self.session.marks
+        if marks.aset is None or marks.ref is None:
             return
-        plane = self.viewer.focused_plane if self.viewer is not None else "axial"
-        label = str(self.state.label or "")
-        self.state.slices_text = format_slices(
-            self.aset.slices_for(self.ref.uid, self.ref.name, plane, label)
-        )
+        ref = marks.ref
+        self.state.slices_text = format_slices(marks.aset.slices_for(
+            ref.uid, ref.name, self.session.focused_plane, marks.current_label()))
 
     def render_all(self) -> None:
         for view in self.views.values():
@@ -503,9 +458,10 @@ class Page:
 
     # -- closing ---------------------------------------------------------------------------
     def close(self) -> None:
-        self._close_scenes()
-        if self.study is not None:
-            self.study.close()
+        for scene in self.scenes.values():
+            scene.close()
+        self.scenes.clear()
+        self.session.close()
         for view in self.views.values():
             view.close()
 
@@ -646,6 +602,21 @@ def _watch_launcher(pid: int) -> None:
     threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
 
 
+def _private_home(folder: Path) -> None:
+    """A data folder of this session's own: the marks' autosave files (sidecars) of uploads,
+    links and the demo go there, so two tabs on the same study never share or overwrite
+    them. The demo cache is the user's (a link), generated once for all."""
+    from mprviewer.paths import data_dir
+
+    shared_demo = data_dir() / "demo"
+    shared_demo.mkdir(parents=True, exist_ok=True)
+    home = folder / "home"
+    home.mkdir(exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        (home / "demo").symlink_to(shared_demo, target_is_directory=True)
+    os.environ["MPRVIEWER_HOME"] = str(home)
+
+
 def run_session(conn: Any, config: dict[str, Any]) -> None:
     """Entry of a session process: build the page, tell the launcher the port, serve."""
     os.environ["WSLINK_WS_COMPRESS"] = "0"  # loopback to the launcher: no deflate
@@ -654,6 +625,7 @@ def run_session(conn: Any, config: dict[str, Any]) -> None:
         "--authKey", str(config["secret"]), "--timeout", "0",
     ]
     logging.basicConfig(level=logging.WARNING)
+    _private_home(Path(config["folder"]))
     try:
         server = get_server(name=None, client_type="vue3")
         page = Page(server, config)
@@ -678,7 +650,7 @@ def run_session(conn: Any, config: dict[str, Any]) -> None:
         conn.close()
         source = config.get("source")
         if source:
-            page._open_async(lambda: source, Path(str(source)).name or str(source))
+            page._open_async(str(source), Path(str(source)).name or str(source))
 
     try:
         server.start(open_browser=False, show_connection_info=False, disable_logging=True)
