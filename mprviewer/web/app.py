@@ -1,11 +1,11 @@
-"""One tab's page: a trame app over the viewer's scenes and models, run in its own process.
+"""One tab's page: a trame app over the viewer's session and scenes, in its own process.
 
-The page holds no viewing or marking rules of its own: slices, window and threshold are the
-``ViewerState`` the desktop views follow, marks are the ``AnnotationSet`` the desktop edits,
-ranges are parsed by ``model.slice_ranges``, files are written by ``model.annotation_files``,
-and the four views are the ``SliceScene``/``VolumeScene`` objects of ``mprviewer.render``.
-This module turns browser events into calls on those objects and their signals into page
-state, nothing more.
+The page holds no viewing or marking rules of its own. It binds to a
+``mprviewer.session.Session``, the object the desktop window binds to: opening a study,
+choosing a series, slices, window, threshold, focus, marks, undo and the range box are calls
+on it, and its events become page state. The four views are the ``SliceScene`` and
+``VolumeScene`` objects of ``mprviewer.render`` over the session's ``ViewerState``. Loading
+goes through ``web.shared`` so tabs that open the same bytes share one read-only copy.
 
 Imported once by the launcher's forkserver (so trame and VTK load once for all tabs).
 """
@@ -35,7 +35,6 @@ STATIC = Path(__file__).with_name("static")
 PLANE_KEYS = {"ArrowUp": 1, "ArrowDown": -1, "PageUp": 10, "PageDown": -10}
 ORIGINAL = "original"
 FULL = "full"
-STEP_KEYS = tuple(PLANE_KEYS)
 
 
 class Page:
