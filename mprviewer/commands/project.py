@@ -22,6 +22,11 @@ EXAMPLES = """examples:
   mprviewer project mark heads --study 2 --unreadable "motion artefacts" --reader ann
   mprviewer project export heads --to csv labels.csv --reader ann
   mprviewer project export heads --to sr reports/ --reader ann
+  mprviewer project create team --studies ~/rsna/ --db postgresql://owner@dbhost:5432/heads
+  mprviewer project join postgresql://ann@dbhost:5432/heads team-ann
+  mprviewer project assign team --readers ann,bob,cy --per-study 2 --seed 1 --adjudicator dee
+  mprviewer project agreement team --json
+  mprviewer project log team --study 0 --json
 
 SOURCE is a folder holding one study per sub-folder or per zip (or one study's files), a
 zip, or a DICOMDIR. Images stay where they are; the project records where. The reader name
@@ -62,6 +67,26 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     sources(create)
     create.add_argument("--labels", default="ich", metavar="ich|anomaly|FILE",
                         help="label set: built-in 'ich' (default) or 'anomaly', or a JSON file")
+    create.add_argument("--db", metavar="URL", help="keep the labels in a shared PostgreSQL "
+                        "database (postgresql://USER@HOST:PORT/DB, new and empty) instead of "
+                        "the folder; a password in URL is used for this command only")
+
+    join = actions.add_parser("join", help="join a shared project from another machine",
+                              epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    join.add_argument("url", metavar="URL", help="postgresql://READER@HOST:PORT/DB")
+    join.add_argument("dir", metavar="DIR", help="new or empty folder (holds settings only)")
+
+    assign = actions.add_parser("assign", help="give each study to k readers, balanced",
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    assign.add_argument("dir", metavar="DIR")
+    assign.add_argument("--readers", required=True, metavar="A,B,C")
+    assign.add_argument("--per-study", type=int, default=2, metavar="K",
+                        help="readers per study (default 2)")
+    assign.add_argument("--seed", type=int, metavar="N", help="repeatable assignment")
+    assign.add_argument("--adjudicator", default="", metavar="NAME[,NAME]",
+                        help="who may see every reading and record final labels")
 
     add = actions.add_parser("add", help="add more studies (already known ones are skipped)")
     add.add_argument("dir", metavar="DIR")
@@ -117,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         args.project_parser.print_help(sys.stderr)
         return 2
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
-            "export": _export}[action](args)
+            "export": _export, "join": _join, "assign": _assign}[action](args)
 
 
 # -- create / add -----------------------------------------------------------------------------
@@ -173,8 +198,11 @@ def _create(args: argparse.Namespace) -> int:
     if not args.studies and not pacs:
         return _usage("give --studies SOURCE... and/or --server with filters")
     step = _progress(args.studies)
-    project = Project.create(args.dir, args.studies, labels=args.labels, pacs=pacs, step=step)
+    project = Project.create(args.dir, args.studies, labels=args.labels, pacs=pacs, step=step,
+                             database=args.db)
     with project:
+        if project.shared:
+            print(f"labels in {project.database}")
         _report(project.last_report, project)
         print(f"label set {project.label_set.name}: "
               + ", ".join(f"{lab.hotkey or '-'} {lab.key}" for lab in project.label_set.labels))
@@ -257,7 +285,7 @@ def _missing(project: Any) -> None:
 
 # -- mark -------------------------------------------------------------------------------------
 def _mark(args: argparse.Namespace) -> int:
-    from mprviewer.project import Project, default_reader
+    from mprviewer.project import Project
 
     status = ("done" if args.done else "no finding" if args.no_finding else
               "unreadable" if args.unreadable is not None else
@@ -268,8 +296,8 @@ def _mark(args: argparse.Namespace) -> int:
     if status is None and not (args.label and args.slices):
         return _usage("give --label KEY and --slices RANGES (or --done, --no-finding, "
                       "--unreadable REASON)")
-    reader = args.reader or default_reader()
     with Project.open(args.dir) as project:
+        reader = args.reader or project.default_reader()
         study = project.study(args.study)
         if status is not None:
             project.set_status(study, reader, status, reason=args.unreadable or "")
@@ -279,6 +307,33 @@ def _mark(args: argparse.Namespace) -> int:
                             plane=args.plane, unmark=args.unmark)
         print(f"study {study.index} ({study.name}): {mark.label} on {mark.plane} slices "
               f"{mark.ranges or '(none)'} by {reader}")
+    return 0
+
+
+# -- teams -----------------------------------------------------------------------------------
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in str(text or "").split(",") if n.strip()]
+
+
+def _join(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.join(args.url, args.dir) as project:
+        print(f"{project.folder}: joined {project.name} ({project.database}, {len(project)} "
+              f"studies) as {project.default_reader()}")
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        load = project.assign(_names(args.readers), args.per_study, seed=args.seed,
+                              adjudicators=_names(args.adjudicator))
+        for reader, n in load.items():
+            print(f"  {reader}: {n} stud{'y' if n == 1 else 'ies'}")
+        if project.adjudicators():
+            print(f"adjudicators: {', '.join(project.adjudicators())}")
     return 0
 
 

@@ -122,10 +122,10 @@ Step = Callable[[str], None]
 class Project:
     """A labeling project folder. Open with ``Project.open`` or make with ``Project.create``."""
 
-    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, settings: dict[str, Any], url: str | None = None) -> None:
         self.folder = folder
         self.settings = settings
-        self.store = db.Store(self._db_url(), label=str(folder))
+        self.store = db.Store(url or self._db_url(), label=str(folder))
         self._label_set: LabelSet | None = None
 
     # -- opening and creating ------------------------------------------------------------
@@ -134,6 +134,21 @@ class Project:
         if "://" in url:
             return url
         return db.sqlite_url(self.folder / url)
+
+    @property
+    def shared(self) -> bool:
+        """True when the labels live in a shared PostgreSQL database."""
+        return self.store.postgres
+
+    @property
+    def database(self) -> str:
+        """Where the labels are: the SQLite file, or the server's address without password."""
+        return db.public_url(self.store.url) if self.shared else str(self.folder / DB_FILE)
+
+    def default_reader(self) -> str:
+        """On a shared project the reader is the database role; else $MPRVIEWER_READER or
+        the login name."""
+        return self.store.user if self.shared and self.store.user else default_reader()
 
     @staticmethod
     def is_project(folder: str | os.PathLike[str]) -> bool:
@@ -181,11 +196,15 @@ class Project:
         pacs: Sequence[tuple[Any, Any]] = (),
         step: Step | None = None,
         name: str | None = None,
+        database: str | None = None,
     ) -> Project:
         """Make a project in ``folder`` (new or empty) and add the studies of ``sources``.
 
         ``labels`` is a built-in set name (``ich``, ``anomaly``), a label set file or a
         LabelSet. ``pacs`` holds (server, StudyQuery) pairs whose matches are added.
+        ``database`` is a ``postgresql://USER@HOST:PORT/DB`` address of an empty database
+        for a shared project (default: a SQLite file in the folder); a password in it is
+        used for this call only, the folder keeps the address without it.
         """
         from mprviewer.project.indexer import plan_source
 
@@ -200,10 +219,17 @@ class Project:
             raise ProjectError(f"{folder}: the folder is not empty; give a new or empty folder")
         sources = list(sources)
         plans = [plan_source(s) for s in sources]  # a missing source fails before anything
+        if database is not None and not db.is_postgres(database):
+            raise ProjectError(f"--db {db.public_url(database)!r}: give a PostgreSQL address "
+                               "like postgresql://USER@HOST:PORT/DATABASE (without --db the "
+                               "labels are kept in the project folder)")
+        if database is not None:
+            _check_empty_database(database, str(folder))
         path.mkdir(parents=True, exist_ok=True)
         settings = {"format": FOLDER_FORMAT, "version": 1, "name": name or path.name,
-                    "database": DB_FILE, "created": now()}
-        project = cls(path.resolve(), settings)
+                    "database": db.public_url(database) if database else DB_FILE,
+                    "created": now()}
+        project = cls(path.resolve(), settings, url=database)
         with project.store.write() as conn:
             conn.execute(insert(db.settings), [
                 {"key": "label_set", "value": json.dumps(label_set.as_dict())},
@@ -213,6 +239,36 @@ class Project:
         atomic_write_text(path / FOLDER_FILE, json.dumps(settings, indent=2) + "\n")
         project.last_report = project._add_plans(plans, pacs, step)
         return project
+
+    @classmethod
+    def join(cls, url: str, folder: str | os.PathLike[str]) -> Project:
+        """Make ``folder`` (new or empty) a reader's way into the shared project at ``url``:
+        it holds the settings and the address (never a password), no labels."""
+        if not db.is_postgres(url):
+            raise ProjectError(f"{db.public_url(url)!r}: join a shared project by its "
+                               "postgresql://USER@HOST:PORT/DATABASE address")
+        path = Path(folder).expanduser()
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ProjectError(f"{folder}: give a new or empty folder to join the project in")
+        store = db.Store(url, label=db.public_url(url))
+        try:
+            with store.read() as conn:
+                if store.revision(conn) is None:
+                    raise ProjectError(f"{db.public_url(url)}: holds no mprviewer project "
+                                       "(make one with 'mprviewer project create DIR --db')")
+                rows = dict(conn.execute(select(db.settings.c.key, db.settings.c.value)).all())
+        finally:
+            store.dispose()
+        if "label_set" not in rows:
+            raise ProjectError(f"{db.public_url(url)}: the project was not created completely "
+                               "(it holds no label set)")
+        path.mkdir(parents=True, exist_ok=True)
+        settings = {"format": FOLDER_FORMAT, "version": 1,
+                    "name": rows.get("name") or path.name,
+                    "database": db.public_url(url), "created": rows.get("created") or now(),
+                    "joined": now()}
+        atomic_write_text(path / FOLDER_FILE, json.dumps(settings, indent=2) + "\n")
+        return cls(path.resolve(), settings, url=url)
 
     def close(self) -> None:
         self.store.dispose()
@@ -386,6 +442,105 @@ class Project:
         raise ProjectError(f"no study {text!r} in {self.name} (give its worklist index, "
                            "StudyInstanceUID or name)")
 
+    def _study_by_id(self, study_id: int) -> StudyInfo:
+        for info in self.studies():
+            if info.id == study_id:
+                return info
+        raise ProjectError(f"no study with id {study_id} in {self.name}")
+
+    # -- readers and assignments ---------------------------------------------------------
+    def assign(self, readers: Sequence[str], per_study: int, seed: int | None = None,
+               adjudicators: Sequence[str] = ()) -> dict[str, int]:
+        """Give every study not yet assigned to ``per_study`` of ``readers``, balanced (each
+        reader's count differs by at most one from the others', counting earlier
+        assignments); returns the number of studies per reader. On a shared project each
+        reader and adjudicator gets a database role (without a password: the server's
+        administrator sets one) with the rights the blinding policies allow."""
+        import random
+
+        names = [check_reader(r) for r in readers]
+        if not names:
+            raise ProjectError("give the readers: --readers A,B,C")
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ProjectError(f"reader {twice[0]!r} is named twice in --readers")
+        if not 1 <= per_study <= len(names):
+            raise ProjectError(f"--per-study {per_study}: give 1 to {len(names)} (the number "
+                               "of readers)")
+        judges = [check_reader(a) for a in adjudicators]
+        rng = random.Random(seed)
+        stamp = now()
+        a = db.assignments.c
+        with self.store.write() as conn:
+            done = conn.execute(select(a.study_id, a.reader)).all()
+            load = dict.fromkeys(names, 0)
+            for _study_id, reader in done:
+                if reader in load:
+                    load[reader] += 1
+            taken = {r[0] for r in done}
+            todo = [r[0] for r in conn.execute(select(db.studies.c.id)
+                                               .order_by(db.studies.c.position))
+                    if r[0] not in taken]
+            rng.shuffle(todo)
+            rows = []
+            for study_id in todo:
+                order = list(names)
+                rng.shuffle(order)  # ties go to a random reader, not the first named
+                chosen = sorted(order, key=lambda n: load[n])[:per_study]
+                for reader in chosen:
+                    load[reader] += 1
+                    rows.append({"study_id": study_id, "reader": reader, "assigned": stamp})
+            if rows:
+                conn.execute(insert(db.assignments), rows)
+            known = {r[0] for r in conn.execute(select(db.members.c.name))}
+            fresh = [{"name": j, "role": "adjudicator"} for j in judges if j not in known]
+            if fresh:
+                conn.execute(insert(db.members), fresh)
+            if self.shared:
+                self._grant(conn, [*names, *judges])
+        return load
+
+    def _grant(self, conn: Any, roles: Iterable[str]) -> None:
+        """A login role per reader with read access to the project and INSERT on events
+        (row-level security decides which rows); no UPDATE or DELETE anywhere."""
+        from sqlalchemy import text
+
+        database = conn.execute(text("SELECT current_database()")).scalar()
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables if t.name != "events")
+        for role in dict.fromkeys(roles):
+            quoted = '"' + role.replace('"', '""') + '"'
+            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                                  {"r": role}).first()
+            if not exists:
+                conn.execute(text(f"CREATE ROLE {quoted} LOGIN"))
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {quoted}'))
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
+            conn.execute(text(f"GRANT SELECT ON {tables}, alembic_version TO {quoted}"))
+            conn.execute(text(f"GRANT SELECT, INSERT ON events TO {quoted}"))
+            conn.execute(text(f"GRANT USAGE ON SEQUENCE events_id_seq TO {quoted}"))
+
+    def assignments(self) -> dict[int, list[str]]:
+        """study id -> the readers it is assigned to (empty when nothing is assigned)."""
+        a = db.assignments.c
+        out: dict[int, list[str]] = defaultdict(list)
+        with self.store.read() as conn:
+            for study_id, reader in conn.execute(select(a.study_id, a.reader).order_by(a.id)):
+                out[study_id].append(reader)
+        return dict(out)
+
+    def assigned(self, reader: str) -> set[int] | None:
+        """Ids of the studies assigned to ``reader``; None when the project assigns nothing
+        (then every reader reads every study)."""
+        found = self.assignments()
+        if not found:
+            return None
+        return {study_id for study_id, names in found.items() if reader in names}
+
+    def adjudicators(self) -> list[str]:
+        with self.store.read() as conn:
+            return sorted(r[0] for r in conn.execute(
+                select(db.members.c.name).where(db.members.c.role == "adjudicator")))
+
     def series(self, study: int | str | StudyInfo) -> list[SeriesInfo]:
         """The series of a study, indexing it first if it came from a PACS and was not."""
         info = self.study(study)
@@ -494,9 +649,21 @@ class Project:
         for row in rows:
             row.setdefault("event_uid", uuid.uuid4().hex)
             row.setdefault("time", stamp)
-            for key in ("series_id", "label", "plane", "slices", "status", "reason"):
+            for key in ("series_id", "label", "plane", "slices", "status", "reason", "stage"):
                 row.setdefault(key, None)
-        conn.execute(insert(db.events), rows)
+        from sqlalchemy.exc import ProgrammingError
+
+        try:
+            conn.execute(insert(db.events), rows)
+        except ProgrammingError as exc:
+            if "row-level security" not in str(exc):
+                raise
+            who = rows[0]["reader"]
+            info = self._study_by_id(rows[0]["study_id"])
+            raise ProjectError(
+                f"the database refused {who!r}'s change on study {info.index} ({info.name}) "
+                f"for {self.store.user}: a reader writes only in their own name, on studies "
+                "assigned to them and not yet closed for adjudication") from None
 
     def _resolve_mark(self, study: int | str | StudyInfo, label: str, slices: Any,
                       series: int | str | SeriesInfo | None, plane: str | None,
@@ -615,11 +782,11 @@ class Project:
                 marks[key].difference_update(numbers)
         return {k: v for k, v in marks.items() if v}
 
-    def _marks_in(self, conn: Any, study_id: int | None = None,
-                  reader: str | None = None) -> dict[tuple[int, str, int, str, str], set[int]]:
+    def _marks_in(self, conn: Any, study_id: int | None = None, reader: str | None = None,
+                  stage: str | None = None) -> dict[tuple[int, str, int, str, str], set[int]]:
         e = db.events.c
         q = (select(e.study_id, e.reader, e.series_id, e.action, e.label, e.plane, e.slices)
-             .where(e.action.in_(("mark", "unmark"))).order_by(e.id))
+             .where(e.action.in_(("mark", "unmark")), _stage(stage)).order_by(e.id))
         if study_id is not None:
             q = q.where(e.study_id == study_id)
         if reader is not None:
@@ -636,15 +803,17 @@ class Project:
                 for (st, r, se, label, plane), v in sorted(found.items(),
                                                            key=lambda kv: kv[0])]
 
-    def _status_in(self, conn: Any, study_id: int, reader: str) -> tuple[str, str]:
+    def _status_in(self, conn: Any, study_id: int, reader: str,
+                   stage: str | None = None) -> tuple[str, str]:
         e = db.events.c
         row = conn.execute(select(e.status, e.reason).where(
-            e.study_id == study_id, e.reader == reader, e.action == "status"
+            e.study_id == study_id, e.reader == reader, e.action == "status", _stage(stage)
         ).order_by(e.id.desc()).limit(1)).first()
         if row is not None:
             return str(row[0]), str(row[1] or "")
         any_event = conn.execute(select(e.id).where(e.study_id == study_id,
-                                                    e.reader == reader).limit(1)).first()
+                                                    e.reader == reader, _stage(stage)
+                                                    ).limit(1)).first()
         return ("in progress" if any_event else "unread"), ""
 
     def status(self, study: int | str | StudyInfo, reader: str) -> tuple[str, str]:
@@ -653,15 +822,17 @@ class Project:
         with self.store.read() as conn:
             return self._status_in(conn, info.id, check_reader(reader))
 
-    def statuses(self) -> dict[int, dict[str, tuple[str, str]]]:
-        """study id -> reader -> (status, reason), for every reader with events."""
+    def statuses(self, stage: str | None = None) -> dict[int, dict[str, tuple[str, str]]]:
+        """study id -> reader -> (status, reason), for every reader with events (with
+        ``stage="final"``: the adjudicators' verdicts instead of the readings)."""
         e = db.events.c
-        last = (select(func.max(e.id)).where(e.action == "status")
+        last = (select(func.max(e.id)).where(e.action == "status", _stage(stage))
                 .group_by(e.study_id, e.reader))
         with self.store.read() as conn:
             explicit = conn.execute(select(e.study_id, e.reader, e.status, e.reason)
                                     .where(e.id.in_(last))).all()
-            active = conn.execute(select(e.study_id, e.reader).distinct()).all()
+            active = conn.execute(select(e.study_id, e.reader).where(_stage(stage))
+                                  .distinct()).all()
             ids = [r[0] for r in conn.execute(select(db.studies.c.id))]
         readers = sorted({r[1] for r in active})
         out: dict[int, dict[str, tuple[str, str]]] = {i: {r: ("unread", "") for r in readers}
@@ -675,7 +846,8 @@ class Project:
     def readers(self) -> list[str]:
         """Everyone who has recorded anything in this project."""
         with self.store.read() as conn:
-            return sorted(r[0] for r in conn.execute(select(db.events.c.reader).distinct()))
+            return sorted(r[0] for r in conn.execute(
+                select(db.events.c.reader).where(_stage(None)).distinct()))
 
     def summary(self) -> dict[str, Any]:
         """Counts per reader and status, and one row per study (``project status --json``)."""
@@ -696,12 +868,15 @@ class Project:
         reason, and how many slices the reader has marked."""
         reader = check_reader(reader)
         statuses = self.statuses()
+        mine = self.assigned(reader)
         marked: dict[int, int] = defaultdict(int)
         with self.store.read() as conn:
             for (study_id, *_rest), slices in self._marks_in(conn, reader=reader).items():
                 marked[study_id] += len(slices)
         rows = []
         for info in self.studies():
+            if mine is not None and info.id not in mine:
+                continue
             status, reason = statuses.get(info.id, {}).get(reader, ("unread", ""))
             rows.append({"index": info.index, "name": info.name, "study_uid": info.uid,
                          "status": status, "reason": reason, "marks": marked[info.id]})
@@ -718,12 +893,14 @@ class Project:
         if not studies:
             return None
         statuses = self.statuses()
+        mine = self.assigned(reader)
         n = len(studies)
         start = (-1 if not backwards else n) if after is None else after
         for step in range(1, n + 1):
             index = (start - step if backwards else start + step) % n
             info = studies[index]
-            if after is not None and index == after:
+            if (after is not None and index == after) or (mine is not None
+                                                          and info.id not in mine):
                 continue
             status = statuses.get(info.id, {}).get(reader, ("unread", ""))[0]
             if not unread_only or status in ("unread", "in progress"):
@@ -734,14 +911,14 @@ class Project:
         """The event log, oldest first, with study and series UIDs."""
         e, s, se = db.events.c, db.studies.c, db.series.c
         q = (select(e.id, e.event_uid, e.time, e.reader, s.study_uid, se.series_uid, se.name,
-                    e.action, e.label, e.plane, e.slices, e.status, e.reason)
+                    e.action, e.label, e.plane, e.slices, e.status, e.reason, e.stage)
              .join(db.studies, db.studies.c.id == e.study_id)
              .outerjoin(db.series, db.series.c.id == e.series_id)
              .order_by(e.id))
         if study is not None:
             q = q.where(e.study_id == self.study(study).id)
         keys = ("id", "event_uid", "time", "reader", "study_uid", "series_uid", "series_name",
-                "action", "label", "plane", "slices", "status", "reason")
+                "action", "label", "plane", "slices", "status", "reason", "stage")
         with self.store.read() as conn:
             rows = conn.execute(q).all()
         return [{k: v for k, v in zip(keys, row, strict=True) if v is not None} for row in rows]
@@ -753,3 +930,27 @@ class Project:
         from mprviewer.project.exports import export
 
         return export(self, fmt, out, reader=reader, overwrite=overwrite)
+
+
+def _stage(stage: str | None) -> Any:
+    """The condition selecting readings (None) or adjudicators' final labels ("final")."""
+    column = db.events.c.stage
+    return column.is_(None) if stage is None else column == stage
+
+
+def _check_empty_database(url: str, label: str) -> None:
+    """Refuse a database that already holds tables (another project, or anything else)."""
+    from sqlalchemy import inspect
+
+    store = db.Store(url, label=label, upgrade=False)
+    try:
+        with store.engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+    finally:
+        store.dispose()
+    if "alembic_version" in tables or "events" in tables:
+        raise ProjectError(f"{db.public_url(url)}: holds a project already; readers join it "
+                           "with 'mprviewer project join URL DIR'")
+    if tables:
+        raise ProjectError(f"{db.public_url(url)}: the database is not empty ({len(tables)} "
+                           "tables); give a new database for the project")
