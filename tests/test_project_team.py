@@ -1,0 +1,246 @@
+"""Team projects on a real PostgreSQL server: the shared store, joining, assignments, blinding
+enforced by the database (row-level security), append-only events, and the same commands as
+on a SQLite project.
+
+Blinding is checked the hard way: connecting straight to the server as reader A's role (not
+through mprviewer) and trying to read, insert, update and delete reader B's rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mprviewer.cli import main
+from mprviewer.errors import ProjectError
+from mprviewer.project import Project
+from mprviewer.synthetic import writer as synthetic
+from tests.postgres import SUPERUSER_PASSWORD
+
+N_STUDIES = 6
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("team-src") / "src"
+    for n in range(N_STUDIES):
+        synthetic.write_series(root / f"case{n}", np.full((4, 6, 6), n, np.int16),
+                               study_uid=synthetic.make_uid(5, "team", n), seed=f"team{n}")
+    return root
+
+
+def _with_password(url: str, user: str, password: str) -> str:
+    head, rest = url.split("://", 1)
+    return f"{head}://{user}:{password}@{rest.split('@', 1)[1]}"
+
+
+def _set_password(server, role: str, password: str) -> None:
+    server.execute(f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
+
+
+@pytest.fixture()
+def team(source, tmp_path, pg_url, postgres_server):
+    """A shared project of 6 studies, 2 of the readers ann, bob, cy on each, dee adjudicating;
+    every role has the password '<name>-pw'."""
+    owner = Project.create(tmp_path / "owner", [str(source)], "ich", database=pg_url)
+    owner.assign(["ann", "bob", "cy"], 2, seed=7, adjudicators=["dee"])
+    for role in ("ann", "bob", "cy", "dee"):
+        _set_password(postgres_server, role, f"{role}-pw")
+    yield owner
+    owner.close()
+
+
+def _reader(team: Project, name: str, folder: Path) -> Project:
+    return Project.join(_with_password(team.store.url, name, f"{name}-pw"), folder / name)
+
+
+def _shared_study(team: Project, a: str, b: str):
+    both = [sid for sid, names in team.assignments().items() if {a, b} <= set(names)]
+    assert both, f"no study read by both {a} and {b}"
+    return next(s for s in team.studies() if s.id == both[0])
+
+
+# -- the shared store ---------------------------------------------------------------------------
+def test_create_keeps_the_address_without_its_password(source, tmp_path, pg_url, monkeypatch,
+                                                       capsys):
+    secret_url = _with_password(pg_url, "postgres", SUPERUSER_PASSWORD)
+    monkeypatch.delenv("PGPASSWORD")
+    folder = tmp_path / "p"
+    assert main(["project", "create", str(folder), "--studies", str(source), "--db",
+                 secret_url]) == 0
+    assert SUPERUSER_PASSWORD not in capsys.readouterr().out
+    for path in folder.rglob("*"):
+        assert SUPERUSER_PASSWORD not in path.read_text(errors="replace"), path
+    assert not (folder / "labels.sqlite").exists()  # the labels are in the server
+    assert json.loads((folder / "project.json").read_text())["database"] == pg_url
+    # the next command has no password: libpq's PGPASSWORD is the way to give it
+    assert main(["project", "status", str(folder)]) == 3
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "PGPASSWORD" in err and SUPERUSER_PASSWORD not in err
+    passfile = tmp_path / "pgpass"
+    host, port = pg_url.split("@", 1)[1].split("/", 1)[0].split(":")
+    passfile.write_text(f"{host}:{port}:*:postgres:{SUPERUSER_PASSWORD}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    assert main(["project", "status", str(folder), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["studies"]) == N_STUDIES
+
+
+def test_create_refuses_a_database_that_holds_a_project(source, tmp_path, pg_url, capsys):
+    Project.create(tmp_path / "a", [str(source)], database=pg_url).close()
+    assert main(["project", "create", str(tmp_path / "b"), "--studies", str(source), "--db",
+                 pg_url]) == 3
+    assert "holds a project already" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_join_gives_a_folder_of_settings_that_reaches_the_same_labels(team, tmp_path):
+    study = _shared_study(team, "ann", "bob")
+    ann = _reader(team, "ann", tmp_path)
+    assert [p.name for p in ann.folder.iterdir()] == ["project.json"]
+    assert "ann-pw" not in (ann.folder / "project.json").read_text()
+    assert ann.default_reader() == "ann"
+    ann.mark(study, "subdural", "1-2", "ann")
+    ann.close()
+    assert [(m.reader, m.label, m.slices) for m in team.marks(study)] == [
+        ("ann", "subdural", (1, 2))]
+
+
+# -- assignments --------------------------------------------------------------------------------
+def test_assign_is_balanced_and_repeatable(source, tmp_path):
+    made = []
+    for n in range(2):
+        with Project.create(tmp_path / f"p{n}", [str(source)]) as p:
+            load = p.assign(["ann", "bob", "cy", "dee"], 3, seed=3)
+            made.append(p.assignments())
+            per_study = made[-1]
+            assert len(per_study) == N_STUDIES
+            assert all(len(set(names)) == 3 for names in per_study.values())
+            counts = Counter(n for names in per_study.values() for n in names)
+            assert counts == Counter(load)
+            assert sum(counts.values()) == 3 * N_STUDIES
+            assert max(counts.values()) - min(counts.values()) <= 1
+    assert made[0] == made[1]
+
+
+def test_assign_refuses_more_readers_per_study_than_readers(source, tmp_path, capsys):
+    with Project.create(tmp_path / "p", [str(source)]) as p:
+        folder = p.folder
+    assert main(["project", "assign", str(folder), "--readers", "ann,bob",
+                 "--per-study", "3"]) == 3
+    assert "--per-study 3" in capsys.readouterr().err
+    with Project.open(folder) as p:
+        assert p.assignments() == {}
+
+
+def test_a_readers_worklist_holds_only_the_studies_assigned_to_them(team, tmp_path):
+    mine = {s.index for s in team.studies() if "ann" in team.assignments().get(s.id, [])}
+    ann = _reader(team, "ann", tmp_path)
+    assert {row["index"] for row in ann.worklist("ann")} == mine
+    seen, info = set(), ann.next_study("ann")
+    while info is not None and info.index not in seen:
+        seen.add(info.index)
+        info = ann.next_study("ann", after=info.index)
+    assert seen == mine
+    ann.close()
+
+
+# -- blinding and the append-only log, enforced by the server -----------------------------------
+def _connect(team: Project, role: str):
+    import psycopg
+
+    url = team.store.engine.url
+    return psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=role,
+                           password=f"{role}-pw", autocommit=True)
+
+
+def test_reader_a_can_neither_read_nor_change_reader_bs_rows(team, tmp_path):
+    import psycopg
+
+    study = _shared_study(team, "ann", "bob")
+    series = team.find_series(study)
+    bob = _reader(team, "bob", tmp_path)
+    bob.mark(study, "epidural", "0-3", "bob")
+    bob.close()
+    ann = _reader(team, "ann", tmp_path)
+    ann.mark(study, "subdural", "2", "ann")
+    assert {m.reader for m in ann.marks(study)} == {"ann"}  # through mprviewer ...
+    with pytest.raises(ProjectError, match="refused 'bob'"):
+        ann.mark(study, "subdural", "1", "bob")
+    ann.close()
+    with _connect(team, "ann") as conn:  # ... and straight to the server
+        assert conn.execute("SELECT count(*) FROM events WHERE reader = 'bob'"
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT DISTINCT reader FROM events").fetchall() == [("ann",)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("INSERT INTO events (event_uid, time, reader, study_id, series_id, "
+                         "action, label, plane, slices) VALUES ('forged', 'now', 'bob', %s, "
+                         "%s, 'unmark', 'epidural', 'axial', '0-3')", (study.id, series.id))
+        for sql in ("UPDATE events SET slices = '0' WHERE reader = 'bob'",
+                    "UPDATE events SET slices = '0' WHERE reader = 'ann'",
+                    "DELETE FROM events WHERE reader = 'bob'",
+                    "DELETE FROM events", "TRUNCATE events"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO assignments (study_id, reader, assigned) "
+                         "VALUES (%s, 'ann', 'now')", (study.id,))
+    marks = {(m.reader, m.label, m.slices) for m in team.marks(study)}
+    assert marks == {("bob", "epidural", (0, 1, 2, 3)), ("ann", "subdural", (2,))}
+
+
+def test_a_reader_cannot_mark_a_study_not_assigned_to_them(team, tmp_path):
+    other = next(s for s in team.studies() if "ann" not in team.assignments()[s.id])
+    with _reader(team, "ann", tmp_path) as ann, pytest.raises(ProjectError, match="assigned"):
+        ann.mark(other, "subdural", "0", "ann")
+    assert team.marks(other) == []
+
+
+def test_readings_are_unblinded_once_every_assigned_reader_finished(team, tmp_path):
+    study = _shared_study(team, "ann", "bob")
+    ann, bob = _reader(team, "ann", tmp_path), _reader(team, "bob", tmp_path)
+    bob.mark(study, "epidural", "0", "bob")
+    bob.set_status(study, "bob", "done")
+    assert {m.reader for m in ann.marks(study)} == set()
+    with _connect(team, "dee") as conn:  # the adjudicator sees every reading at any time
+        assert conn.execute("SELECT DISTINCT reader FROM events WHERE study_id = %s",
+                            (study.id,)).fetchall() == [("bob",)]
+    ann.set_status(study, "ann", "no finding")
+    assert {m.reader for m in ann.marks(study)} == {"bob"}
+    with pytest.raises(ProjectError, match="closed for adjudication"):  # readings are closed
+        bob.mark(study, "subdural", "1", "bob")
+    ann.close()
+    bob.close()
+
+
+def test_even_the_owner_cannot_rewrite_history(team):
+    import psycopg
+    from sqlalchemy import text
+
+    study = team.studies()[0]
+    team.mark(study, "subdural", "0", team.assignments()[study.id][0])
+    for sql in ("UPDATE events SET reader = 'x'", "DELETE FROM events"):
+        with pytest.raises(Exception) as caught, team.store.write() as conn:
+            conn.execute(text(sql))
+        assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege)
+        assert "append-only" in str(caught.value)
+    assert len(team.events()) == 1
+
+
+def test_sqlite_events_are_append_only_too(source, tmp_path):
+    import sqlite3
+
+    with Project.create(tmp_path / "p", [str(source)]) as p:
+        p.mark(0, "subdural", "0", "ann")
+        path = p.folder / "labels.sqlite"
+    conn = sqlite3.connect(path)
+    for sql in ("UPDATE events SET reader = 'x'", "DELETE FROM events"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+    with Project.open(tmp_path / "p") as p:
+        assert [e["reader"] for e in p.events()] == ["ann"]
