@@ -188,9 +188,11 @@ def run(
         install_worklist(window, project, reader)  # worklist panel, label keys, statuses
     else:
         from mprviewer.gui.annotation_controller import install_annotations
+        from mprviewer.gui.measure_tools import install_measure_tools
         from mprviewer.gui.worklist_panel import install_open_project_action
 
         install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+        install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
         install_open_project_action(window)
     if size is not None:
         window.resize(*size)
