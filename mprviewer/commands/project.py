@@ -127,6 +127,10 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     export.add_argument("--reader", metavar="NAME", help="whose labels (needed when the "
                         "project has several readers; full exports everyone without it)")
     export.add_argument("--force", action="store_true", help="overwrite OUT")
+    agree = actions.add_parser("agreement", help="kappa and percent agreement per label, at "
+                               "image and study level")
+    agree.add_argument("dir", metavar="DIR")
+    agree.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(project_parser=parser)
     return parser
 
@@ -142,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         args.project_parser.print_help(sys.stderr)
         return 2
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
-            "export": _export, "join": _join, "assign": _assign}[action](args)
+            "export": _export, "join": _join, "assign": _assign,
+            "agreement": _agreement}[action](args)
 
 
 # -- create / add -----------------------------------------------------------------------------
@@ -334,6 +339,34 @@ def _assign(args: argparse.Namespace) -> int:
             print(f"  {reader}: {n} stud{'y' if n == 1 else 'ies'}")
         if project.adjudicators():
             print(f"adjudicators: {', '.join(project.adjudicators())}")
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        doc = project.agreement()
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+        print()
+        return 0
+    readers = doc["readers"]
+    if not readers:
+        print("no study is finished by two or more readers yet")
+        return 0
+    method = "Cohen's kappa" if len(readers) == 2 else "Fleiss' kappa"
+    print(f"readers: {', '.join(readers)} ({method})")
+
+    def cell(stats: dict) -> str:
+        kappa = "-" if stats["kappa"] is None else f"{stats['kappa']:.3f}"
+        agree = "-" if stats["agreement"] is None else f"{100 * stats['agreement']:.1f}%"
+        return f"{kappa:>7} {agree:>7} {stats['n']:>6}"
+
+    width = max(len(k) for k in doc["labels"])
+    print(f"{'label':<{width}}  {'image: kappa  agree      n':>22}   study: kappa  agree      n")
+    for key, levels in doc["labels"].items():
+        print(f"{key:<{width}}  {cell(levels['image'])}   {cell(levels['study'])}")
     return 0
 
 

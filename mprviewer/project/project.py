@@ -923,6 +923,14 @@ class Project:
             rows = conn.execute(q).all()
         return [{k: v for k, v in zip(keys, row, strict=True) if v is not None} for row in rows]
 
+    # -- agreement and adjudication ------------------------------------------------------
+    def agreement(self) -> dict[str, Any]:
+        """Kappa, percent agreement and counts per label at image and study level (see
+        mprviewer.project.agreement)."""
+        from mprviewer.project.agreement import agreement
+
+        return agreement(self)
+
     # -- exports -------------------------------------------------------------------------
     def export(self, fmt: str, out: str | os.PathLike[str], reader: str | None = None,
                overwrite: bool = False) -> Any:
