@@ -244,3 +244,38 @@ def test_sqlite_events_are_append_only_too(source, tmp_path):
     conn.close()
     with Project.open(tmp_path / "p") as p:
         assert [e["reader"] for e in p.events()] == ["ann"]
+
+
+# -- audit ----------------------------------------------------------------------------------------
+def test_log_lists_every_event_and_a_reader_sees_only_their_own(team, tmp_path, capsys,
+                                                               monkeypatch):
+    study = _shared_study(team, "ann", "bob")
+    other = next(s for s in team.studies() if "ann" in team.assignments()[s.id]
+                 and s.id != study.id)
+    with _reader(team, "bob", tmp_path) as bob:
+        bob.mark(study, "epidural", "0-1", "bob")
+    with _reader(team, "ann", tmp_path) as ann:
+        ann.mark(study, "subdural", "2; 3", "ann")
+        ann.mark(study, "subdural", "3", "ann", unmark=True)
+        ann.set_status(other, "ann", "unreadable", "motion")
+    assert main(["project", "log", str(team.folder), "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    got = [(e["reader"], e["study_uid"], e["action"], e["label"], e["slices"], e["status"])
+           for e in log]
+    assert got == [("bob", study.uid, "mark", "epidural", "0-1", None),
+                   ("ann", study.uid, "mark", "subdural", "2-3", None),
+                   ("ann", study.uid, "unmark", "subdural", "3", None),
+                   ("ann", other.uid, "status", None, None, "unreadable")]
+    times = [e["time"] for e in log]
+    assert times == sorted(times) and all(t.endswith("Z") for t in times)
+    assert all(e["series_uid"] == team.find_series(study).uid for e in log[:3])
+    assert main(["project", "log", str(team.folder), "--study", str(other.index),
+                 "--json"]) == 0
+    assert [e["reason"] for e in json.loads(capsys.readouterr().out)] == ["motion"]
+    # ann's folder reaches the same database as ann: bob's events stay hidden from her
+    monkeypatch.setenv("PGPASSWORD", "ann-pw")
+    assert main(["project", "log", str(tmp_path / "ann"), "--json"]) == 0
+    assert {e["reader"] for e in json.loads(capsys.readouterr().out)} == {"ann"}
+    assert main(["project", "log", str(tmp_path / "ann")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "ann" in lines[0] and "subdural axial 2-3" in lines[0]

@@ -131,6 +131,10 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
                                "image and study level")
     agree.add_argument("dir", metavar="DIR")
     agree.add_argument("--json", action="store_true", help="machine-readable output")
+    log = actions.add_parser("log", help="every event: reader, time, study, series, change")
+    log.add_argument("dir", metavar="DIR")
+    log.add_argument("--study", metavar="UID|INDEX", help="only this study's events")
+    log.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(project_parser=parser)
     return parser
 
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
             "export": _export, "join": _join, "assign": _assign,
-            "agreement": _agreement}[action](args)
+            "agreement": _agreement, "log": _log}[action](args)
 
 
 # -- create / add -----------------------------------------------------------------------------
@@ -367,6 +371,34 @@ def _agreement(args: argparse.Namespace) -> int:
     print(f"{'label':<{width}}  {'image: kappa  agree      n':>22}   study: kappa  agree      n")
     for key, levels in doc["labels"].items():
         print(f"{key:<{width}}  {cell(levels['image'])}   {cell(levels['study'])}")
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        study = None if args.study is None else project.study(args.study)
+        events = project.events(study)
+        names = {s.uid: f"{s.index} ({s.name})" for s in project.studies()}
+    if args.json:
+        keys = ("event_uid", "time", "reader", "study_uid", "series_uid", "action", "label",
+                "plane", "slices", "status", "reason", "stage")
+        json.dump([{k: e.get(k) for k in keys} for e in events], sys.stdout, indent=1,
+                  ensure_ascii=False)
+        print()
+        return 0
+    for e in events:
+        if e["action"] == "status":
+            change = e["status"] + (f" ({e['reason']})" if e.get("reason") else "")
+        else:
+            change = (f"{e['action']} {e.get('label')} {e.get('plane')} {e.get('slices')} "
+                      f"in series {e.get('series_name') or e.get('series_uid')}")
+        final = " [final]" if e.get("stage") == "final" else ""
+        print(f"{e['time']}  {e['reader']}  study {names.get(e['study_uid'], e['study_uid'])}"
+              f"  {change}{final}")
+    if not events:
+        print("no events yet", file=sys.stderr)
     return 0
 
 
