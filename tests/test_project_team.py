@@ -279,3 +279,23 @@ def test_log_lists_every_event_and_a_reader_sees_only_their_own(team, tmp_path, 
     assert main(["project", "log", str(tmp_path / "ann")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and "ann" in lines[0] and "subdural axial 2-3" in lines[0]
+
+
+def test_only_an_adjudicator_records_final_labels_in_the_shared_store(team, tmp_path):
+    study = _shared_study(team, "ann", "bob")
+    with _reader(team, "ann", tmp_path) as ann:
+        ann.mark(study, "subdural", "1", "ann")
+        ann.set_status(study, "ann", "done")
+        with pytest.raises(ProjectError, match="refused"):
+            # past the client's check (no members list of its own): the server refuses
+            ann.adjudicators = lambda: []  # type: ignore[method-assign]
+            ann.adjudicate(study, "ann", label="subdural", slices="1", done=True)
+    with _reader(team, "bob", tmp_path) as bob:
+        bob.set_status(study, "bob", "no finding")
+    with _reader(team, "dee", tmp_path) as dee:
+        assert [r["index"] for r in dee.adjudication()] == [study.index]
+        dee.adjudicate(study, "dee", accept="union")
+        assert dee.adjudication()[0]["adjudicated"] is True
+    final = [e for e in team.events(study) if e.get("stage") == "final"]
+    assert [(e["reader"], e["action"], e.get("slices")) for e in final] == [
+        ("dee", "mark", "1"), ("dee", "status", None)]

@@ -127,6 +127,28 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     export.add_argument("--reader", metavar="NAME", help="whose labels (needed when the "
                         "project has several readers; full exports everyone without it)")
     export.add_argument("--force", action="store_true", help="overwrite OUT")
+    export.add_argument("--final", action="store_true", help="the final labels: adjudicated "
+                        "ones where they exist, else --rule over the readings")
+    export.add_argument("--rule", default="majority", metavar="majority|union|reader:NAME",
+                        help="with --final, for studies not adjudicated (default: majority)")
+
+    judge = actions.add_parser("adjudicate", help="list the studies readers disagree on, or "
+                               "record final labels", epilog=EXAMPLES,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    judge.add_argument("dir", metavar="DIR")
+    judge.add_argument("--study", metavar="UID|INDEX", help="the study to record labels for "
+                       "(without it: list the adjudication worklist)")
+    judge.add_argument("--label", metavar="KEY")
+    judge.add_argument("--slices", metavar="RANGES")
+    judge.add_argument("--series", metavar="N")
+    judge.add_argument("--plane", choices=("axial", "coronal", "sagittal"))
+    judge.add_argument("--unmark", action="store_true")
+    judge.add_argument("--accept", metavar="majority|union|reader:NAME",
+                       help="take the rule's labels as final (and mark the study done)")
+    judge.add_argument("--done", action="store_true", help="the final labels are complete")
+    judge.add_argument("--reader", metavar="NAME", help="the adjudicator (default: the "
+                       "database role, or $MPRVIEWER_READER)")
+    judge.add_argument("--json", action="store_true", help="machine-readable worklist")
     agree = actions.add_parser("agreement", help="kappa and percent agreement per label, at "
                                "image and study level")
     agree.add_argument("dir", metavar="DIR")
@@ -151,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
             "export": _export, "join": _join, "assign": _assign,
-            "agreement": _agreement, "log": _log}[action](args)
+            "agreement": _agreement, "log": _log,
+            "adjudicate": _adjudicate}[action](args)
 
 
 # -- create / add -----------------------------------------------------------------------------
@@ -402,13 +425,51 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adjudicate(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        if args.study is None:
+            if args.label or args.slices or args.accept or args.done or args.unmark:
+                return _usage("give --study for the labels to record")
+            rows = project.adjudication()
+            if args.json:
+                json.dump(rows, sys.stdout, indent=1, ensure_ascii=False)
+                print()
+                return 0
+            if not rows:
+                print("no study to adjudicate: the readers agree on every study they all "
+                      "finished")
+            for r in rows:
+                state = "adjudicated" if r["adjudicated"] else "open"
+                print(f"{r['index']}  {r['name']}  {state}  readers {', '.join(r['readers'])}"
+                      f"  disagree on {', '.join(r['labels'])}")
+            return 0
+        if bool(args.label) != bool(args.slices):
+            return _usage("--label and --slices go together")
+        if args.accept and args.label:
+            return _usage("--accept takes a rule's labels; do not give --label as well")
+        judge = args.reader or project.default_reader()
+        info = project.study(args.study)
+        project.adjudicate(info, judge, label=args.label, slices=args.slices,
+                           series=args.series, plane=args.plane, unmark=args.unmark,
+                           accept=args.accept, done=args.done)
+        what = (f"accepted {args.accept}" if args.accept else
+                f"{'unmarked' if args.unmark else 'marked'} {args.label} {args.slices}"
+                if args.label else "done")
+        print(f"study {info.index} ({info.name}): final labels {what} by {judge}")
+    return 0
+
+
 # -- export -----------------------------------------------------------------------------------
 def _export(args: argparse.Namespace) -> int:
     from mprviewer.project import Project
 
     with Project.open(args.dir) as project:
+        if not args.final and args.rule != "majority":
+            return _usage("--rule goes with --final")
         result = project.export(args.fmt, os.fspath(args.out), reader=args.reader,
-                                overwrite=args.force)
+                                overwrite=args.force, final=args.rule if args.final else None)
     print(result)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

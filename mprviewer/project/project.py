@@ -931,13 +931,81 @@ class Project:
 
         return agreement(self)
 
+    def adjudication(self) -> list[dict[str, Any]]:
+        """Studies finished by all their readers on which they disagree (see
+        mprviewer.project.adjudication.worklist)."""
+        from mprviewer.project.adjudication import worklist
+
+        return worklist(self)
+
+    def _check_adjudicator(self, name: str) -> str:
+        name = check_reader(name)
+        judges = self.adjudicators()
+        if judges and name not in judges:
+            raise ProjectError(f"{name!r} is not an adjudicator of {self.name} (adjudicators: "
+                               f"{', '.join(judges)}; name one with 'project assign "
+                               "--adjudicator')")
+        return name
+
+    def adjudicate(self, study: int | str | StudyInfo, adjudicator: str, *,
+                   label: str | None = None, slices: str | Iterable[int] | None = None,
+                   series: int | str | SeriesInfo | None = None, plane: str | None = None,
+                   unmark: bool = False, accept: str | None = None,
+                   done: bool = False) -> None:
+        """Record final labels: marks (``label``/``slices``, or ``unmark``), the result of a
+        rule over the readings (``accept``: majority, union or reader:NAME; then done), or
+        the verdict itself (``done``). Readings are never changed."""
+        from mprviewer.project.adjudication import FINAL, by_rule, final_state
+
+        judge = self._check_adjudicator(adjudicator)
+        info = self.study(study)
+        rows: list[dict[str, Any]] = []
+        if accept is not None:
+            found = by_rule(self, info, accept)
+            if found is None:
+                raise ProjectError(f"study {info.index} ({info.name}): the rule {accept!r} "
+                                   "has no answer (that reader did not read it)")
+            _statuses, current = final_state(self)
+            for (st, se, lab, pl), sl in current.items():
+                if st == info.id and sl:
+                    rows.append({"series_id": se, "action": "unmark", "label": lab,
+                                 "plane": pl, "slices": format_slices(sorted(sl))})
+            for (se, lab, pl), sl in sorted(found.items()):
+                rows.append({"series_id": se, "action": "mark", "label": lab, "plane": pl,
+                             "slices": format_slices(sorted(sl))})
+            done = True
+        elif label is not None:
+            _info, ser, key, pl, numbers = self._resolve_mark(info, label, slices or "",
+                                                              series, plane)
+            rows.append({"series_id": ser.id, "action": "unmark" if unmark else "mark",
+                         "label": key, "plane": pl, "slices": format_slices(numbers)})
+        if done:
+            rows.append({"action": "status", "status": "done"})
+        if not rows:
+            raise ProjectError("nothing to record: give --label and --slices, --accept RULE "
+                               "or --done")
+        for row in rows:
+            row.update(reader=judge, study_id=info.id, stage=FINAL)
+        with self.store.write() as conn:
+            self._append(conn, rows)
+
     # -- exports -------------------------------------------------------------------------
     def export(self, fmt: str, out: str | os.PathLike[str], reader: str | None = None,
-               overwrite: bool = False) -> Any:
-        """Write ``csv``, ``original``, ``full`` or ``sr`` (see mprviewer.project.exports)."""
+               overwrite: bool = False, final: str | None = None) -> Any:
+        """Write ``csv``, ``original``, ``full`` or ``sr`` (see mprviewer.project.exports);
+        with ``final`` (a rule: majority, union, reader:NAME) the final labels: adjudicated
+        ones where they exist, else the rule's over the readings."""
         from mprviewer.project.exports import export
 
-        return export(self, fmt, out, reader=reader, overwrite=overwrite)
+        if final is None:
+            return export(self, fmt, out, reader=reader, overwrite=overwrite)
+        from mprviewer.project.adjudication import FINAL, FinalView
+
+        if reader not in (None, FINAL):
+            raise ProjectError("the final labels are nobody's in particular: give --final "
+                               "without --reader")
+        view: Any = FinalView(self, final)
+        return export(view, fmt, out, reader=FINAL, overwrite=overwrite)
 
 
 def _stage(stage: str | None) -> Any:
