@@ -25,6 +25,7 @@ from mprviewer.model.label_sets import LabelSet, load_label_set
 from mprviewer.model.slice_ranges import format_slices, normalize_slices, parse_slices
 from mprviewer.project import store as db
 from mprviewer.project.common import FINISHED, PLANES, STATUSES, atomic_write_text, now
+from mprviewer.project.offline import OfflineQueue
 
 FOLDER_FORMAT = "mprviewer-project-folder"
 FOLDER_FILE = "project.json"
@@ -127,6 +128,30 @@ class Project:
         self.settings = settings
         self.store = db.Store(url or self._db_url(), label=str(folder))
         self._label_set: LabelSet | None = None
+        self._studies_cache: list[StudyInfo] | None = None
+        self._series_cache: dict[int, list[SeriesInfo]] = {}
+        self._known_marks: dict[tuple[int, str], dict[Any, set[int]]] = {}
+        self.queue = OfflineQueue(folder) if self.store.postgres else None
+        if self.queue is not None and self._setting("label_set") is not None:
+            _ = self.label_set  # kept in memory: marking goes on when the database is away
+            self.studies()
+            self._warm_series()
+
+    def _warm_series(self) -> None:
+        """Every study's series in memory (one query), for marking while offline."""
+        t = db.series.c
+        with self.store.read() as conn:
+            rows = conn.execute(select(t.study_id, t.id, t.position, t.series_uid, t.name,
+                                       t.number, t.modality, t.sop_class_uid, t.folder,
+                                       t.acquisition_plane, t.plane_sizes, t.n_images)
+                                .order_by(t.study_id, t.position)).all()
+        cache: dict[int, list[SeriesInfo]] = defaultdict(list)
+        for r in rows:
+            cache[r[0]].append(SeriesInfo(id=r[1], position=r[2], uid=r[3], name=r[4],
+                                          number=r[5], modality=r[6], sop_class_uid=r[7],
+                                          folder=r[8], acquisition_plane=r[9],
+                                          plane_sizes=json.loads(r[10]), n_images=r[11]))
+        self._series_cache.update(cache)
 
     # -- opening and creating ------------------------------------------------------------
     def _db_url(self) -> str:
@@ -410,12 +435,21 @@ class Project:
                     db.studies.c.attributes)
              .join(db.sources, db.sources.c.id == db.studies.c.source_id)
              .order_by(db.studies.c.position))
-        with self.store.read() as conn:
-            rows = conn.execute(q).all()
-        return [StudyInfo(id=r[0], index=n, uid=r[2], name=r[3],
-                          locations=tuple(json.loads(r[4])), kind=r[5],
-                          attributes=json.loads(r[6]))
-                for n, r in enumerate(rows)]
+        try:
+            with self.store.read() as conn:
+                rows = conn.execute(q).all()
+        except Exception as exc:
+            if not self._offline_ok(exc):
+                raise
+            if self._studies_cache is not None:
+                return list(self._studies_cache)  # the database is away: the last list seen
+            raise self._unreachable(exc) from None
+        found = [StudyInfo(id=r[0], index=n, uid=r[2], name=r[3],
+                           locations=tuple(json.loads(r[4])), kind=r[5],
+                           attributes=json.loads(r[6]))
+                 for n, r in enumerate(rows)]
+        self._studies_cache = found
+        return list(found)
 
     def __len__(self) -> int:
         with self.store.read() as conn:
@@ -555,12 +589,21 @@ class Project:
         q = (select(t.id, t.position, t.series_uid, t.name, t.number, t.modality,
                     t.sop_class_uid, t.folder, t.acquisition_plane, t.plane_sizes, t.n_images)
              .where(t.study_id == study_id).order_by(t.position))
-        with self.store.read() as conn:
-            rows = conn.execute(q).all()
-        return [SeriesInfo(id=r[0], position=r[1], uid=r[2], name=r[3], number=r[4],
-                           modality=r[5], sop_class_uid=r[6], folder=r[7],
-                           acquisition_plane=r[8], plane_sizes=json.loads(r[9]),
-                           n_images=r[10]) for r in rows]
+        try:
+            with self.store.read() as conn:
+                rows = conn.execute(q).all()
+        except Exception as exc:
+            if not self._offline_ok(exc):
+                raise
+            if study_id in self._series_cache:
+                return list(self._series_cache[study_id])
+            raise self._unreachable(exc) from None
+        found = [SeriesInfo(id=r[0], position=r[1], uid=r[2], name=r[3], number=r[4],
+                            modality=r[5], sop_class_uid=r[6], folder=r[7],
+                            acquisition_plane=r[8], plane_sizes=json.loads(r[9]),
+                            n_images=r[10]) for r in rows]
+        self._series_cache[study_id] = found
+        return list(found)
 
     def find_series(self, study: int | str | StudyInfo,
                     key: int | str | None = None) -> SeriesInfo:
@@ -644,6 +687,88 @@ class Project:
         return self._series_rows(info.id)
 
     # -- events --------------------------------------------------------------------------
+    def _offline_ok(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the shared database is unreachable (queue the change)."""
+        return self.queue is not None and db.is_disconnect(exc)
+
+    def _unreachable(self, exc: BaseException) -> ProjectError:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        return ProjectError(f"{self.name}: the database {self.database} cannot be reached "
+                            f"({first[0] if first else type(exc).__name__})")
+
+    @staticmethod
+    def _stamp(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Give rows their event ids and time now, so a resend is recognised."""
+        stamp = now()
+        for row in rows:
+            row.setdefault("event_uid", uuid.uuid4().hex)
+            row.setdefault("time", stamp)
+            for key in ("series_id", "label", "plane", "slices", "status", "reason", "stage"):
+                row.setdefault(key, None)
+        return rows
+
+    def _record(self, main: list[dict[str, Any]], build: Callable[[Any], list[dict[str, Any]]],
+                ) -> bool:
+        """Append ``build(conn)`` (``main`` plus what the current state adds) in one write
+        transaction; when the shared database is unreachable keep ``main`` in the offline
+        queue instead. True when stored now, False when queued."""
+        self._stamp(main)
+        if self.queue is not None and self.queue.path.exists():
+            try:
+                self.send_queue()
+            except Exception as exc:
+                if not self._offline_ok(exc):
+                    raise
+        if self.queue is not None and self.queue.path.exists() and self.queue.pending():
+            self.queue.put(main)  # earlier changes still wait: keep the order
+            return False
+        try:
+            with self.store.write() as conn:
+                self._append(conn, self._stamp(build(conn)))
+            return True
+        except Exception as exc:
+            if not self._offline_ok(exc):
+                raise
+        self.queue.put(main)  # type: ignore[union-attr]
+        return False
+
+    def send_queue(self) -> int:
+        """Send the changes kept while the database was away (in order, each once); returns
+        how many were sent. Raises when the database is still unreachable."""
+        if self.queue is None:
+            return 0
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        def deliver(rows: list[dict[str, Any]]) -> None:
+            with self.store.write() as conn:
+                conn.execute(pg_insert(db.events).values(rows)
+                             .on_conflict_do_nothing(index_elements=["event_uid"]))
+
+        def refused(exc: BaseException) -> bool:
+            return not db.is_disconnect(exc)
+
+        return self.queue.send(deliver, refused)
+
+    def pending(self) -> int:
+        """Changes waiting in the offline queue for the database."""
+        return 0 if self.queue is None else len(self.queue)
+
+    def conflicts(self) -> list[list[dict[str, Any]]]:
+        """Queued changes the database refused when they were sent (shown, never dropped)."""
+        return [] if self.queue is None else self.queue.conflicts()
+
+    def _offline_marks(self, study_id: int, reader: str) -> dict[Any, set[int]]:
+        """The reader's marks of a study as last seen, with the queued changes applied."""
+        marks = {k: set(v) for k, v in self._known_marks.get((study_id, reader), {}).items()}
+        rows = [(r["study_id"], r["reader"], r["series_id"], r["action"], r["label"],
+                 r["plane"], r["slices"])
+                for change in (self.queue.pending() if self.queue else [])
+                for r in change if r["action"] in ("mark", "unmark") and
+                r["study_id"] == study_id and r["reader"] == reader and r.get("stage") is None]
+        for key, numbers in self._replay(rows, marks).items():
+            marks[key] = numbers
+        return {k: v for k, v in marks.items() if v}
+
     def _append(self, conn: Any, rows: list[dict[str, Any]]) -> None:
         stamp = now()
         for row in rows:
@@ -698,17 +823,26 @@ class Project:
         """
         reader = check_reader(reader)
         info, ser, key, plane, numbers = self._resolve_mark(study, label, slices, series, plane)
-        with self.store.write() as conn:
+        main = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
+                 "action": "unmark" if unmark else "mark", "label": key, "plane": plane,
+                 "slices": format_slices(numbers)}]
+        seen: dict[Any, set[int]] = {}
+
+        def build(conn: Any) -> list[dict[str, Any]]:
             status, _reason = self._status_in(conn, info.id, reader)
-            rows = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
-                     "action": "unmark" if unmark else "mark", "label": key, "plane": plane,
-                     "slices": format_slices(numbers)}]
+            rows = list(main)
             if not unmark and status == "no finding":
                 rows.append({"reader": reader, "study_id": info.id, "action": "status",
                              "status": "in progress"})
-            self._append(conn, rows)
-            marks = self._marks_in(conn, study_id=info.id, reader=reader)
-        current = marks.get((info.id, reader, ser.id, key, plane), set())
+            return rows
+
+        if self._record(main, build):
+            with self.store.read() as conn:
+                seen = self._marks_in(conn, study_id=info.id, reader=reader)
+            self._known_marks[(info.id, reader)] = seen
+        else:
+            seen = self._offline_marks(info.id, reader)
+        current = seen.get((info.id, reader, ser.id, key, plane), set())
         return Mark(reader, info.id, ser.id, key, plane, tuple(sorted(current)))
 
     def unmark(self, study: int | str | StudyInfo, label: str, slices: str | Iterable[int],
@@ -728,18 +862,29 @@ class Project:
         reader = check_reader(reader)
         info, ser, key, plane, numbers = self._resolve_mark(study, label, [slice_number],
                                                             series, plane)
-        with self.store.write() as conn:
+        where = (info.id, reader, ser.id, key, plane)
+        offline_on = numbers[0] in self._offline_marks(info.id, reader).get(where, set())
+        main = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
+                 "action": "unmark" if offline_on else "mark", "label": key, "plane": plane,
+                 "slices": str(numbers[0])}]
+        state = {"on": offline_on}
+
+        def build(conn: Any) -> list[dict[str, Any]]:
             marks = self._marks_in(conn, study_id=info.id, reader=reader)
-            on = numbers[0] in marks.get((info.id, reader, ser.id, key, plane), set())
+            on = numbers[0] in marks.get(where, set())
+            state["on"] = on
             status, _reason = self._status_in(conn, info.id, reader)
-            rows = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
-                     "action": "unmark" if on else "mark", "label": key, "plane": plane,
-                     "slices": str(numbers[0])}]
+            rows = [dict(main[0], action="unmark" if on else "mark")]
             if not on and status == "no finding":
                 rows.append({"reader": reader, "study_id": info.id, "action": "status",
                              "status": "in progress"})
-            self._append(conn, rows)
-        return not on
+            marks.setdefault(where, set())
+            (marks[where].discard if on else marks[where].add)(numbers[0])
+            self._known_marks[(info.id, reader)] = marks
+            return rows
+
+        self._record(main, build)
+        return not state["on"]
 
     def set_status(self, study: int | str | StudyInfo, reader: str, status: str,
                    reason: str = "") -> None:
@@ -756,23 +901,33 @@ class Project:
         reason = " ".join(str(reason or "").split())
         if status == "unreadable" and not reason:
             raise ProjectError("'unreadable' needs a reason (what is wrong with the study)")
-        with self.store.write() as conn:
-            if status == "no finding":
-                marks = self._marks_in(conn, study_id=info.id, reader=reader)
-                count = sum(len(v) for v in marks.values())
-                if count:
-                    raise ProjectError(
-                        f"study {info.index} ({info.name}) has {count} marked slices by "
-                        f"{reader}; 'no finding' would contradict them: unmark them first, "
-                        "or mark the study done")
-            self._append(conn, [{"reader": reader, "study_id": info.id, "action": "status",
-                                 "status": status, "reason": reason or None}])
+        def refuse(marks: dict[Any, set[int]]) -> None:
+            count = sum(len(v) for v in marks.values())
+            if status == "no finding" and count:
+                raise ProjectError(
+                    f"study {info.index} ({info.name}) has {count} marked slices by "
+                    f"{reader}; 'no finding' would contradict them: unmark them first, "
+                    "or mark the study done")
+
+        main = [{"reader": reader, "study_id": info.id, "action": "status",
+                 "status": status, "reason": reason or None}]
+
+        def build(conn: Any) -> list[dict[str, Any]]:
+            refuse(self._marks_in(conn, study_id=info.id, reader=reader))
+            return main
+
+        if self.queue is not None:
+            refuse(self._offline_marks(info.id, reader))
+        self._record(main, build)
 
     # -- derived state -------------------------------------------------------------------
     @staticmethod
-    def _replay(rows: Iterable[Any]) -> dict[tuple[int, str, int, str, str], set[int]]:
-        """Current marks from mark/unmark events in log order."""
+    def _replay(rows: Iterable[Any], start: dict[Any, set[int]] | None = None,
+                ) -> dict[tuple[int, str, int, str, str], set[int]]:
+        """Current marks from mark/unmark events in log order (after ``start``)."""
         marks: dict[tuple[int, str, int, str, str], set[int]] = defaultdict(set)
+        for key, numbers in (start or {}).items():
+            marks[key] = set(numbers)
         for study_id, reader, series_id, action, label, plane, slices in rows:
             key = (study_id, reader, series_id, label, plane)
             numbers = parse_slices(slices or "")
