@@ -98,7 +98,7 @@ class PostgreSQL:
         self.process = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={self.workdir}",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "fsync=off", "-c", "full_page_writes=off",
              "-c", "max_connections=60", "-c", "shared_buffers=16MB"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir,
             start_new_session=True, **self._run_as())

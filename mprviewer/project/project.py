@@ -826,19 +826,22 @@ class Project:
         main = [{"reader": reader, "study_id": info.id, "series_id": ser.id,
                  "action": "unmark" if unmark else "mark", "label": key, "plane": plane,
                  "slices": format_slices(numbers)}]
-        seen: dict[Any, set[int]] = {}
+        before: dict[Any, set[int]] = {}
 
         def build(conn: Any) -> list[dict[str, Any]]:
             status, _reason = self._status_in(conn, info.id, reader)
+            before.clear()
+            before.update(self._marks_in(conn, study_id=info.id, reader=reader))
             rows = list(main)
             if not unmark and status == "no finding":
                 rows.append({"reader": reader, "study_id": info.id, "action": "status",
                              "status": "in progress"})
             return rows
 
-        if self._record(main, build):
-            with self.store.read() as conn:
-                seen = self._marks_in(conn, study_id=info.id, reader=reader)
+        if self._record(main, build):  # the marks now: those before and this change
+            row = main[0]
+            seen = self._replay([(info.id, reader, ser.id, row["action"], key, plane,
+                                  row["slices"])], before)
             self._known_marks[(info.id, reader)] = seen
         else:
             seen = self._offline_marks(info.id, reader)
