@@ -67,8 +67,8 @@ def test_marks_made_while_the_database_is_away_are_sent_once_it_is_back(source, 
     ann.close()  # the process ends before the database comes back: nothing is lost
     server.restart()
     monkeypatch.setenv("PGPASSWORD", "ann-pw")
-    ann = Project.open(tmp_path / "ann")
-    assert ann.send_queue() == 4 and ann.pending() == 0
+    ann = Project.open(tmp_path / "ann")  # opening sends what waits
+    assert ann.pending() == 0 and ann.send_queue() == 0
     assert not (ann.folder / "offline-queue.jsonl").exists()
     assert [(m.study_id, m.label, m.slices) for m in owner.marks(reader="ann")] == [
         (owner.study(0).id, "subdural", (1, 2)), (owner.study(2).id, "epidural", (3,))]
@@ -166,3 +166,36 @@ def test_eight_processes_marking_through_a_server_crash_lose_and_double_nothing(
         total, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT event_uid) FROM events").fetchone()
     assert total == distinct == processes * marks
+
+
+def test_the_worklist_keeps_working_while_the_database_is_away(source, tmp_path, pg_url,
+                                                              server, capsys):
+    from mprviewer.cli import main
+    from mprviewer.project.worklist import ProjectWorklist
+
+    owner_url = pg_url.replace("postgres@", f"postgres:{SUPERUSER_PASSWORD}@")
+    with Project.create(tmp_path / "owner", [str(source)], database=owner_url) as owner:
+        owner.assign(["ann", "bob"], 1, seed=4)
+        mine = sorted(owner.study(s).index for s in range(4)
+                      if owner.assignments()[owner.study(s).id] == ["ann"])
+    project = Project.open(tmp_path / "owner")
+    worklist = ProjectWorklist(project, "ann")
+    assert [r["index"] for r in worklist.rows()] == mine
+    first = worklist.next_index()
+    worklist.go_to(first)
+    series = project.find_series(first)
+    server.kill()
+    assert worklist.toggle(1, series.uid, series.name, "axial", 2) == ("epidural", True)
+    assert worklist.marked(series.uid, series.name, "axial") == {2: ["epidural"]}
+    worklist.set_status("done")
+    assert project.status(first, "ann")[0] == "done"
+    assert [r["index"] for r in worklist.rows()] == mine  # the rows last seen
+    assert worklist.next_index() in (None, *mine)
+    assert project.pending() == 2
+    server.restart()
+    assert main(["project", "status", str(tmp_path / "owner")]) == 0  # sends the queue
+    assert "wait in" not in capsys.readouterr().err
+    assert project.pending() == 0
+    assert project.status(first, "ann")[0] == "done"
+    assert [m.slices for m in project.marks(first, "ann")] == [(2,)]
+    project.close()

@@ -276,6 +276,7 @@ def _status(args: argparse.Namespace) -> int:
         if not readers:
             print("  nobody has read anything yet")
         _missing(project)
+        _offline(project)
         header = ["#", "study", *readers]
         reasons = {(info_id, r): st[1] for info_id, per in project.statuses().items()
                    for r, st in per.items() if st[1]}
@@ -312,6 +313,21 @@ def _missing(project: Any) -> None:
         print(f"warning: {line}", file=sys.stderr)
     if len(gone) > 10:
         print(f"warning: ... and {len(gone) - 10} more studies whose images are missing",
+              file=sys.stderr)
+
+
+def _offline(project: Any) -> None:
+    """Say on stderr what waits in the offline queue and what the database refused."""
+    waiting, refused = project.pending(), project.conflicts()
+    if waiting:
+        print(f"warning: {waiting} changes made while the database was away wait in "
+              f"{project.queue.path}; they are sent with the next change", file=sys.stderr)
+    for rows in refused[:10]:
+        row = rows[0]
+        what = row.get("status") or f"{row.get('action')} {row.get('label')} {row.get('slices')}"
+        print(f"conflict: {row.get('reader')}'s change on study id {row.get('study_id')} "
+              f"({what}, {row.get('time')}) was refused by the database (reassigned or "
+              f"closed meanwhile); it is kept in {project.queue.conflicts_path}",
               file=sys.stderr)
 
 

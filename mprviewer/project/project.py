@@ -131,11 +131,18 @@ class Project:
         self._studies_cache: list[StudyInfo] | None = None
         self._series_cache: dict[int, list[SeriesInfo]] = {}
         self._known_marks: dict[tuple[int, str], dict[Any, set[int]]] = {}
+        self._last_rows: dict[str, list[dict[str, Any]]] = {}
         self.queue = OfflineQueue(folder) if self.store.postgres else None
         if self.queue is not None and self._setting("label_set") is not None:
             _ = self.label_set  # kept in memory: marking goes on when the database is away
             self.studies()
             self._warm_series()
+            if self.queue.path.exists():  # changes kept while the database was away
+                try:
+                    self.send_queue()
+                except Exception as exc:
+                    if not self._offline_ok(exc):
+                        raise
 
     def _warm_series(self) -> None:
         """Every study's series in memory (one query), for marking while offline."""
@@ -955,8 +962,16 @@ class Project:
               reader: str | None = None) -> list[Mark]:
         """Current marks (of one study and/or reader), derived from the event log."""
         study_id = None if study is None else self.study(study).id
-        with self.store.read() as conn:
-            found = self._marks_in(conn, study_id=study_id, reader=reader)
+        try:
+            with self.store.read() as conn:
+                found = self._marks_in(conn, study_id=study_id, reader=reader)
+        except Exception as exc:
+            if not (self._offline_ok(exc) and study_id is not None and reader is not None):
+                raise
+            found = self._offline_marks(study_id, reader)  # as last seen, with the queue
+        else:
+            if study_id is not None and reader is not None:
+                self._known_marks[(study_id, reader)] = found
         return [Mark(r, st, se, label, plane, tuple(sorted(v)))
                 for (st, r, se, label, plane), v in sorted(found.items(),
                                                            key=lambda kv: kv[0])]
@@ -977,8 +992,21 @@ class Project:
     def status(self, study: int | str | StudyInfo, reader: str) -> tuple[str, str]:
         """(status, reason) of a study for a reader."""
         info = self.study(study)
-        with self.store.read() as conn:
-            return self._status_in(conn, info.id, check_reader(reader))
+        reader = check_reader(reader)
+        try:
+            with self.store.read() as conn:
+                return self._status_in(conn, info.id, reader)
+        except Exception as exc:
+            if not (self._offline_ok(exc) and reader in self._last_rows):
+                raise
+            queued = [r for change in self.queue.pending() for r in change  # type: ignore
+                      if r["action"] == "status" and r["study_id"] == info.id
+                      and r["reader"] == reader and r.get("stage") is None]
+            if queued:
+                return queued[-1]["status"], queued[-1].get("reason") or ""
+            row = next((r for r in self._last_rows[reader] if r["study_uid"] == info.uid),
+                       None)
+            return (row["status"], row["reason"]) if row else ("unread", "")
 
     def statuses(self, stage: str | None = None) -> dict[int, dict[str, tuple[str, str]]]:
         """study id -> reader -> (status, reason), for every reader with events (with
@@ -1025,6 +1053,14 @@ class Project:
         """One row per study for a worklist view: index, name, uid, the reader's status and
         reason, and how many slices the reader has marked."""
         reader = check_reader(reader)
+        try:
+            return self._worklist_rows(reader)
+        except Exception as exc:
+            if not (self._offline_ok(exc) and reader in self._last_rows):
+                raise
+            return self._last_rows[reader]  # the database is away: the rows last seen
+
+    def _worklist_rows(self, reader: str) -> list[dict[str, Any]]:
         statuses = self.statuses()
         mine = self.assigned(reader)
         marked: dict[int, int] = defaultdict(int)
@@ -1038,6 +1074,7 @@ class Project:
             status, reason = statuses.get(info.id, {}).get(reader, ("unread", ""))
             rows.append({"index": info.index, "name": info.name, "study_uid": info.uid,
                          "status": status, "reason": reason, "marks": marked[info.id]})
+        self._last_rows[reader] = rows
         return rows
 
     def next_study(self, reader: str, after: int | None = None,
@@ -1050,8 +1087,17 @@ class Project:
         studies = self.studies()
         if not studies:
             return None
-        statuses = self.statuses()
-        mine = self.assigned(reader)
+        try:
+            statuses = self.statuses()
+            mine = self.assigned(reader)
+        except Exception as exc:
+            if not (self._offline_ok(exc) and reader in self._last_rows):
+                raise
+            rows = self._last_rows[reader]  # the database is away: the rows last seen
+            by_uid = {s.uid: s.id for s in studies}
+            statuses = {by_uid[r["study_uid"]]: {reader: (r["status"], r["reason"])}
+                        for r in rows}
+            mine = set(statuses)
         n = len(studies)
         start = (-1 if not backwards else n) if after is None else after
         for step in range(1, n + 1):
