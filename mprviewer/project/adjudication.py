@@ -13,13 +13,15 @@ where a study was adjudicated (final status done), else the user's rule over the
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mprviewer.errors import ProjectError
-from mprviewer.project.common import FINISHED
+from mprviewer.project.common import FINISHED, Mark
 
-if TYPE_CHECKING:
-    from mprviewer.project.project import Mark, Project, StudyInfo
+# The Project is passed in (typed Any: this module sits below project.py, which imports it
+# on demand).
+Project = Any
+StudyInfo = Any
 
 FINAL = "final"
 RULES = ("majority", "union", "reader:NAME")
@@ -187,8 +189,6 @@ class FinalView:
         return out
 
     def marks(self, study: Any = None, reader: str | None = None) -> list[Mark]:
-        from mprviewer.project.project import Mark
-
         study_id = None if study is None else self._project.study(study).id
         found = self._marks_in(None, study_id=study_id, reader=reader)
         return [Mark(r, st, se, label, plane, tuple(sorted(v)))

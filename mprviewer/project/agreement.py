@@ -17,12 +17,14 @@ the same) is None. No Qt, no VTK, no NumPy needed.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mprviewer.project.common import FINISHED
 
-if TYPE_CHECKING:
-    from mprviewer.project.project import Project
+# The Project is passed in (typed Any: this module sits below project.py, which imports it
+# on demand).
+Project = Any
+StudyInfo = Any
 
 ANY = "any"
 

@@ -24,7 +24,7 @@ from mprviewer.errors import AnnotationError, ProjectError
 from mprviewer.model.label_sets import LabelSet, load_label_set
 from mprviewer.model.slice_ranges import format_slices, normalize_slices, parse_slices
 from mprviewer.project import store as db
-from mprviewer.project.common import FINISHED, PLANES, STATUSES, atomic_write_text, now
+from mprviewer.project.common import FINISHED, PLANES, STATUSES, Mark, atomic_write_text, now
 from mprviewer.project.offline import OfflineQueue
 
 FOLDER_FORMAT = "mprviewer-project-folder"
@@ -89,22 +89,6 @@ class SeriesInfo:
     acquisition_plane: str
     plane_sizes: dict[str, int] = field(hash=False, compare=False)
     n_images: int = 0
-
-
-@dataclass(frozen=True)
-class Mark:
-    """The slices one reader has marked with one label in one plane of one series."""
-
-    reader: str
-    study_id: int
-    series_id: int
-    label: str
-    plane: str
-    slices: tuple[int, ...]
-
-    @property
-    def ranges(self) -> str:
-        return format_slices(self.slices)
 
 
 @dataclass
