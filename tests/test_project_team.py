@@ -299,3 +299,23 @@ def test_only_an_adjudicator_records_final_labels_in_the_shared_store(team, tmp_
     final = [e for e in team.events(study) if e.get("stage") == "final"]
     assert [(e["reader"], e["action"], e.get("slices")) for e in final] == [
         ("dee", "mark", "1"), ("dee", "status", None)]
+
+
+def test_the_shared_schema_is_the_declared_one_and_a_bad_address_is_one_line(team, tmp_path,
+                                                                            capsys):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mprviewer.project import store
+
+    with team.store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), store.metadata) == []
+        assert team.store.revision(conn) == store.HEAD
+    url = team.store.url.rsplit("/", 1)[0]
+    for address, says in ((f"{url}/no_such_db", "cannot connect"),
+                          (f"{url}/postgres", "holds no mprviewer project"),
+                          ("sqlite:///x.sqlite", "join a shared project by its postgresql")):
+        assert main(["project", "join", address, str(tmp_path / "j")]) == 3
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "j").exists()

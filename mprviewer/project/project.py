@@ -266,7 +266,7 @@ class Project:
         path = Path(folder).expanduser()
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ProjectError(f"{folder}: give a new or empty folder to join the project in")
-        store = db.Store(url, label=db.public_url(url))
+        store = db.Store(url, label=db.public_url(url), upgrade=False)
         try:
             with store.read() as conn:
                 if store.revision(conn) is None:
