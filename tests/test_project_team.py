@@ -319,3 +319,15 @@ def test_the_shared_schema_is_the_declared_one_and_a_bad_address_is_one_line(tea
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "j").exists()
+
+
+def test_a_reader_trying_the_owners_commands_gets_one_line(team, tmp_path, capsys,
+                                                            monkeypatch):
+    with _reader(team, "ann", tmp_path):
+        pass
+    monkeypatch.setenv("PGPASSWORD", "ann-pw")
+    assert main(["project", "assign", str(tmp_path / "ann"), "--readers", "ann,bob",
+                 "--per-study", "1"]) == 3
+    err = capsys.readouterr().err
+    assert "only the project's owner (postgres) can assign" in err and "Traceback" not in err
+    assert sum(len(v) for v in team.assignments().values()) == 2 * N_STUDIES

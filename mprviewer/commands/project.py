@@ -171,6 +171,19 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         args.project_parser.print_help(sys.stderr)
         return 2
+    try:
+        return _run(action, args)
+    except Exception as exc:
+        from mprviewer.errors import ProjectError
+        from mprviewer.project.store import database_problem
+
+        problem = database_problem(exc)
+        if problem is None:
+            raise
+        raise ProjectError(problem) from None
+
+
+def _run(action: str, args: argparse.Namespace) -> int:
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
             "export": _export, "join": _join, "assign": _assign,
             "agreement": _agreement, "log": _log,

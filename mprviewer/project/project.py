@@ -493,6 +493,8 @@ class Project:
             raise ProjectError(f"--per-study {per_study}: give 1 to {len(names)} (the number "
                                "of readers)")
         judges = [check_reader(a) for a in adjudicators]
+        if self.shared:
+            self._check_owner("assign readers")
         rng = random.Random(seed)
         stamp = now()
         a = db.assignments.c
@@ -524,6 +526,20 @@ class Project:
             if self.shared:
                 self._grant(conn, [*names, *judges])
         return load
+
+    def _check_owner(self, what: str) -> None:
+        """Refuse, in one line, what only the role owning the project's tables may do."""
+        from sqlalchemy import text
+
+        with self.store.read() as conn:
+            owner = conn.execute(text(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'events' "
+                "AND schemaname = current_schema()")).scalar()
+            mine = conn.execute(text("SELECT pg_has_role(current_user, :o, 'USAGE')"),
+                                {"o": owner}).scalar() if owner else False
+        if not mine:
+            raise ProjectError(f"only the project's owner ({owner}) can {what}; "
+                               f"{self.store.user} is a reader")
 
     def _grant(self, conn: Any, roles: Iterable[str]) -> None:
         """A login role per reader with read access to the project and INSERT on events

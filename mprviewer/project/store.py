@@ -320,6 +320,27 @@ class Store:
         self.engine.dispose()
 
 
+def database_problem(exc: BaseException) -> str | None:
+    """One line for a database error a user can meet (no rights, server away), else None."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if is_disconnect(exc):
+        return f"the project's database cannot be reached ({first})"
+    try:
+        import psycopg
+
+        if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            return (f"the project's database refused this ({first}); it needs the rights "
+                    "of the project's owner")
+    except ImportError:
+        pass
+    return None
+
+
 def _interactive() -> bool:
     import sys
 
