@@ -74,3 +74,21 @@ def test_every_readers_marks_side_by_side_and_a_rule_taken_as_final(make_viewer,
     with qtbot.waitSignal(window.volume_changed, timeout=30000):
         controller.next_open()
     assert panel.current == 1 and window.study.uid == project.study(1).uid
+
+
+def test_a_readers_worklist_panel_lists_only_their_studies(make_viewer, qtbot, project_folder,
+                                                           tmp_path):
+    from mprviewer.gui.worklist_panel import install_worklist
+
+    folder = tmp_path / "assigned"
+    with Project.create(folder, [str(project_folder.parent / "src")]) as p:
+        p.assign(["ann", "bob"], 1, seed=5)
+        mine = sorted(s.index for s in p.studies() if p.assignments()[s.id] == ["bob"])
+    window = make_viewer()
+    with qtbot.waitSignal(window.volume_changed, timeout=30000):
+        controller = install_worklist(window, str(folder), "bob")
+    table = controller.panel.table
+    assert [int(table.item(r, 0).text()) for r in range(table.rowCount())] == mine
+    assert controller.worklist.current == mine[0]
+    selected = table.selectionModel().selectedRows()
+    assert [int(table.item(i.row(), 0).text()) for i in selected] == [mine[0]]

@@ -251,10 +251,15 @@ class WorklistController:
 
     def _say_offline(self) -> None:
         """While changes wait for the shared database, the status bar says so."""
-        waiting = self.worklist.project.pending()
+        project = self.worklist.project
+        waiting, refused = project.pending(), project.conflicts()
         if waiting:
             self._message(f"Offline: the project's database cannot be reached; {waiting} "
                           "changes are kept on this computer and sent when it is back.", 0)
+        elif refused:
+            self._message(f"{len(refused)} changes made offline were refused by the database "
+                          "(the study was reassigned or closed meanwhile); they are kept in "
+                          f"{project.queue.conflicts_path}.", 0)
 
     def show_marks(self) -> None:
         """Put the reader's project marks of the series on screen on the views."""
