@@ -331,3 +331,55 @@ def test_a_reader_trying_the_owners_commands_gets_one_line(team, tmp_path, capsy
     err = capsys.readouterr().err
     assert "only the project's owner (postgres) can assign" in err and "Traceback" not in err
     assert sum(len(v) for v in team.assignments().values()) == 2 * N_STUDIES
+
+
+def test_without_a_stored_password_a_terminal_is_asked_once(team, tmp_path):
+    """No PGPASSWORD and no ~/.pgpass: on a terminal the password is asked for (not echoed,
+    not stored); a wrong one is refused in one line."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import termios
+
+    with _reader(team, "ann", tmp_path):
+        pass
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSFILE"] = str(tmp_path / "none")
+    for password, code in (("ann-pw", 0), ("wrong", 3)):
+        leader, follower = pty.openpty()
+
+        def controlling_terminal(fd: int = follower) -> None:
+            fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+        proc = subprocess.Popen([sys.executable, "-m", "mprviewer", "project", "status",
+                                 str(tmp_path / "ann"), "--json"], stdin=follower,
+                                stdout=follower, stderr=follower, env=env,
+                                start_new_session=True, preexec_fn=controlling_terminal)
+        os.close(follower)
+        seen, sent = b"", False
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, f"no answer: {seen[-500:]!r}"
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the process ended and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"password for" in seen:
+                os.write(leader, password.encode() + b"\n")
+                sent = True
+        os.close(leader)
+        assert proc.wait(timeout=60) == code, seen[-2000:]
+        assert sent and b"ann@" in seen and password.encode() not in seen  # not echoed
+        text = seen.decode(errors="replace").replace("\r\n", "\n")
+        if code == 0:
+            doc = json.loads(text[text.index("{"):])
+            assert len(doc["studies"]) == N_STUDIES
+        else:
+            assert "password authentication failed" in text and "Traceback" not in text
+    assert "ann-pw" not in (tmp_path / "ann" / "project.json").read_text()
