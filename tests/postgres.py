@@ -94,6 +94,7 @@ class PostgreSQL:
                  "-E", "UTF8", "--locale=C", "--no-sync"],
                 check=True, capture_output=True, cwd=self.workdir, **self._run_as())
             pwfile.unlink()
+        _become_subreaper()
         log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - kept for the process
         self.process = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -131,16 +132,26 @@ class PostgreSQL:
     def kill(self) -> None:
         """End the server at once (SIGKILL to the postmaster and its children), keep the data:
         what a crashed or unplugged database server looks like to its clients."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(pgid, signal.SIGKILL)
             self.process.wait(timeout=10)
-        # the children die with the group; wait until the shared memory is released
+        # the orphaned children come to this process (a child subreaper): reap them, so the
+        # port, the shared memory and the process table are free again
         deadline = time.monotonic() + 10
-        while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
-            if not _group_alive(self.process.pid if self.process else 0):
-                break
-            time.sleep(0.05)
+        while _reap_group(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def shutdown(self) -> None:
+        """Stop the server the way an administrator does (fast shutdown), keep the data."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=15)
+        self.kill()
 
     def restart(self) -> PostgreSQL:
         """Start again on the same port and data after ``kill()`` (crash recovery runs)."""
@@ -148,7 +159,7 @@ class PostgreSQL:
 
     def stop(self) -> None:
         """Stop the server and remove its folder."""
-        self.kill()
+        self.shutdown()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def execute(self, sql: str, database: str = "postgres") -> None:
@@ -170,11 +181,43 @@ class PostgreSQL:
         self.stop()
 
 
-def _group_alive(pgid: int) -> bool:
-    if pgid <= 0:
-        return False
+def _become_subreaper() -> None:
+    """Linux: processes orphaned below this one (a killed server's children) are re-parented
+    to it rather than to PID 1, which in a container may never reap them."""
     try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_group(pgid: int) -> bool:
+    """Reap the finished processes of group ``pgid`` that are this process's children; True
+    while any process of the group is left (running, or a zombie someone else must reap)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    left = False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) < 3 or fields[2] != str(pgid):
+            continue
+        if fields[0] == "Z":
+            try:
+                os.waitpid(int(entry.name), os.WNOHANG)
+                continue
+            except ChildProcessError:  # not ours to reap: it holds nothing any more
+                continue
+        left = True
+    return left

@@ -450,6 +450,12 @@ class Project:
         """A study by worklist index (0-based), StudyInstanceUID or name."""
         if isinstance(key, StudyInfo):
             return key
+        if self.queue is not None and self._studies_cache:
+            # shared: studies are only ever appended, so a study found in the list last
+            # read is still the same one (no round trip per mark)
+            hit = _find_study(self._studies_cache, key)
+            if hit is not None:
+                return hit
         found = self.studies()
         if isinstance(key, int) or (isinstance(key, str) and key.strip().isdigit()):
             index = int(key)
@@ -1234,3 +1240,12 @@ def _check_empty_database(url: str, label: str) -> None:
     if tables:
         raise ProjectError(f"{db.public_url(url)}: the database is not empty ({len(tables)} "
                            "tables); give a new database for the project")
+
+
+def _find_study(found: list[StudyInfo], key: int | str) -> StudyInfo | None:
+    """A study of ``found`` by index or UID, None when it is not there."""
+    if isinstance(key, int) or (isinstance(key, str) and key.strip().isdigit()):
+        index = int(key)
+        return found[index] if 0 <= index < len(found) else None
+    text = str(key).strip()
+    return next((s for s in found if s.uid == text), None)
