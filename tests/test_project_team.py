@@ -383,3 +383,34 @@ def test_without_a_stored_password_a_terminal_is_asked_once(team, tmp_path):
         else:
             assert "password authentication failed" in text and "Traceback" not in text
     assert "ann-pw" not in (tmp_path / "ann" / "project.json").read_text()
+
+
+def test_a_shared_project_of_the_first_schema_is_upgraded_when_its_owner_opens_it(
+        source, tmp_path, pg_url):
+    """Schema 0001 on the server (no assignments, no append-only guard): opening the folder
+    upgrades it to the newest revision, and the guard is then in force."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from mprviewer.project import store
+
+    with Project.create(tmp_path / "new", [str(source)], database=pg_url) as made:
+        study_id = made.study(0).id
+        series_id = made.find_series(0).id
+        made.mark(0, "subdural", "1", "ann")
+        with made.store.engine.begin() as conn:  # back to the first schema, labels kept
+            cfg = Config()
+            cfg.set_main_option("script_location", str(store.MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+            conn.execute(text("UPDATE events SET slices = '1-2'"))  # 0001 had no guard
+    with Project.open(tmp_path / "new") as p:
+        with p.store.read() as conn:
+            assert p.store.revision(conn) == store.HEAD
+        assert [(m.study_id, m.series_id, m.slices) for m in p.marks()] == [
+            (study_id, series_id, (1, 2))]
+        with pytest.raises(Exception, match="append-only"), p.store.write() as conn:
+            conn.execute(text("DELETE FROM events"))
+        p.assign(["ann", "bob"], 1, seed=1)
+        assert len(p.assignments()) == N_STUDIES
