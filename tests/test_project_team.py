@@ -414,3 +414,23 @@ def test_a_shared_project_of_the_first_schema_is_upgraded_when_its_owner_opens_i
             conn.execute(text("DELETE FROM events"))
         p.assign(["ann", "bob"], 1, seed=1)
         assert len(p.assignments()) == N_STUDIES
+
+
+def test_agreement_on_the_shared_store_counts_only_what_the_role_may_see(team, tmp_path,
+                                                                        capsys, monkeypatch):
+    study = _shared_study(team, "ann", "bob")
+    with _reader(team, "ann", tmp_path) as ann:
+        ann.mark(study, "subdural", "0-1", "ann")
+        ann.set_status(study, "ann", "done")
+        assert ann.agreement()["readers"] == []  # bob's reading is still hidden from her
+    with _reader(team, "bob", tmp_path) as bob:
+        bob.mark(study, "subdural", "1-2", "bob")
+        bob.set_status(study, "bob", "done")
+    monkeypatch.setenv("PGPASSWORD", "ann-pw")
+    assert main(["project", "agreement", str(tmp_path / "ann"), "--json"]) == 0
+    as_ann = json.loads(capsys.readouterr().out)
+    assert as_ann == team.agreement()  # unblinded now: she sees what the owner sees
+    subdural = as_ann["labels"]["subdural"]
+    assert as_ann["readers"] == ["ann", "bob"]
+    assert subdural["image"]["n"] == 4 and subdural["image"]["agreement"] == 0.5
+    assert subdural["study"] == {"kappa": None, "agreement": 1.0, "n": 1}
