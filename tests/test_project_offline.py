@@ -114,8 +114,10 @@ import sys, time
 from mprviewer.project import Project
 folder, reader, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 p = Project.open(folder)
+queued = 0
 for i in range(n):
     p.mark(i % 4, ("subdural", "epidural")[i % 2], str(i % 8), reader)
+    queued += p.pending() > 0  # kept on disk while the server was away
 deadline = time.monotonic() + 60
 while p.pending():
     try:
@@ -123,8 +125,8 @@ while p.pending():
     except Exception:
         if time.monotonic() > deadline:
             raise
-        time.sleep(0.2)
-print(p.pending())
+        time.sleep(0.1)
+print(queued, p.pending())
 """
 
 
@@ -149,7 +151,7 @@ def test_eight_processes_marking_through_a_server_crash_lose_and_double_nothing(
             assert all(w.poll() is None for w in workers), "a worker ended early"
             time.sleep(0.05)
         server.kill()
-        time.sleep(1.0)  # the workers keep marking into their queues meanwhile
+        time.sleep(0.5)  # the workers keep marking into their queues meanwhile
         server.restart()
         results = [w.communicate(timeout=120) for w in workers]
     finally:
@@ -160,6 +162,9 @@ def test_eight_processes_marking_through_a_server_crash_lose_and_double_nothing(
     assert not failed, failed[0]
     queued_somewhere = sum(1 for f in folders if (f / "offline-conflicts.jsonl").exists())
     assert queued_somewhere == 0
+    counts = [tuple(map(int, out.split())) for out, _err in results]
+    assert sum(q for q, _ in counts) > 0  # the crash did send marks to the offline queues
+    assert all(left == 0 for _, left in counts)
     for n in range(processes):
         assert _count(server, database, f"reader = 'r{n}'") == marks
     with psycopg.connect(server.url(database=database)) as conn:
