@@ -560,7 +560,8 @@ class Project:
                                   {"r": role}).first()
             if not exists:
                 conn.execute(text(f"CREATE ROLE {quoted} LOGIN"))
-            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {quoted}'))
+            db_name = '"' + str(database).replace('"', '""') + '"'
+            conn.execute(text(f"GRANT CONNECT ON DATABASE {db_name} TO {quoted}"))
             conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
             conn.execute(text(f"GRANT SELECT ON {tables}, alembic_version TO {quoted}"))
             conn.execute(text(f"GRANT SELECT, INSERT ON events TO {quoted}"))
