@@ -1,0 +1,172 @@
+"""The container image, built and run as a user would: ``scripts/build-image``, then ``serve
+demo`` with host networking, ``screenshot`` into a mounted folder and ``info`` on a mounted
+study.
+
+Not collected with the suite (the name does not start with ``test_``): ``.ci/run`` runs it after
+the suite with ``pytest tests/container_image.py``. It builds the image (about 2.5 minutes cold,
+15 s when the base image, the wheelhouse and the layer cache are there) and removes every
+container it starts. It is skipped only where neither podman nor docker can run a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from mprviewer.synthetic import writer as synthetic
+from tests.orthanc import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_ENGINE = 4  # scripts/build-image: neither docker nor podman can run a container here
+LABEL = f"org.mprviewer.test={uuid.uuid4().hex[:12]}"
+
+
+class Engine:
+    """The engine scripts/build-image chose, with the settings it found for this machine."""
+
+    def __init__(self, exports: str) -> None:
+        self.env = dict(os.environ)
+        for line in exports.splitlines():
+            for word in shlex.split(line.removeprefix("export ")):
+                key, _, value = word.partition("=")
+                self.env[key] = value
+        self.name = self.env["MPRVIEWER_ENGINE"]
+        self.image = self.env["MPRVIEWER_IMAGE"]
+
+    def __call__(self, *args: str, timeout: float = 180, check: bool = True
+                 ) -> subprocess.CompletedProcess:
+        done = subprocess.run([self.name, *args], capture_output=True, text=True,
+                              env=self.env, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{self.name} {' '.join(args)} failed ({done.returncode}):\n"
+                                 f"{done.stdout}\n{done.stderr}")
+        return done
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        """A one-shot container (removed when it ends) of the image, without a network."""
+        return self("run", "--rm", "--label", LABEL, "--network=none", *args, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    build = subprocess.run([str(ROOT / "scripts" / "build-image"), "--offline"],
+                           capture_output=True, text=True, timeout=900)
+    if build.returncode == NO_ENGINE:
+        reason = build.stderr.strip().splitlines()[-1] if build.stderr.strip() else ""
+        pytest.skip(f"neither podman nor docker can run a container here: {reason}")
+    assert build.returncode == 0, build.stderr[-4000:]
+    found = Engine(build.stdout)
+    yield found
+    # Every container this module started carries LABEL: none may be left behind.
+    left = found("ps", "-a", "-q", "--filter", f"label={LABEL}").stdout.split()
+    if left:
+        found("rm", "-f", *left, check=False)
+    assert found("ps", "-a", "-q", "--filter", f"label={LABEL}").stdout.split() == []
+
+
+def test_the_image_is_under_one_and_a_half_gigabytes(engine: Engine) -> None:
+    size = int(engine("image", "inspect", "--format", "{{.Size}}", engine.image).stdout)
+    assert 200e6 < size < 1.5e9, size
+    config = json.loads(engine("image", "inspect", engine.image).stdout)[0]["Config"]
+    assert config["User"] == "mprviewer"
+    assert config["Env"] and "MPRVIEWER_HOME=/var/lib/mprviewer" in config["Env"]
+    assert set(config["Volumes"]) == {"/var/lib/mprviewer", "/studies"}
+    # No Qt in the image: the desktop window is not what it is for.
+    probe = engine.run("--entrypoint", "python3", engine.image, "-c",
+                       "import importlib.util as u; print(u.find_spec('PyQt5'), "
+                       "u.find_spec('trame') is not None)")
+    assert probe.stdout.split() == ["None", "True"]
+
+
+def _wait_for_address(engine: Engine, name: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = engine("logs", name, check=False)
+        found = re.search(r"serving at (http://\S+\?token=\S+)", logs.stdout + logs.stderr)
+        if found:
+            return found.group(1)
+        state = engine("inspect", "--format", "{{.State.Running}}", name, check=False)
+        assert state.stdout.strip() != "false", f"serve ended:\n{logs.stdout}\n{logs.stderr}"
+        time.sleep(0.5)
+    raise AssertionError(f"serve printed no address in {timeout:.0f} s")
+
+
+def test_serve_demo_answers_with_the_token_and_refuses_without(engine: Engine) -> None:
+    port = free_port()
+    name = f"mprviewer-test-{uuid.uuid4().hex[:8]}"
+    engine("run", "-d", "--name", name, "--label", LABEL, "--network=host", engine.image,
+           "serve", "demo", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        address = _wait_for_address(engine, name)
+        base = f"http://127.0.0.1:{port}"
+        token = address.split("token=", 1)[1]
+        assert address == f"{base}/?token={token}" and len(token) >= 32
+        assert requests.get(base + "/", timeout=10).status_code == 401
+        assert requests.get(base + "/?token=" + "0" * len(token), timeout=10).status_code == 403
+        with requests.Session() as http:
+            page = http.get(address, timeout=60)
+            assert page.status_code == 200 and "<html" in page.text.lower()
+            assert page.history and page.history[0].status_code == 302
+            assert "/s/" in page.url
+        # the image's health check asks /healthz on the port serve was given
+        if engine.name == "podman":
+            assert engine("healthcheck", "run", name, check=False).returncode == 0
+        else:
+            assert engine("exec", name, "/usr/local/bin/mprviewer-entrypoint",
+                          "--healthcheck", check=False).returncode == 0
+    finally:
+        engine("rm", "-f", name, check=False)
+    assert engine("ps", "-a", "-q", "--filter", f"name=^{name}$").stdout.strip() == ""
+
+
+def _writable_folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)  # the image runs as its own non-root user
+    return path
+
+
+def test_screenshot_in_the_image_draws_what_this_checkout_draws(engine: Engine,
+                                                                tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = _writable_folder(tmp_path / "out")
+    args = ["screenshot", "demo", "--view", "axial", "--size", "400x300"]
+    engine.run("-v", f"{out}:/out", engine.image, *args, "-o", "/out/x.png", timeout=300)
+    shot = np.asarray(Image.open(out / "x.png").convert("RGB"), dtype=np.int16)
+    assert shot.shape == (300, 400, 3)
+    assert shot.std() > 20 and shot.max() > 200 and (shot < 10).mean() > 0.2  # a picture
+    # the same command on this checkout, outside the image: the same picture
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mprviewer", *args,
+                    "-o", str(tmp_path / "host.png")], check=True, env=env, timeout=300,
+                   capture_output=True)
+    host = np.asarray(Image.open(tmp_path / "host.png").convert("RGB"), dtype=np.int16)
+    assert np.abs(shot - host).mean() < 2.0
+
+
+def test_info_reads_a_mounted_study(engine: Engine, tmp_path: Path) -> None:
+    studies = tmp_path / "studies"
+    written = synthetic.write_series(
+        studies / "chest", np.arange(5 * 8 * 6, dtype=np.int16).reshape(5, 8, 6),
+        pixel_spacing=(0.8, 0.6), slice_spacing=2.5, series_number=3, description="Chest 2.5",
+        seed=11, patient={"PatientID": "P-7", "PatientName": "Roe^Ann"})
+    for path in [studies, *studies.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    done = engine.run("-v", f"{studies}:/studies:ro", engine.image, "info", "/studies",
+                      "--json")
+    doc = json.loads(done.stdout)
+    (record,) = doc["series"]
+    assert record["uid"] == written.series_uid and record["description"] == "Chest 2.5"
+    assert record["size"] == [6, 8, 5] and record["spacing"] == [0.6, 0.8, 2.5]
+    assert record["orientation"] == "axial" and doc["source"] == "/studies"
