@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "screenshot": "Render views of a study to PNG files without a display.",
     "annotations": "Show, convert and send anomaly annotation files.",
     "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
-    "serve": "Serve the viewer and labeling as a web page, one session per browser tab.",
+    "serve": "Serve the viewer in a browser, one session per tab.",
 }
 
 
@@ -80,11 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     module = importlib.import_module(f"mprviewer.commands.{args.command}")
     from mprviewer.errors import MprviewerError
+    from mprviewer.io.tempfiles import install_signal_cleanup
+
+    install_signal_cleanup()  # SIGTERM/SIGHUP mid-download leave no temporary folders
 
     try:
         return int(module.run(args) or 0)
     except MprviewerError as exc:
-        print(f"mprviewer: {exc}", file=sys.stderr)
+        from mprviewer.io.remote import strip_credentials
+
+        print(f"mprviewer: {strip_credentials(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mprviewer: interrupted", file=sys.stderr)

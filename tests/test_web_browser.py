@@ -201,6 +201,10 @@ def test_link_box_opens_a_url_and_number_keys_pick_labels(browser, empty_server,
         _press(page, "ArrowUp", 1, "axial", centre + 1)
         page.keyboard.press("m")
         expect(page.get_by_test_id("marks")).to_contain_text("Nodule")
+        page.keyboard.press("Control+z")  # undo, then redo, the Nodule mark
+        expect(page.get_by_test_id("marks")).not_to_contain_text("Nodule")
+        page.keyboard.press("Control+y")
+        expect(page.get_by_test_id("marks")).to_contain_text("Nodule")
         aset, _ = document_to_set(_download(page, "download-full"), source="download")
         (sa,) = aset.series
         assert sa.name == name

@@ -150,3 +150,21 @@ def test_an_idle_session_ends_after_the_idle_timeout(tmp_path_factory) -> None:
 
         assert not Path(f"/proc/{row['pid']}").exists() or "Z" in Path(
             f"/proc/{row['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_uploads_are_capped_like_downloads(tmp_path_factory) -> None:
+    with running_server(server_home(tmp_path_factory),
+                        env={"MPRVIEWER_MAX_DOWNLOAD_BYTES": "4K"}) as server:
+        http = requests.Session()
+        location = http.get(server.url, allow_redirects=False, timeout=60).headers["Location"]
+        upload = server.base + location.split("index.html")[0] + "upload"
+        small = http.post(upload, params={"name": "../../small.zip"}, data=b"PK" + b"0" * 100,
+                          timeout=30)
+        assert small.status_code == 200
+        assert small.json() == {"file": "small.zip", "size": 102}  # no way out of its folder
+        big = http.post(upload, params={"name": "big.zip"}, data=b"0" * 10_000, timeout=30)
+        assert big.status_code == 413
+        assert "big.zip: larger than the upload limit of 4 KiB" in big.json()["error"]
+        assert "MPRVIEWER_MAX_DOWNLOAD_BYTES" in big.json()["error"]
+        # Without the cookie nothing can be uploaded.
+        assert requests.post(upload, data=b"PK", timeout=30).status_code == 401

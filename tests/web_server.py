@@ -57,11 +57,13 @@ def processes_with(marker: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def running_server(home: Path, *args: str, close_grace: float = 2.0) -> Iterator[Server]:
+def running_server(home: Path, *args: str, close_grace: float = 2.0,
+                   env: dict[str, str] | None = None) -> Iterator[Server]:
     """``mprviewer serve ARGS`` on a free port until the block ends; nothing left behind."""
     port = free_port()
     marker = uuid.uuid4().hex
-    env = dict(os.environ, MPRVIEWER_HOME=str(home), MPRVIEWER_TEST_MARKER=marker)
+    env = dict(os.environ, **(env or {}), MPRVIEWER_HOME=str(home),
+               MPRVIEWER_TEST_MARKER=marker)
     # stderr goes to a file: a pipe nobody reads would block the server once full.
     log = home / f"serve-{port}.log"
     with log.open("w") as err:

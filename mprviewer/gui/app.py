@@ -180,6 +180,9 @@ def run(
     from mprviewer.gui.annotation_controller import install_annotations
 
     install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+    from mprviewer.gui.measure_tools import install_measure_tools
+
+    install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
     if size is not None:
         window.resize(*size)
     else:
@@ -235,5 +238,10 @@ def run(
         window.runner.cancelled.connect(lambda: fail("loading was cancelled"))
 
     window.show()
+    # Python runs its signal handlers (SIGTERM/SIGHUP: remove temporary folders) only when it
+    # gets control; a timer hands it control while the Qt event loop waits.
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(500)
     app.exec_()
     return outcome["code"]

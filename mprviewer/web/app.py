@@ -83,6 +83,7 @@ class Page:
         s.threshold = 0.0
         s.threshold_min = 0.0
         s.threshold_max = 1.0
+        s.units = ""
         s.threshold_step = 1.0
         s.overlay = False
         s.opacity = False
@@ -162,21 +163,21 @@ class Page:
 
         loop = asyncio.get_running_loop()
 
-        def scan_and_load() -> tuple[Any, Any, Any]:
+        def scan_and_load() -> tuple[Any, Any, Any, str | None]:
             source = where()
             if source == "demo":
                 source = mprviewer.demo_path()
             study = mprviewer.open_study(source)
             try:
                 series = study.largest_series()
-                self.identity = self._identity(source)
-                return study, series, self.cache.load(series, self.identity)
+                identity = self._identity(source)
+                return study, series, self.cache.load(series, identity), identity
             except BaseException:
                 study.close()
                 raise
 
         try:
-            study, series, volume = await loop.run_in_executor(None, scan_and_load)
+            study, series, volume, identity = await loop.run_in_executor(None, scan_and_load)
         except MprviewerError as exc:
             self.report(str(exc))
             return
@@ -190,7 +191,7 @@ class Page:
                 self.state.busy = False
         if self.study is not None:
             self.study.close()
-        self.study = study
+        self.study, self.identity = study, identity
         self._show_series_table()
         self._show_safely(series, volume)
 
@@ -294,6 +295,7 @@ class Page:
             s.threshold_min, s.threshold_max = lo, hi
             s.threshold_step = 1.0 if store.is_integer else (hi - lo) / 500.0
             s.threshold = viewer.threshold
+            s.units = store.units
             s.overlay = viewer.threshold_overlay
             s.opacity = viewer.volume_opacity
             s.focused = viewer.focused_plane
@@ -560,11 +562,13 @@ def build_ui(server: Any, page: Page) -> None:
                 v3.VSelect(v_model=("preset",), items=("presets",), label="Window",
                            density="compact", hide_details=True, disabled=("!has_volume",),
                            raw_attrs=_testid("preset"))
+                html.Div("Threshold {{ Number(threshold).toPrecision(4) * 1 }} {{ units }}"
+                         " (2D overlay, 3D opacity)", classes="text-caption mt-2")
                 v3.VSlider(v_model_number=("threshold",), min=("threshold_min",),
                            max=("threshold_max",), step=("threshold_step",),
-                           label="Threshold", density="compact", hide_details=True,
+                           density="compact", hide_details=True,
                            thumb_label=True, disabled=("!has_volume",),
-                           raw_attrs=_testid("threshold"), classes="mt-2")
+                           raw_attrs=_testid("threshold"))
                 with html.Div(classes="d-flex"):
                     v3.VCheckbox(v_model=("overlay",), label="2D overlay", density="compact",
                                  hide_details=True, raw_attrs=_testid("overlay"))

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from mprviewer.web.auth import COOKIE, Gate
 
@@ -248,14 +249,19 @@ class Launcher:
             session = await self._start_session()
         except RuntimeError as exc:
             return self._refuse(500, f"A session could not start: {exc}")
+        # The page's websocket address, given outright (USE_HOST becomes the address the
+        # browser used, ws: becomes wss: behind TLS), so the client does not first ask a
+        # session manager this server does not have.
+        query = urlencode({"sessionURL": f"ws://USE_HOST/s/{session.sid}/ws",
+                           "secret": session.secret})
         return web.Response(
-            status=302, headers={"Location": f"/s/{session.sid}/index.html?secret={session.secret}"}
+            status=302, headers={"Location": f"/s/{session.sid}/index.html?{query}"}
         )
 
     async def _start_session(self) -> Session:
         from mprviewer.web.entry import session_main
 
-        sid = secrets.token_urlsafe(18)
+        sid = secrets.token_hex(16)  # lower case: the page's client lower-cases its ws URL
         secret = secrets.token_hex(16)
         folder = self.root / sid
         (folder / "uploads").mkdir(parents=True)
@@ -433,6 +439,11 @@ class Launcher:
         name = name.strip(" .")[:120] or "upload.zip"
         limit = self.settings.max_upload_bytes
         target = session.folder / "uploads" / name
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists():  # an open study may still read the earlier file of this name
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+            target = target.with_name(name)
         size = 0
         digest = hashlib.sha256()
         try:
