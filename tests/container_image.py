@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 import uuid
@@ -71,7 +72,7 @@ def engine() -> Iterator[Engine]:
     # Every container this module started carries LABEL: none may be left behind.
     left = found("ps", "-a", "-q", "--filter", f"label={LABEL}").stdout.split()
     if left:
-        found("rm", "-f", *left, check=False)
+        found("rm", "-f", "-v", *left, check=False)
     assert found("ps", "-a", "-q", "--filter", f"label={LABEL}").stdout.split() == []
 
 
@@ -126,7 +127,7 @@ def test_serve_demo_answers_with_the_token_and_refuses_without(engine: Engine) -
             assert engine("exec", name, "/usr/local/bin/mprviewer-entrypoint",
                           "--healthcheck", check=False).returncode == 0
     finally:
-        engine("rm", "-f", name, check=False)
+        engine("rm", "-f", "-v", name, check=False)
     assert engine("ps", "-a", "-q", "--filter", f"name=^{name}$").stdout.strip() == ""
 
 
@@ -170,3 +171,109 @@ def test_info_reads_a_mounted_study(engine: Engine, tmp_path: Path) -> None:
     assert record["uid"] == written.series_uid and record["description"] == "Chest 2.5"
     assert record["size"] == [6, 8, 5] and record["spacing"] == [0.6, 0.8, 2.5]
     assert record["orientation"] == "axial" and doc["source"] == "/studies"
+
+
+def _compose_command(engine: Engine) -> list[str] | None:
+    """podman-compose (installed from Debian's packages when missing and root), or docker's."""
+    if engine.name == "docker":
+        ok = subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+        return ["docker", "compose"] if ok else None
+    if shutil.which("podman-compose") is None and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                        "podman-compose"], capture_output=True, timeout=300,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return ["podman-compose"] if shutil.which("podman-compose") else None
+
+
+def test_the_team_stack_serves_reads_orthanc_and_reaches_postgres(engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    """compose.yaml with Orthanc and PostgreSQL built from Debian's packages (deploy/stand-ins):
+    the page behind its token on the published port, a study stored in Orthanc found and
+    retrieved by `mprviewer pacs` inside the mprviewer container by service name, and
+    PostgreSQL taking the stack's password (and refusing another) over the stack's network."""
+    compose = _compose_command(engine)
+    assert compose, "no podman-compose or docker compose to run compose.yaml with"
+    stand_ins = ROOT / "deploy" / "stand-ins"
+    for service in ("orthanc", "postgres"):
+        engine("build", *(["--pull=never"] if engine.name == "podman" else []),
+               "-q", "-f", str(stand_ins / f"{service}.Containerfile"),
+               "-t", f"localhost/mprviewer-{service}:debian", str(stand_ins), timeout=600)
+    studies = tmp_path / "studies"
+    written = synthetic.write_series(
+        studies / "chest", np.arange(5 * 8 * 6, dtype=np.int16).reshape(5, 8, 6),
+        pixel_spacing=(0.8, 0.6), slice_spacing=2.5, series_number=3, description="Chest 2.5",
+        seed=12, patient={"PatientID": "P-8", "PatientName": "Poe^Ed"})
+    for path in [studies, *studies.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    project = f"mprvtest{uuid.uuid4().hex[:8]}"
+    web_port = free_port()
+    env = {**engine.env, "POSTGRES_PASSWORD": uuid.uuid4().hex, "ORTHANC_PASSWORD":
+           uuid.uuid4().hex, "ORTHANC_IMAGE": "localhost/mprviewer-orthanc:debian",
+           "POSTGRES_IMAGE": "localhost/mprviewer-postgres:debian",
+           "MPRVIEWER_IMAGE": engine.image, "MPRVIEWER_PORT": str(web_port),
+           "ORTHANC_DICOM_PORT": str(free_port()), "MPRVIEWER_STUDIES": str(studies)}
+    base = [*compose, "-p", project, "-f", str(ROOT / "compose.yaml")]
+
+    def stack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        done = subprocess.run([*base, *args], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+
+    def container(service: str) -> str:
+        names = engine("ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                       "--filter", f"label=com.docker.compose.service={service}").stdout.split()
+        assert len(names) == 1, (service, names)
+        return names[0]
+
+    stack("up", "-d")
+    try:
+        web = container("mprviewer")
+        address = _wait_for_address(engine, web)
+        token = address.split("token=", 1)[1]
+        published = f"http://127.0.0.1:{web_port}"
+        assert requests.get(published + "/", timeout=10).status_code == 401
+        with requests.Session() as http:
+            page = http.get(f"{published}/?token={token}", timeout=60)
+            assert page.status_code == 200 and "<html" in page.text.lower()
+
+        store = ("import os, pathlib, requests, time\n"
+                 "e = os.environ\n"
+                 "auth = (e['MPRVIEWER_PACS_USER'], e['MPRVIEWER_PACS_PASSWORD'])\n"
+                 "for _ in range(60):\n"
+                 "    try:\n"
+                 "        requests.get('http://orthanc:8042/system', timeout=5); break\n"
+                 "    except requests.ConnectionError: time.sleep(1)\n"
+                 "assert requests.get('http://orthanc:8042/system', timeout=5).status_code == 401\n"
+                 "for f in sorted(pathlib.Path('/studies/chest').iterdir()):\n"
+                 "    requests.post('http://orthanc:8042/instances', data=f.read_bytes(),\n"
+                 "                  auth=auth, timeout=30).raise_for_status()\n")
+        engine("exec", web, "python3", "-c", store)
+        found = json.loads(engine("exec", web, "mprviewer", "pacs", "search", "--json").stdout)
+        assert [s["patient_id"] for s in found] == ["P-8"] and found[0]["num_instances"] == 5
+        folder = engine("exec", web, "mprviewer", "pacs", "retrieve", "--study",
+                        found[0]["study_uid"]).stdout.strip().splitlines()[-1]
+        doc = json.loads(engine("exec", web, "mprviewer", "info", folder, "--json").stdout)
+        (record,) = doc["series"]
+        assert record["uid"] == written.series_uid and record["size"] == [6, 8, 5]
+
+        network = json.loads(engine("inspect", web).stdout)[0]["NetworkSettings"]["Networks"]
+        (net,) = network
+        psql = ["run", "--rm", "--label", LABEL, "--network", net, "--entrypoint", "psql",
+                "localhost/mprviewer-postgres:debian"]
+        sql = "select current_user, current_database()"
+        good = f"postgresql://mprviewer:{env['POSTGRES_PASSWORD']}@postgres:5432/mprviewer"
+        deadline = time.monotonic() + 60
+        while True:
+            done = engine(*psql, good, "-Atc", sql, check=False)
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert done.stdout.strip() == "mprviewer|mprviewer", done.stderr
+        bad = engine(*psql, good.replace(env["POSTGRES_PASSWORD"], "wrong"), "-Atc", sql,
+                     check=False)
+        assert bad.returncode != 0 and "password authentication failed" in bad.stderr
+    finally:
+        stack("down", "-v")
+    assert engine("ps", "-a", "-q", "--filter",
+                  f"label=com.docker.compose.project={project}").stdout.split() == []
