@@ -131,6 +131,33 @@ def test_serve_demo_answers_with_the_token_and_refuses_without(engine: Engine) -
     assert engine("ps", "-a", "-q", "--filter", f"name=^{name}$").stdout.strip() == ""
 
 
+def test_the_default_serve_listens_for_a_published_port(engine: Engine) -> None:
+    """The README's line: `run -p PORT:8080 IMAGE serve demo`, no --host, reached from here."""
+    port = free_port()
+    name = f"mprviewer-test-{uuid.uuid4().hex[:8]}"
+    engine("run", "-d", "--name", name, "--label", LABEL, "-p", f"127.0.0.1:{port}:8080",
+           engine.image, "serve", "demo")
+    try:
+        address = _wait_for_address(engine, name)
+        token = address.split("token=", 1)[1]
+        assert address.startswith("http://127.0.0.1:8080/?token=")  # the container's own
+        published = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # the port is forwarded once the server is up; allow it a moment
+            try:
+                refused = requests.get(published + "/", timeout=10)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert refused.status_code == 401
+        with requests.Session() as http:
+            page = http.get(f"{published}/?token={token}", timeout=60)
+            assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        engine("rm", "-f", "-v", name, check=False)
+
+
 def _writable_folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o777)  # the image runs as its own non-root user
