@@ -180,7 +180,8 @@ def test_screenshot_in_the_image_draws_what_this_checkout_draws(engine: Engine,
                     "-o", str(tmp_path / "host.png")], check=True, env=env, timeout=300,
                    capture_output=True)
     host = np.asarray(Image.open(tmp_path / "host.png").convert("RGB"), dtype=np.int16)
-    assert np.abs(shot - host).mean() < 2.0
+    # (measured: identical; four slices off gives 5.2, a left-right flip 7.8)
+    assert np.abs(shot - host).mean() < 1.0
 
 
 def test_info_reads_a_mounted_study(engine: Engine, tmp_path: Path) -> None:
