@@ -178,9 +178,15 @@ def run(
     screenshot: str | Path | None = None,
     timing: bool = False,
     display: dict[str, Any] | None = None,
+    project: str | None = None,
+    reader: str | None = None,
+    adjudicate: bool = False,
     grid: str = "patient",
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
+
+    With ``project`` (a labeling project folder) the window shows its worklist and opens the
+    first study ``reader`` has not finished; marks then go to the project.
 
     With ``screenshot``, the window saves a PNG once the study is shown and quits (exit 3 if
     the study cannot be opened). ``grid``: an oblique series is shown resliced onto the
@@ -195,12 +201,22 @@ def run(
 
     window = MainWindow(source or None, series)
     window.setAttribute(Qt.WA_DeleteOnClose)
-    from mprviewer.gui.annotation_controller import install_annotations
+    if project is not None and adjudicate:
+        from mprviewer.gui.adjudication_panel import install_adjudication
 
-    install_annotations(window)  # annotations panel, keys, File menu entries, autosave
-    from mprviewer.gui.measure_tools import install_measure_tools
+        install_adjudication(window, project, reader)  # every reader's marks, final labels
+    elif project is not None:
+        from mprviewer.gui.worklist_panel import install_worklist
 
-    install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
+        install_worklist(window, project, reader)  # worklist panel, label keys, statuses
+    else:
+        from mprviewer.gui.annotation_controller import install_annotations
+        from mprviewer.gui.measure_tools import install_measure_tools
+        from mprviewer.gui.worklist_panel import install_open_project_action
+
+        install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+        install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
+        install_open_project_action(window)
     from mprviewer.gui.oblique_tools import install_oblique_tools
 
     install_oblique_tools(window, grid)  # patient axes / acquisition grid, oblique reformat
