@@ -420,6 +420,8 @@ class VolumeScene:
                 plane_fn = vtkPlane()
                 widget.GetRepresentation().GetPlane(plane_fn)
                 self.move_plane_to(plane, plane_fn.GetOrigin()[PLANE_AXIS[plane]])
+                if self.reformat is not None and self.reformat.is_oblique:
+                    self._follow_reformat()  # a tilted plane keeps the reformat's normal
 
     def move_plane_to(self, plane: str, mm: float) -> None:
         """Set ``plane``'s slice to the one nearest a world coordinate along its axis."""
