@@ -63,3 +63,45 @@ def test_session_refuses_marks_while_tilted_or_resliced() -> None:
     assert session.marked("axial") == {}
     session.show_volume(volume)
     assert session.marking_refusal() == "" and session.reset_oblique() is False
+
+
+@pytest.mark.render
+def test_a_tilted_plane_cuts_through_the_crosshair_and_takes_a_slab_along_its_normal() -> None:
+    """A bright voxel 5 mm off the tilted axial plane (along its normal) is not on the plain
+    tilted slice and shows in a 12 mm MIP of it; on the plane itself it shows plainly."""
+    from mprviewer.model.orientation import PLANES, DisplayGrid
+    from mprviewer.model.state import ViewerState
+    from mprviewer.render.image import ImageStore
+    from mprviewer.render.offscreen import offscreen_plotter, render_image
+    from mprviewer.render.probe import grey_mask
+    from mprviewer.render.slice_scene import SliceScene
+
+    affine = np.eye(4)
+    affine[:3, 3] = (-20.0, -20.0, -20.0)
+    volume = Volume(np.zeros((41, 41, 41), np.int16), affine, units="HU")
+    rf = ReformatPlanes()
+    rf.rotate("sagittal", 30.0)
+    off = np.round(rf.normal("axial") * 5.0).astype(int)  # whole voxels, about 5 mm off
+    i, j, k = np.array([20, 20, 20]) + off
+    volume.array[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2] = 1000
+
+    def bright(slab_mm: float, shift: bool = False) -> int:
+        grid = DisplayGrid.for_volume(volume)
+        state = ViewerState(grid, window=(500.0, 1000.0))
+        state.set_cursor((i, j, k) if shift else (20, 20, 20))
+        store = ImageStore(volume, grid)
+        plotter = offscreen_plotter((600, 200), shape=(1, 3))
+        scenes = {}
+        for n, plane in enumerate(PLANES):
+            plotter.subplot(0, n)
+            scenes[plane] = SliceScene(plotter, store, state, plane)
+            scenes[plane].set_reformat(rf)
+        scenes["axial"].set_slab(slab_mm, "max")
+        assert scenes["axial"].is_tilted
+        tile = render_image(plotter)[40:-30, 30:170]  # the axial view, clear of text
+        plotter.close()
+        return int(grey_mask(tile, 150).sum())
+
+    assert bright(0.0) == 0
+    assert bright(12.0) > 4
+    assert bright(0.0, shift=True) > 4

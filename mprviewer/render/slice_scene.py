@@ -202,7 +202,7 @@ class SliceScene:
             self._overlay_mapper.SetSliceNumber(index)
         n = self.store.shape[self.axis]
         mm = self.store.plane_position_mm(self.plane, index)
-        if self.slab_mm > 0:
+        if self.slab_mm > 0 and not self.is_tilted:  # a tilted slab is the reslice mapper's
             self._update_slab(index)
         if self.is_tilted:
             tilt = self.oblique.reformat.tilt_deg(self.plane)
