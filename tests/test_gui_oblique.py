@@ -101,6 +101,8 @@ def test_turning_the_axial_crosshair_tilts_coronal_and_sagittal(make_viewer, qtb
     # Ctrl+drag around the crosshair by 30 degrees counter-clockwise on the screen.
     from mprviewer.render.oblique import crosshair_point
 
+    qtbot.wait(100)
+    axial.grab_image()  # a frame at the settled size: the camera is fitted to it
     cx, cy = axial.scene.world_to_display(crosshair_point(axial.scene.store,
                                                           window.state.slices))
     scale = axial.interactor.devicePixelRatioF()

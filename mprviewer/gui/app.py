@@ -260,7 +260,8 @@ def run(
             attempt()
 
         def finish() -> None:
-            if outcome.get("shot") or not window.is_3d_ready:
+            tools = getattr(window, "oblique_tools", None)
+            if outcome.get("shot") or not window.is_3d_ready or (tools and tools.reslicing):
                 return  # taken already, or another volume (a reslice) is on its way
             outcome["shot"] = 1
             saved = window.save_screenshot(target)

@@ -45,6 +45,12 @@ class ObliqueTools(QObject):
         self.resliced: Any = None  # its reslice onto the patient's axes, when oblique
         self._drag: dict[str, Any] | None = None
         self._3d_scene: Any = None
+        from mprviewer.gui.worker import JobRunner
+
+        self.runner = JobRunner(window, show_dialog=True)
+        self.runner.finished.connect(self._on_resliced)
+        self.runner.failed.connect(self._on_reslice_failed)
+        window.installEventFilter(self)
         self._build_actions()
         window.volume_changed.connect(self._on_volume_changed)
         window.first_frame_shown.connect(lambda _s: QTimer.singleShot(200, self._attach_3d))
@@ -134,18 +140,41 @@ class ObliqueTools(QObject):
         else:
             self._show_resliced()
 
+    @property
+    def reslicing(self) -> bool:
+        """True while the reslice of the series on screen is being made."""
+        return self.runner.busy
+
     def _show_resliced(self) -> None:
-        from mprviewer.errors import MprviewerError
+        if self.resliced is not None:
+            self._put_resliced(self.acquired, self.resliced)
+            return
         from mprviewer.render.reslice import patient_aligned
 
-        if self.resliced is None:
-            try:
-                self.resliced = patient_aligned(self.acquired)
-            except MprviewerError as exc:  # too large to reslice: stay on the acquisition grid
-                self._say(str(exc))
-                return
+        acquired = self.acquired
+        # vtkImageReslice lets go of the GIL: the window stays live (5 s for 512x512x300).
+        self.runner.start(lambda _progress, _cancel: (acquired, patient_aligned(acquired)),
+                          "Reslicing onto the patient's axes…")
+        self._say("Reslicing the oblique series onto the patient's axes…")
+
+    def _on_resliced(self, result: Any) -> None:
+        acquired, resliced = result
+        if acquired is not self.acquired:
+            return  # another series came meanwhile
+        self.resliced = resliced
+        if self.grid == "patient" and self.window.volume is acquired:
+            self._put_resliced(acquired, resliced)
+
+    def _on_reslice_failed(self, exc: BaseException) -> None:
+        # Too large to reslice, say: the acquisition grid stays on screen, marks work.
+        self._say(f"{exc}" if str(exc) else "The series could not be resliced.")
+
+    def _put_resliced(self, acquired: Any, resliced: Any) -> None:
+        if acquired is not self.acquired:
+            return
         self.window.timings["set_volume"] = time.perf_counter()
-        self.session.show_volume(self.resliced, display_only=True)
+        self.session.show_volume(resliced, display_only=True)
+
 
     def _on_volume_changed(self, volume: Any) -> None:
         from mprviewer.render.reslice import obliquity, obliquity_text
@@ -206,6 +235,10 @@ class ObliqueTools(QObject):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if obj is self.window:
+            if kind == QEvent.Close:
+                self.runner.shutdown()  # no reslice thread outlives the window
+            return False
         if kind not in (QEvent.MouseButtonPress, QEvent.MouseMove, QEvent.MouseButtonRelease):
             return False
         view = next((v for v in self.window.views.slice_views.values()
