@@ -95,6 +95,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except MprviewerError as exc:
         print(f"mprviewer: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as exc:  # a file or folder the command needs cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mprviewer: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("mprviewer: interrupted", file=sys.stderr)
         return 130

@@ -37,3 +37,7 @@ class LoadCancelled(DicomError):
 
 class AnnotationError(MprviewerError):
     """Slice ranges or annotation files that cannot be understood."""
+
+
+class DataFolderError(MprviewerError):
+    """The per-user data folder (``MPRVIEWER_HOME``) cannot be created or written."""

@@ -189,6 +189,14 @@ class AnnotationController(QObject):
             self.save_problem = (f"Annotations cannot be autosaved ({path}: {exc}). "
                                  "Export them (File > Export Annotations) before closing.")
             messages = [self.save_problem]
+        else:
+            from mprviewer.paths import folder_problem
+
+            problem = folder_problem(path.parent)
+            if problem:  # say so now, not at the first mark
+                self.save_problem = (f"Marks cannot be autosaved ({problem}). Export them "
+                                     "(File > Export Annotations) before closing.")
+                messages.append(self.save_problem)
         if self.reader and not aset.reader:
             aset.set_reader(self.reader)
             aset.clear_history()

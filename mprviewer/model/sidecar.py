@@ -63,9 +63,9 @@ def sidecar_path(source: str | Path | None, study_uid: str, writable_folder: boo
         folder = Path(source)
         if folder.is_dir():
             return folder / SIDECAR_FOLDER / f"annotations-{key}.json"
-    from mprviewer.paths import sub_dir
+    from mprviewer.paths import data_dir_path
 
-    return sub_dir("annotations") / f"{key}.json"
+    return data_dir_path() / "annotations" / f"{key}.json"  # created by the first save
 
 
 def folder_is_writable(source: str | Path | None) -> bool:
@@ -86,10 +86,10 @@ def folder_is_writable(source: str | Path | None) -> bool:
 
 
 def _inside_data_dir(folder: Path) -> bool:
-    from mprviewer.paths import data_dir
+    from mprviewer.paths import data_dir_path
 
     try:
-        folder.resolve().relative_to(data_dir().resolve())
+        folder.resolve().relative_to(data_dir_path().resolve())
     except ValueError:
         return False
     return True
