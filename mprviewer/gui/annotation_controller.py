@@ -205,6 +205,7 @@ class AnnotationController(QObject):
         if saver is not None:
             saver.failed.connect(self._on_save_failed)
             saver.saved.connect(self._on_saved)
+            saver.merged.connect(self._on_merged)
         self.session_changed.emit()
         return messages
 
@@ -217,6 +218,7 @@ class AnnotationController(QObject):
         if saver is not None:
             saver.failed.disconnect(self._on_save_failed)
             saver.saved.disconnect(self._on_saved)
+            saver.merged.disconnect(self._on_merged)
             saver.close()
         self.aset = self.saver = None
         self.sidecar = None
@@ -225,6 +227,9 @@ class AnnotationController(QObject):
     def _on_save_failed(self, text: str) -> None:
         self.save_problem = text
         self.message.emit(text, True)
+
+    def _on_merged(self, summary: str) -> None:
+        self.message.emit(summary, False)
 
     def _on_saved(self, path: str) -> None:
         self.save_problem = ""
