@@ -429,7 +429,8 @@ def warm_up(seeds: list[Seed], workdir: Path, render: bool) -> None:
 def run_isolated(
     work: Callable[[], dict[str, object]], time_bound: float, memory_limit: float
 ) -> tuple[dict[str, object], float, int]:
-    """Run ``work`` in a forked child; (its result or a failure, seconds, peak bytes).
+    """Run ``work`` in a forked child; (its result or a failure, seconds, peak bytes: the
+    child's resident memory at its peak less what it had when it started).
 
     The child's resident memory above the parent's is sampled while it runs, and the child
     is killed past ``memory_limit`` (kind "memory") or after twice ``time_bound`` ("hang"); a
@@ -445,10 +446,12 @@ def run_isolated(
         os.dup2(errors.fileno(), 2)
         faulthandler.enable(errors, all_threads=False)  # the crashing thread's stack
         code = 0
+        start_rss = _rss_bytes()  # pages shared with the parent count only once touched
         try:
             result = work()
         except BaseException as exc:  # also pyo3 panics from Rust decoders
             result = {"kind": f"crash:{type(exc).__name__}", "detail": traceback.format_exc()}
+        result["start_rss"] = start_rss
         try:
             with os.fdopen(write_fd, "w") as pipe:
                 pipe.write(json.dumps(result, default=str)[:100_000])
@@ -456,13 +459,16 @@ def run_isolated(
             code = 70
         os._exit(code)
     os.close(write_fd)
+    baseline = min(baseline, _rss_bytes(pid) or baseline)  # the child as it starts
     peak = 0
+    max_rss = 0
     kind = ""
     status = 0
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            peak = max(peak, int(usage.ru_maxrss) * 1024 - baseline)
+            max_rss = int(usage.ru_maxrss) * 1024
+            peak = max(peak, max_rss - baseline)
             break
         peak = max(peak, _rss_bytes(pid) - baseline)
         elapsed = time.monotonic() - start
@@ -494,6 +500,9 @@ def run_isolated(
     except ValueError:
         result = {"kind": "crash:exit", "detail": f"exit status {os.WEXITSTATUS(status)}, "
                   f"no result"}
+    start_rss = int(result.pop("start_rss", 0) or 0)
+    if start_rss:
+        peak = max_rss - start_rss  # what the input itself made resident
     if memory_limit and peak > memory_limit:
         result = {"kind": "memory", "detail": f"peak {peak / 2**20:.0f} MiB"}
     return result, seconds, peak
