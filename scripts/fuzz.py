@@ -487,7 +487,9 @@ def run_isolated(
         text = pipe.read() if not kind else ""
     with errors:
         errors.seek(0)
-        stderr_head = errors.read(6000).decode("utf-8", "replace")
+        stderr_head = "\n".join(  # the list of loaded extension modules says nothing
+            line for line in errors.read(6000).decode("utf-8", "replace").splitlines()
+            if not line.startswith("Extension modules:"))
     if kind:
         return {"kind": kind, "detail": f"{peak / 2**20:.0f} MiB after {seconds:.1f} s"}, \
             seconds, peak
