@@ -6,6 +6,7 @@ function that needs them is called.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from mprviewer.errors import (
@@ -46,13 +47,17 @@ def open_study(source: Any, progress: Any = None, cancel: Any = None) -> Study:
 
     ``progress(done, total)`` is called while scanning; ``cancel`` is a threading.Event.
     """
+    from mprviewer.io.remote import is_url
     from mprviewer.io.study import open_study as _open_study
+
+    if is_url(source) and importlib.util.find_spec("mprviewer.pacs") is not None:
+        import mprviewer.pacs  # noqa: F401  (registers DICOMweb study URLs with io.remote)
 
     return _open_study(source, progress=progress, cancel=cancel)
 
 
 def demo_path() -> str:
     """Path of the built-in demo study zip, generated and cached on first use."""
-    from mprviewer.io.demo import demo_path as _demo_path
+    from mprviewer.synthetic.demo import demo_path as _demo_path
 
     return str(_demo_path())

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mprviewer.io.synthetic import make_uid, write_series
+from mprviewer.synthetic.writer import make_uid, write_series
 
 
 @dataclass

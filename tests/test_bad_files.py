@@ -22,14 +22,14 @@ BAD = np.random.default_rng(2).integers(-1000, 1000, (3, 16, 16)).astype(np.int1
 
 @pytest.fixture
 def study_dir(tmp_path: Path) -> Path:
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     synthetic.write_series(tmp_path / "good", GOOD, seed=1, series_number=1, description="Good")
     return tmp_path
 
 
 def _bad_series(folder: Path) -> list[Path]:
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     return [Path(p) for p in synthetic.write_series(folder / "bad", BAD, seed=2,
                                                      series_number=2, description="Bad")]
@@ -277,7 +277,7 @@ def test_damaged_compressed_pixels_fail_their_series_only(study_dir: Path, name:
 def test_a_slice_without_pixel_representation_reads_like_its_series(tmp_path):
     """Type 1 but sometimes dropped by anonymisers: the DICOM default (unsigned) would turn
     that slice's negative HU into 64000s; it is read as signed like its neighbours, and said."""
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     rng = np.random.default_rng(7)
     array = rng.integers(-1000, 2000, size=(4, 16, 16)).astype(np.float64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_data
 import bench_load
@@ -77,7 +77,7 @@ def test_peak_memory_sees_c_allocations():
 
 
 def test_report_lists_every_candidate_and_target(folders, tmp_path):
-    report = bench_report.Report(command="scripts/bench.py --test", reps=1)
+    report = bench_report.Report(command="benchmarks/bench.py --test", reps=1)
     for spec in (TINY_CT, TINY_J2K):
         result = bench_load.run_load(spec, folders[spec.name], reps=1, log=lambda _m: None)
         result.check = bench_load.check_against_simpleitk(folders[spec.name])
@@ -95,7 +95,7 @@ def test_report_lists_every_candidate_and_target(folders, tmp_path):
         assert f"| {cand.name} |" in text
     assert text.count("every voxel equal") == 2
     assert "SimpleITK: " in text and "numpy: " in text and "CPU: " in text
-    assert ".venv/bin/python scripts/bench.py" in text
+    assert ".venv/bin/python benchmarks/bench.py" in text
     goals = bench_report.targets(report)
     names = [g[0] for g in goals]
     assert any("3x faster than SimpleITK" in n for n in names)

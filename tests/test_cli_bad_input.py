@@ -16,7 +16,7 @@ import numpy as np
 import pydicom.data
 import pytest
 
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 from tests.local_http import serving
 from tests.test_download import Handler
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 
 STUDY_UID = synthetic.make_uid("cli-info", "study")
 PATIENT = {"PatientID": "P-42", "PatientName": "Doe^Jane"}

@@ -18,9 +18,9 @@ import pydicom
 import pytest
 from PIL import Image
 
-from mprviewer.io.synthetic import write_series
 from mprviewer.model.presets import CT_PRESETS
 from mprviewer.render.probe import bright_spot, grey_mask, tile
+from mprviewer.synthetic.writer import write_series
 
 pytestmark = pytest.mark.render
 

@@ -15,7 +15,7 @@ from tests.test_bad_files import BAD, _bad_series, _open
 
 @pytest.fixture
 def study_dir(tmp_path: Path) -> Path:
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
     from tests.test_bad_files import GOOD
 
     synthetic.write_series(tmp_path / "good", GOOD, seed=1, series_number=1, description="Good")
@@ -39,7 +39,7 @@ def test_a_panicking_decoder_is_a_dicom_error(monkeypatch: pytest.MonkeyPatch,
     import pydicom.pixels
     from pydicom.uid import RLELossless
 
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     class PanicException(BaseException):
         pass

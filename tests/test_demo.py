@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 import mprviewer
-from mprviewer.io import demo, phantom
+from mprviewer.synthetic import demo, phantom
 
 
 def _series_files(zf: zipfile.ZipFile) -> dict[str, list[str]]:

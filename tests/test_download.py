@@ -22,8 +22,9 @@ import pytest
 import mprviewer
 from mprviewer.errors import LoadCancelled, SourceError
 from mprviewer.io import download as dl
-from mprviewer.io import synthetic, tempfiles
+from mprviewer.io import tempfiles
 from mprviewer.io.limits import LimitExceeded, Limits
+from mprviewer.synthetic import writer as synthetic
 from tests.local_http import serving
 
 ARRAY = np.random.default_rng(5).integers(-1000, 1000, (4, 8, 6)).astype(np.int16)

@@ -17,10 +17,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from mprviewer.io import synthetic
 from mprviewer.io.fast_header import parse_header
 from mprviewer.io.scan import HEADER_PREFIX, read_header
 from mprviewer.io.sources import Member
+from mprviewer.synthetic import writer as synthetic
 
 VOLUME = np.arange(3 * 6 * 5, dtype=np.int16).reshape(3, 6, 5)
 

@@ -1,10 +1,10 @@
 """A bounded fuzz run in CI: mutated DICOM files and zips end in success or a DicomError, fast,
 within a memory bound, and what loads renders off screen without crashing.
 
-The mutation engine is scripts/fuzz.py (the larger campaign runs outside CI); a fixed seed
+The mutation engine is benchmarks/fuzz.py (the larger campaign runs outside CI); a fixed seed
 makes every run try the same inputs, so a failure here can be replayed with
-``scripts/fuzz.py --seed 20261125 --inputs 400 --render-every 20 --out DIR``. Each input runs
-in a forked child: a segfault is the child's signal, a memory blow-up its resident size.
+``benchmarks/fuzz.py --seed 20261125 --inputs 400 --render-every 20 --out DIR``. Each input
+runs in a forked child: a segfault is the child's signal, a memory blow-up its resident size.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
 SEED = 20261125
 INPUTS = 400
 TIME_BOUND = 5.0

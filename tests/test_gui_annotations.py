@@ -25,7 +25,7 @@ SERIES_NAME_HINT = "Chest"
 @pytest.fixture
 def study_folder(tmp_path: Path) -> Path:
     """A small CT study: 20 axial slices of 32 x 40, one series, a known study UID."""
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     array = np.zeros((20, 32, 40), dtype=np.int16)
     array[:, 8:24, 10:30] = 100
@@ -269,7 +269,7 @@ def test_selecting_an_entry_jumps_there_and_kos_export(make_viewer, qtbot, study
 
 
 def test_marks_stay_with_their_series_and_selecting_loads_it(make_viewer, qtbot, tmp_path):
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     folder = tmp_path / "two"
     write_series(folder / "a", np.full((20, 32, 40), 50, np.int16), description="Big",
@@ -333,7 +333,7 @@ def test_keys_mark_two_planes_of_the_demo_export_restart_import(make_viewer, qtb
     per-user data folder, which the suite's conftest makes private to each test)."""
     import os
 
-    from mprviewer.io.demo import DEMO_LESION_LPS
+    from mprviewer.synthetic.demo import DEMO_LESION_LPS
 
     home = Path(os.environ["MPRVIEWER_HOME"])
     assert home == _private_data_dir

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture
 def small_study(tmp_path):
     """Two tiny series in a folder: 12 axial slices of 32x32 and 8 of 24x24."""
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     rng = np.random.default_rng(5)
     first = rng.integers(-100, 100, size=(12, 32, 32)).astype(np.int16)
@@ -197,7 +197,7 @@ def test_unreadable_largest_series_falls_back_to_the_next(make_viewer, qtbot, sm
 def test_skipped_files_are_named_with_their_reason(make_viewer, qtbot, tmp_path):
     from PyQt5.QtWidgets import QMessageBox
 
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     folder = tmp_path / "mixed"
     write_series(folder, np.arange(6 * 16 * 16, dtype=np.int16).reshape(6, 16, 16), seed=9)
@@ -219,7 +219,7 @@ def test_skipped_files_are_named_with_their_reason(make_viewer, qtbot, tmp_path)
 
 def test_a_missing_slice_is_shown_in_the_series_row_and_status_bar(make_viewer, qtbot,
                                                                     small_study, tmp_path):
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     values = np.zeros((10, 16, 16), dtype=np.int16)
     write_series(small_study / "gap", values, skip=[4], slice_spacing=2.5, series_number=3,

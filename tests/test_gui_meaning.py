@@ -54,8 +54,8 @@ def _relative_centre(mask: np.ndarray) -> tuple[float, float]:
 
 # -- 1. the demo study, opened as a user opens it -------------------------------------------
 def test_demo_lesion_shows_on_the_side_its_lps_position_says(make_viewer, qtbot):
-    from mprviewer.io.demo import DEMO_LESION_LPS, DEMO_LESION_RADIUS_MM
-    from mprviewer.io.phantom import LESION_HU
+    from mprviewer.synthetic.demo import DEMO_LESION_LPS, DEMO_LESION_RADIUS_MM
+    from mprviewer.synthetic.phantom import LESION_HU
 
     window = make_viewer()
     with qtbot.waitSignal(window.volume_changed, timeout=60000):
@@ -321,7 +321,7 @@ def test_typed_window_and_level_change_grey_levels(make_viewer, qtbot):
 
 
 def test_mr_series_gets_a_window_from_its_percentiles(make_viewer, qtbot, tmp_path):
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     # An MR-like ramp 100..1100 across the columns, and a few very bright voxels that a
     # min/max window would let squash the ramp to black.

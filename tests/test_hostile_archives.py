@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import mprviewer
 from mprviewer.errors import NoImagesError, SourceError
-from mprviewer.io import synthetic
 from mprviewer.io.limits import MIB, LimitExceeded, Limits
 from mprviewer.io.sources import UnzipBudget, expand_source
+from mprviewer.synthetic import writer as synthetic
 
 
 def _slices(n: int = 4, seed: int = 1, size: tuple[int, int] = (6, 5),

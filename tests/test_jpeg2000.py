@@ -14,8 +14,9 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import JPEG2000, JPEG2000Lossless
 
 import mprviewer
-from mprviewer.io import jpeg2000, synthetic
+from mprviewer.io import jpeg2000
 from mprviewer.io.pixels import _pixel_array
+from mprviewer.synthetic import writer as synthetic
 
 
 def _j2k_test_files() -> list[Path]:

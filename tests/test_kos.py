@@ -11,8 +11,8 @@ import pytest
 import mprviewer
 from mprviewer import AnnotationError
 from mprviewer.annotations import AnnotationSet, SeriesRef, write_kos
-from mprviewer.io import synthetic
 from mprviewer.io.kos import select_images
+from mprviewer.synthetic import writer as synthetic
 from tests.test_annotations_model import make_ref
 
 KOS_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 import mprviewer
 from mprviewer.errors import DicomError, LoadCancelled, NoImagesError, SourceError
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 
 
 def _ramp(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

@@ -12,8 +12,8 @@ from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 
 import mprviewer
-from mprviewer.io import synthetic
 from mprviewer.io.dicomdir import dicomdir_files
+from mprviewer.synthetic import writer as synthetic
 
 
 def make_cd(tmp_path: Path) -> tuple[Path, np.ndarray, synthetic.WrittenSeries]:

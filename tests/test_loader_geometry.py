@@ -18,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import mprviewer
 from mprviewer.io import pixels as pixels_module
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 
 
 def blob_volume(shape: tuple[int, int, int], k: int, j: int, i: int) -> np.ndarray:

@@ -17,8 +17,8 @@ import pydicom
 import pytest
 
 import mprviewer
-from mprviewer.io import synthetic
-from mprviewer.io.synthetic import Grid
+from mprviewer.synthetic import writer as synthetic
+from mprviewer.synthetic.writer import Grid
 
 
 def _coded(nk: int, rows: int, cols: int, base: int = 0) -> np.ndarray:

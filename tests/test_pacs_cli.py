@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import mprviewer
-from mprviewer.io.pacs import cache, dicomweb, parse_server, search_series, study_url
+from mprviewer.pacs import cache, dicomweb, parse_server, search_series, study_url
 from tests.local_http import send_html, serving
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 import mprviewer
-from mprviewer.io.pacs import (
+from mprviewer.pacs import (
     PacsCancelled,
     PacsNoImagesError,
     PacsNotFoundError,

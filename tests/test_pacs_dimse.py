@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import mprviewer
-from mprviewer.io.pacs import (
+from mprviewer.pacs import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 import mprviewer
-from mprviewer.io.pacs import (
+from mprviewer.pacs import (
     PacsAuthError,
     PacsConnectionError,
     PacsError,

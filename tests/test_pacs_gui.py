@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mprviewer
-from mprviewer.io.synthetic import write_series
+from mprviewer.synthetic.writer import write_series
 from tests.gui_fixtures import make_viewer, qapp  # noqa: F401
 from tests.orthanc import Orthanc, free_port
 from tests.pacs_data import ct_series, module_home
@@ -26,7 +26,7 @@ class FakeMainWindow:
         self.listed: list[object] = []
 
     def open_remote(self, server, study_uid, series_uid=None, listed=None) -> None:
-        from mprviewer.io.pacs import retrieve_to_cache
+        from mprviewer.pacs import retrieve_to_cache
 
         folder = retrieve_to_cache(server, study_uid=study_uid, series_uid=series_uid)
         self.opened.append(str(folder))
@@ -103,7 +103,7 @@ def test_search_error_is_shown_and_nothing_listed(dialog, qtbot) -> None:
 
 def test_save_and_pick_a_server(served, dialog) -> None:
     orthanc, _ct = served
-    from mprviewer.io.pacs import saved_servers
+    from mprviewer.pacs import saved_servers
 
     dialog.server_combo.setCurrentText("(new server)")
     dialog.name_edit.setText("lab")
@@ -131,7 +131,7 @@ def test_send_key_images_from_the_viewer(served, qapp, qtbot, monkeypatch) -> No
     from mprviewer.gui.annotation_controller import install_annotations
     from mprviewer.gui.annotation_dialogs import ask_send_kos
     from mprviewer.gui.main_window import MainWindow
-    from mprviewer.io.pacs import search_series
+    from mprviewer.pacs import search_series
 
     orthanc, ct = served
     window = MainWindow()
@@ -173,7 +173,7 @@ def local_viewer(make_viewer, qtbot, tmp_path):  # noqa: F811
 
 def _hold_retrieval(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """Make retrieve_to_cache wait for ``release`` (so the test can look at the window)."""
-    import mprviewer.io.pacs as pacs
+    import mprviewer.pacs as pacs
 
     started, release = threading.Event(), threading.Event()
     real = pacs.retrieve_to_cache
@@ -237,7 +237,7 @@ def test_dialog_open_lists_the_series_before_the_images_arrive(
 def test_cancelled_retrieval_keeps_the_study_on_screen(
     served, local_viewer, qtbot, monkeypatch
 ) -> None:
-    from mprviewer.io.pacs import cache, parse_server
+    from mprviewer.pacs import cache, parse_server
 
     orthanc, ct = served
     window = local_viewer
@@ -258,7 +258,7 @@ def test_cancelled_retrieval_keeps_the_study_on_screen(
 def test_failed_retrieval_keeps_the_study_on_screen(
     served, local_viewer, qtbot, monkeypatch
 ) -> None:
-    import mprviewer.io.pacs as pacs
+    import mprviewer.pacs as pacs
 
     orthanc, ct = served
     window = local_viewer
@@ -308,8 +308,8 @@ def test_a_cached_study_opens_in_the_viewer_without_its_server(
     served, make_viewer, qtbot, monkeypatch  # noqa: F811
 ) -> None:
     """Offline reading: the second open of a study URL asks the server nothing."""
-    import mprviewer.io.pacs.dicomweb as dicomweb
-    from mprviewer.io.pacs import PacsConnectionError
+    import mprviewer.pacs.dicomweb as dicomweb
+    from mprviewer.pacs import PacsConnectionError
 
     orthanc, ct = served
     url = f"{orthanc.dicomweb_url}/studies/{ct.study_uid}"
@@ -333,7 +333,7 @@ def test_a_late_listing_of_an_abandoned_retrieval_is_dropped(
 ) -> None:
     """The user opens something else while the server is still listing: the late answer must
     not replace the series table of what the user chose."""
-    import mprviewer.io.pacs as pacs
+    import mprviewer.pacs as pacs
 
     orthanc, ct = served
     window = local_viewer

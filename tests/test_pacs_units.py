@@ -10,10 +10,10 @@ import time
 import pytest
 
 from mprviewer.errors import DicomError
-from mprviewer.io.pacs import cache
-from mprviewer.io.pacs.errors import PacsError
-from mprviewer.io.pacs.results import StudyQuery, normalize_date
-from mprviewer.io.pacs.servers import (
+from mprviewer.pacs import cache
+from mprviewer.pacs.errors import PacsError
+from mprviewer.pacs.results import StudyQuery, normalize_date
+from mprviewer.pacs.servers import (
     Server,
     describe,
     parse_server,
@@ -21,7 +21,7 @@ from mprviewer.io.pacs.servers import (
     save_server,
     saved_servers,
 )
-from mprviewer.io.pacs.urls import is_dicomweb_study_url, parse_study_url, study_url
+from mprviewer.pacs.urls import is_dicomweb_study_url, parse_study_url, study_url
 
 STUDY = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
 SERIES = "1.2.840.113619.2.55.3.604688119.969.1268071029.321"
@@ -89,7 +89,7 @@ def test_saved_servers_round_trip_owner_only_file() -> None:
     web = parse_server("http://127.0.0.1:8042/dicom-web", name="lab", use_env=False)
     save_server(web.with_credentials("alice", "s3cret"))
     save_server(parse_server("dimse://PACS@10.0.0.5:104?calling=ME", name="hospital"))
-    from mprviewer.io.pacs.servers import config_path
+    from mprviewer.pacs.servers import config_path
 
     mode = stat.S_IMODE(os.stat(config_path()).st_mode)
     assert mode == 0o600
@@ -107,7 +107,7 @@ def test_saved_servers_round_trip_owner_only_file() -> None:
 
 
 def test_broken_settings_file_is_named(tmp_path) -> None:
-    from mprviewer.io.pacs.servers import config_path
+    from mprviewer.pacs.servers import config_path
 
     config_path().write_text("{not json")
     with pytest.raises(PacsError, match=r"pacs\.json"):
@@ -210,7 +210,7 @@ def test_server_equality_ignores_secrets() -> None:
 
 # -- cache layout: one folder per series, named for people -------------------------------
 def test_series_folder_names_are_what_a_person_reads_and_safe() -> None:
-    from mprviewer.io.pacs.layout import series_folder_name
+    from mprviewer.pacs.layout import series_folder_name
 
     assert series_folder_name(3, "Chest 2.5mm lung", "1.2.3") == "3 Chest 2.5mm lung"
     assert series_folder_name(None, "", "1.2.3") == "1.2.3"
@@ -223,8 +223,8 @@ def test_retrieved_files_are_filed_by_series_and_load_with_those_names(tmp_path)
     import numpy as np
 
     import mprviewer
-    from mprviewer.io.pacs.layout import file_by_series
-    from mprviewer.io.synthetic import make_uid, write_series
+    from mprviewer.pacs.layout import file_by_series
+    from mprviewer.synthetic.writer import make_uid, write_series
 
     flat = tmp_path / "entry"
     study = make_uid("layout", "study")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mprviewer
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 
 
 def _values(lo: int, hi: int) -> np.ndarray:

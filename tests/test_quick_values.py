@@ -15,8 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-from mprviewer.io import synthetic
 from mprviewer.io.quick_values import KEYWORDS, header_value
+from mprviewer.synthetic import writer as synthetic
 
 
 def _plain(value: Any) -> Any:

@@ -65,7 +65,7 @@ def test_pacs_commands_say_so_in_one_line(read_only_home, args):
 @pytest.fixture
 def study_zip(tmp_path) -> Path:
     """A study in a zip: its marks would be autosaved in the data folder."""
-    from mprviewer.io.synthetic import write_series
+    from mprviewer.synthetic.writer import write_series
 
     folder = tmp_path / "study"
     write_series(folder / "ct", (np.arange(6 * 16 * 16) % 300).reshape(6, 16, 16)

@@ -51,7 +51,7 @@ def test_zips_urls_and_read_only_sources_use_the_data_folder(tmp_path):
 
 def test_a_study_in_the_pacs_cache_keeps_its_marks_outside_the_cache():
     """The cache evicts whole study folders: a sidecar inside one would be deleted with it."""
-    from mprviewer.io.pacs import cache
+    from mprviewer.pacs import cache
 
     study = cache.cache_root() / "0123abcd"
     study.mkdir(parents=True)

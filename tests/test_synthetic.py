@@ -23,7 +23,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from mprviewer.io.synthetic import (
+from mprviewer.synthetic.writer import (
     affine_for,
     encodable_syntaxes,
     orientation_cosines,
@@ -407,7 +407,7 @@ def test_enhanced_multiframe_geometry_matches_simpleitk(tmp_path):
 
 @pytest.mark.parametrize("dimension", ["stack", "time"])
 def test_enhanced_multiframe_with_several_stacks_in_shuffled_frames(tmp_path, dimension):
-    from mprviewer.io.synthetic import Grid
+    from mprviewer.synthetic.writer import Grid
 
     a, b = _volume((5, 16, 16)), _volume((5, 16, 16), seed=1) + 500
     if dimension == "stack":

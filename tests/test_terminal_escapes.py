@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mprviewer.io import synthetic
+from mprviewer.synthetic import writer as synthetic
 from mprviewer.terminal import escape_controls
 from tests.local_http import serving
 

@@ -117,7 +117,7 @@ def build_kos_from_json(
             raise AnnotationError(
                 f"{path} does not record its study UID; name the study with --study SOURCE"
             )
-        from mprviewer.io.pacs import retrieve_to_cache
+        from mprviewer.pacs import retrieve_to_cache
 
         source = str(retrieve_to_cache(server, study_uid=marks.study_uid))
     wanted = {key for sa in marks.series for key in (sa.uid, sa.name) if key}
@@ -143,7 +143,7 @@ def build_kos_from_json(
 
 def run_send(args: argparse.Namespace) -> int:
     """Build (if needed) and store the key object document; 0 when the server took it."""
-    from mprviewer.io.pacs import parse_server, send_datasets
+    from mprviewer.pacs import parse_server, send_datasets
 
     if not args.server:
         print("mprviewer annotations send: --server is required (or set "

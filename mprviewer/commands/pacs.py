@@ -118,7 +118,7 @@ def _interactive() -> bool:
 
 
 def _server(args: argparse.Namespace) -> Any:
-    from mprviewer.io.pacs import PacsError, parse_server
+    from mprviewer.pacs import PacsError, parse_server
 
     server = parse_server(args.server)
     if args.user:
@@ -135,7 +135,7 @@ def _server(args: argparse.Namespace) -> Any:
 
 def _with_login(server: Any, call: Callable[[Any], T]) -> T:
     """Run ``call(server)``; on HTTP 401 at a terminal, ask for credentials once and retry."""
-    from mprviewer.io.pacs import PacsAuthError
+    from mprviewer.pacs import PacsAuthError
 
     try:
         return call(server)
@@ -156,7 +156,7 @@ def _with_login(server: Any, call: Callable[[Any], T]) -> T:
 
 
 def _search(args: argparse.Namespace, server: Any) -> int:
-    from mprviewer.io.pacs import StudyQuery, search_series, search_studies
+    from mprviewer.pacs import StudyQuery, search_series, search_studies
 
     query = StudyQuery(
         patient_name=args.patient, patient_id=args.patient_id, modality=args.modality,
@@ -225,7 +225,7 @@ def _studies_table(studies: list[Any], series: dict[str, list[Any]]) -> str:
 
 
 def _retrieve(args: argparse.Namespace, server: Any) -> int:
-    from mprviewer.io.pacs import retrieve_to_cache
+    from mprviewer.pacs import retrieve_to_cache
 
     progress = _progress_printer() if sys.stderr.isatty() else None
     try:
@@ -253,7 +253,7 @@ def _progress_printer() -> Callable[[int, int], None]:
 
 
 def _servers(args: argparse.Namespace) -> int:
-    from mprviewer.io.pacs import servers as saved
+    from mprviewer.pacs import servers as saved
 
     action = args.servers_action or "list"
     if action == "list":
@@ -268,7 +268,7 @@ def _servers(args: argparse.Namespace) -> int:
         return 0
     if action == "remove":
         if not saved.remove_saved_server(args.name):
-            from mprviewer.io.pacs import PacsError
+            from mprviewer.pacs import PacsError
 
             raise PacsError(f"there is no saved server named '{args.name}'")
         print(f"removed {args.name}", file=sys.stderr)
@@ -294,7 +294,7 @@ def _servers(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from mprviewer.io.pacs import cache
+    from mprviewer.pacs import cache
 
     if args.clear:
         cache.clear()

@@ -100,15 +100,15 @@ def _is_dicomweb_study_url(source: str) -> bool:
 
     if not is_url(source):  # local sources do not need the PACS package imported
         return False
-    from mprviewer.io.pacs.urls import is_dicomweb_study_url
+    from mprviewer.pacs.urls import is_dicomweb_study_url
 
     return is_dicomweb_study_url(source)
 
 
 def _server_label(url: str) -> str:
     """The DICOMweb root of a study URL, as messages show it (no credentials)."""
-    from mprviewer.io.pacs.urls import parse_study_url
     from mprviewer.io.remote import url_label
+    from mprviewer.pacs.urls import parse_study_url
 
     ref = parse_study_url(url)
     return url_label(ref.root if ref is not None else url)
@@ -501,7 +501,7 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Retrieving from {where}…")
 
         def job(progress: Any, cancel: Any) -> LoadResult:
-            from mprviewer.io.pacs import cached_retrieval, list_retrieval, retrieve_to_cache
+            from mprviewer.pacs import cached_retrieval, list_retrieval, retrieve_to_cache
 
             cached = cached_retrieval(server, study_uid=study_uid, series_uid=series_uid)
             if listed is None and cached is None:  # a cached study opens without the server

@@ -147,7 +147,7 @@ class PacsDialog(QDialog):
 
     # -- servers -----------------------------------------------------------------------
     def _load_saved_servers(self, select: str = "") -> None:
-        from mprviewer.io.pacs import PacsError, saved_servers
+        from mprviewer.pacs import PacsError, saved_servers
 
         try:
             self._saved = {s.name: s for s in saved_servers()}
@@ -175,7 +175,7 @@ class PacsDialog(QDialog):
         """The server the form describes (raises PacsError for a bad address)."""
         from dataclasses import replace
 
-        from mprviewer.io.pacs import parse_server
+        from mprviewer.pacs import parse_server
 
         server = parse_server(self.address_edit.text().strip(),
                               name=self.name_edit.text().strip())
@@ -191,8 +191,8 @@ class PacsDialog(QDialog):
         return server
 
     def save_server(self) -> None:
-        from mprviewer.io.pacs import PacsError
-        from mprviewer.io.pacs.servers import save_server
+        from mprviewer.pacs import PacsError
+        from mprviewer.pacs.servers import save_server
 
         try:
             server = self.current_server()
@@ -206,7 +206,7 @@ class PacsDialog(QDialog):
         self._set_status(f"Saved {server.label} in {path}.")
 
     def remove_server(self) -> None:
-        from mprviewer.io.pacs.servers import remove_saved_server
+        from mprviewer.pacs.servers import remove_saved_server
 
         name = self.server_combo.currentText()
         if name in self._saved and remove_saved_server(name):
@@ -215,7 +215,7 @@ class PacsDialog(QDialog):
 
     # -- search ------------------------------------------------------------------------
     def query(self) -> Any:
-        from mprviewer.io.pacs import StudyQuery
+        from mprviewer.pacs import StudyQuery
 
         return StudyQuery(
             patient_name=self.patient_edit.text().strip() or None,
@@ -227,7 +227,7 @@ class PacsDialog(QDialog):
 
     def search(self) -> None:
         """Search studies in the background; the tree fills when the answer is in."""
-        from mprviewer.io.pacs import PacsError, search_studies
+        from mprviewer.pacs import PacsError, search_studies
 
         try:
             server, query = self.current_server(), self.query()
@@ -243,7 +243,7 @@ class PacsDialog(QDialog):
         study = item.data(0, _STUDY_ROLE)
         if study is None or item.data(0, _SERIES_ROLE) == "loaded" or self.searcher.busy:
             return
-        from mprviewer.io.pacs import search_series
+        from mprviewer.pacs import search_series
 
         server = self._server
         item.setData(0, _SERIES_ROLE, "loading")
@@ -361,7 +361,7 @@ def send_to_pacs(parent: QWidget | None, datasets: list[Any], server_spec: str =
     """
     from PyQt5.QtWidgets import QApplication, QInputDialog
 
-    from mprviewer.io.pacs import PacsError, saved_servers, send_datasets
+    from mprviewer.pacs import PacsError, saved_servers, send_datasets
 
     try:
         names = [s.name for s in saved_servers()]

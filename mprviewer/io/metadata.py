@@ -1,11 +1,12 @@
-"""The data table of a series: what a reader wants to know about patient, study and scan."""
+"""The data table of a series: what a reader wants to know about patient, study and scan.
+
+Which header fields the table shows and how a value reads; ``Series.metadata`` fills it in
+(this module knows nothing of Series, so the two import one way).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mprviewer.io.series import Series
+from typing import Any
 
 # (label, keyword) in the order the table shows them.
 TABLE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -55,46 +56,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value).strip()
-
-
-def series_metadata(series: Series) -> dict[str, str]:
-    """Ordered label -> text for the data table of one series."""
-    header = series.header
-    table: dict[str, str] = {"Name": series.name}
-    for label, keyword in TABLE_FIELDS:
-        text = format_value(header.get(keyword))
-        if text:
-            table[label] = text
-    k, j, i = series.shape
-    di, dj, dk = series.spacing
-    table["Size (columns x rows x slices)"] = f"{i} x {j} x {k}"
-    table["Spacing (mm)"] = f"{di:.3g} x {dj:.3g} x {dk:.3g}"
-    table["Orientation"] = series.orientation
-    ts = series.frames[0].instance.transfer_syntax
-    try:
-        from pydicom.uid import UID
-
-        table["Transfer syntax"] = f"{UID(ts).name} ({ts})"
-    except Exception:
-        table["Transfer syntax"] = ts
-    table["Files"] = str(len({f.instance.member.name for f in series.frames}))
-    if series.num_images != len({f.instance.member.name for f in series.frames}):
-        table["Images (frames or tiles)"] = str(series.num_images)
-    if series.split_label:
-        table["Stack"] = series.split_label
-    table.update(series.notes)
-    plan = series.geometry.plan
-    if plan is not None:
-        made = sum(1 for f in series.geometry.slice_frames if f is None)
-        table["Resampled"] = (
-            f"onto a regular orthogonal grid: {series.num_images} images -> "
-            f"{plan.num_slices} slices"
-            + (f" ({made} interpolated)" if made else "")
-            + ("; in-plane shift for gantry tilt" if plan.shifts is not None else "")
-        )
-    if series.warnings:
-        table["Warnings"] = "; ".join(series.warnings)
-    return table
 
 
 def dataset_rows(ds: Any) -> list[tuple[str, str, str, str]]:

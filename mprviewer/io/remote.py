@@ -2,17 +2,33 @@
 
 Each is fetched to local files first (a per-user cache for PACS studies, a private temp
 file for downloads) and then expanded like any local source.
+
+io sits below the PACS package, so it cannot import it: ``mprviewer.pacs`` registers its
+DICOMweb retrieval here with :func:`register_opener` when it is imported, and
+``mprviewer.open_study`` imports it for URLs. Anything no opener claims is downloaded.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mprviewer.errors import SourceError
 from mprviewer.io.sources import ExpandedSource, expand_source
+
+# (url, progress, cancel) -> local folder holding the study, or None when not its kind of URL.
+RemoteOpener = Callable[[str, Any, "threading.Event | None"], "Path | None"]
+_OPENERS: list[RemoteOpener] = []
+
+
+def register_opener(opener: RemoteOpener) -> None:
+    """Let a package above io fetch URLs of its kind (the PACS cache does DICOMweb studies)."""
+    if opener not in _OPENERS:
+        _OPENERS.append(opener)
 
 
 def is_url(source: Any) -> bool:
@@ -43,13 +59,9 @@ def expand_remote(
     scheme = source.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise SourceError(f"{source}: only http and https URLs can be opened")
-    if importlib.util.find_spec("mprviewer.io.pacs") is not None:
-        from mprviewer.io.pacs.urls import is_dicomweb_study_url
-
-        if is_dicomweb_study_url(source):
-            from mprviewer.io.pacs import retrieve_to_cache
-
-            folder = retrieve_to_cache(source, progress=progress, cancel=cancel)
+    for opener in list(_OPENERS):
+        folder = opener(source, progress, cancel)
+        if folder is not None:
             expanded = expand_source(folder, cancel=cancel)
             expanded.label = url_label(source)
             return expanded

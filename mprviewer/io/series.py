@@ -18,6 +18,7 @@ from mprviewer.io.geometry import (
     frame_orientation,
     frame_position,
 )
+from mprviewer.io.metadata import TABLE_FIELDS, format_value
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
 from mprviewer.io.volume import Volume
@@ -108,9 +109,7 @@ class Series:
     @property
     def metadata(self) -> dict[str, str]:
         """The data table: patient, study, series and acquisition facts, in reading order."""
-        from mprviewer.io.metadata import series_metadata
-
-        return series_metadata(self)
+        return _metadata_table(self)
 
     @property
     def sop_instance_uids(self) -> list[str]:
@@ -422,3 +421,43 @@ def _assign_names(series_list: list[Series]) -> None:
         if used[name] > 1:
             name = f"{name} ({used[name]})"
         s.name = name
+
+
+def _metadata_table(series: Series) -> dict[str, str]:
+    """Ordered label -> text for the data table of one series."""
+    header = series.header
+    table: dict[str, str] = {"Name": series.name}
+    for label, keyword in TABLE_FIELDS:
+        text = format_value(header.get(keyword))
+        if text:
+            table[label] = text
+    k, j, i = series.shape
+    di, dj, dk = series.spacing
+    table["Size (columns x rows x slices)"] = f"{i} x {j} x {k}"
+    table["Spacing (mm)"] = f"{di:.3g} x {dj:.3g} x {dk:.3g}"
+    table["Orientation"] = series.orientation
+    ts = series.frames[0].instance.transfer_syntax
+    try:
+        from pydicom.uid import UID
+
+        table["Transfer syntax"] = f"{UID(ts).name} ({ts})"
+    except Exception:
+        table["Transfer syntax"] = ts
+    table["Files"] = str(len({f.instance.member.name for f in series.frames}))
+    if series.num_images != len({f.instance.member.name for f in series.frames}):
+        table["Images (frames or tiles)"] = str(series.num_images)
+    if series.split_label:
+        table["Stack"] = series.split_label
+    table.update(series.notes)
+    plan = series.geometry.plan
+    if plan is not None:
+        made = sum(1 for f in series.geometry.slice_frames if f is None)
+        table["Resampled"] = (
+            f"onto a regular orthogonal grid: {series.num_images} images -> "
+            f"{plan.num_slices} slices"
+            + (f" ({made} interpolated)" if made else "")
+            + ("; in-plane shift for gantry tilt" if plan.shifts is not None else "")
+        )
+    if series.warnings:
+        table["Warnings"] = "; ".join(series.warnings)
+    return table

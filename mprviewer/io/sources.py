@@ -293,7 +293,7 @@ def expand_source(
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if text == "demo":
-            from mprviewer.io.demo import demo_path
+            from mprviewer.synthetic.demo import demo_path
 
             text = str(demo_path())
         path = Path(text).expanduser()

@@ -172,7 +172,7 @@ WHY_NOT_MET = (
      "the floor reads every file into one reused buffer and decodes nothing. A load also "
      "parses each header into a pydicom data set (about 0.1 ms a file, Python-bound, so a "
      "second core does not help), and fills a new volume: the kernel handing over 150 MiB "
-     "of fresh pages takes about 17 ms and the copy about 20 ms. `scripts/bench_prototype.py` "
+     "of fresh pages takes about 17 ms and the copy about 20 ms. `benchmarks/bench_prototype.py` "
      "shows a loader that keeps no data sets at about 3.5x the floor; mprviewer keeps them, "
      "because the data table, the tag browser, mosaics, enhanced multi-frame and the KOS "
      "export read them."),
@@ -311,7 +311,7 @@ def render(report: Report) -> str:
         "## How to rerun",
         "",
         "```sh",
-        "./scripts/setup && .venv/bin/python scripts/bench.py",
+        "./scripts/setup && .venv/bin/python benchmarks/bench.py",
         "```",
         "",
         "The data is generated on the first run into `bench-data/` (git-ignored, about 200 MB, "

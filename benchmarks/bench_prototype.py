@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the uncompressed load could cost: minimal prototypes of the proposed loader changes.
 
-    .venv/bin/python scripts/bench_prototype.py [bench-data/ct-512x512x300]
+    .venv/bin/python benchmarks/bench_prototype.py [bench-data/ct-512x512x300]
 
 Measurement aids, not loader code: they handle only what the benchmark files hold (explicit
 VR little endian with a preamble, no sequences, one frame, 16-bit unsigned with a 12-bit

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mprviewer.io.pacs.errors import (
+from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,
@@ -20,7 +20,7 @@ from mprviewer.io.pacs.errors import (
     PacsNoImagesError,
     PacsNotFoundError,
 )
-from mprviewer.io.pacs.results import (
+from mprviewer.pacs.results import (
     SERIES_FIELDS,
     STUDY_FIELDS,
     SeriesResult,
@@ -32,7 +32,7 @@ from mprviewer.io.pacs.results import (
     sort_studies,
     study_from_dataset,
 )
-from mprviewer.io.pacs.servers import Server
+from mprviewer.pacs.servers import Server
 
 Progress = Callable[[int, int], Any]
 _PENDING = (0xFF00, 0xFF01)

@@ -1,6 +1,6 @@
 """The built-in demo study: a CT chest phantom, generated on first use and cached as a zip.
 
-Nothing is downloaded: the phantom (``mprviewer.io.phantom``) is written with the synthetic
+Nothing is downloaded: the phantom (``mprviewer.synthetic.phantom``) is written with the synthetic
 series writer as two reconstructions of one acquisition, a soft-tissue and a lung kernel,
 each in its own folder of the zip, one file per slice with shuffled file names, as exported
 by a PACS. Generation is deterministic (same bytes every time) and takes a few seconds; the
@@ -81,7 +81,7 @@ DEMO_AFFINE: np.ndarray = _demo_affine()
 
 
 def _lesion() -> tuple[tuple[float, float, float], float]:
-    from mprviewer.io.phantom import lesion_center_ijk, lesion_radius_mm
+    from mprviewer.synthetic.phantom import lesion_center_ijk, lesion_radius_mm
 
     ijk = lesion_center_ijk(DEMO_SHAPE, DEMO_SPACING)
     lps = DEMO_AFFINE[:3, :3] @ ijk + DEMO_AFFINE[:3, 3]
@@ -136,8 +136,8 @@ _STUDY_TAGS = {
 
 def build_demo_zip(path: str | Path) -> Path:
     """Generate the demo study into the zip ``path`` (atomically: temp file, then rename)."""
-    from mprviewer.io.phantom import add_noise, ct_phantom
-    from mprviewer.io.synthetic import make_uid, write_series
+    from mprviewer.synthetic.phantom import add_noise, ct_phantom
+    from mprviewer.synthetic.writer import make_uid, write_series
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

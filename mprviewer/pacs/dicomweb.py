@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from mprviewer.io.pacs.errors import (
+from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,
@@ -23,7 +23,7 @@ from mprviewer.io.pacs.errors import (
     PacsNotFoundError,
     PacsProtocolError,
 )
-from mprviewer.io.pacs.results import (
+from mprviewer.pacs.results import (
     SERIES_FIELDS,
     STUDY_FIELDS,
     SeriesResult,
@@ -35,7 +35,7 @@ from mprviewer.io.pacs.results import (
     sort_studies,
     study_from_dataset,
 )
-from mprviewer.io.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
+from mprviewer.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
 
 Progress = Callable[[int, int], Any]
 DEFAULT_WORKERS = 4

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mprviewer.io.pacs.errors import PacsError
+from mprviewer.pacs.errors import PacsError
 
 _DATE_RE = re.compile(r"(\d{4}-?\d{2}-?\d{2})?\s*(-|\.\.)?\s*(\d{4}-?\d{2}-?\d{2})?")
 # SOP classes that carry no image: SR and KOS, presentation states, waveforms, encapsulated docs.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where mprviewer's load time goes: each phase timed, then a function profile.
 
-    .venv/bin/python scripts/bench_profile.py [bench-data/ct-512x512x300] [--top 25]
+    .venv/bin/python benchmarks/bench_profile.py [bench-data/ct-512x512x300] [--top 25]
 
 Phases (median of a few runs, wall and CPU): listing the folder, the header scan with 1 and 2
 threads, grouping into series, the geometry sort, and the pixel load (``load_frames``) with 1

@@ -50,7 +50,7 @@ def limit_bytes() -> int:
     value = os.environ.get(ENV_LIMIT_MB)
     if not value:
         try:
-            from mprviewer.io.pacs.servers import load_config
+            from mprviewer.pacs.servers import load_config
 
             value = load_config().get("cache_mb")
         except Exception:  # a broken settings file must not stop reading the cache

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from mprviewer.io.pacs.errors import PacsError
 from mprviewer.io.remote import url_label
+from mprviewer.pacs.errors import PacsError
 
 DEFAULT_CALLING_AET = "MPRVIEWER"
 DEFAULT_TIMEOUT = 30.0

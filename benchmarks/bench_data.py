@@ -77,7 +77,7 @@ def is_complete(folder: Path, spec: DatasetSpec) -> bool:
 
 def hu_volume(spec: DatasetSpec) -> np.ndarray:
     """The phantom in HU (int16, [k, j, i]) with noise: what every loader must return."""
-    from mprviewer.io.phantom import add_noise, ct_phantom
+    from mprviewer.synthetic.phantom import add_noise, ct_phantom
 
     return add_noise(ct_phantom(spec.shape, spec.spacing), sigma=12.0, seed=spec.seed)
 
@@ -87,7 +87,7 @@ def ensure_dataset(spec: DatasetSpec, root: Path = DEFAULT_ROOT, log=print) -> P
     folder = Path(root) / spec.name
     if is_complete(folder, spec):
         return folder
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     if spec.transfer_syntax not in synthetic.encodable_syntaxes():
         raise RuntimeError(

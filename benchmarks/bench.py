@@ -4,9 +4,9 @@ original pydicom approach, and write BENCHMARKS.md.
 
 A benchmark, not a test: nothing here fails on a slow number. Run on a quiet machine:
 
-    ./scripts/setup && .venv/bin/python scripts/bench.py            # full run, ~10 minutes
-    .venv/bin/python scripts/bench.py --quick                        # small smoke run
-    .venv/bin/python scripts/bench.py --only load --reps 7           # one part
+    ./scripts/setup && .venv/bin/python benchmarks/bench.py            # full run, ~10 minutes
+    .venv/bin/python benchmarks/bench.py --quick                        # small smoke run
+    .venv/bin/python benchmarks/bench.py --only load --reps 7           # one part
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(int(v) for v in args.size.lower().split("x"))
 
     report = bench_report.Report(
-        command="scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command="benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         reps=reps,
     )
     report.load_average.append(bench_report.load_average())

@@ -14,8 +14,8 @@ fields, tag values (rewritten through pydicom), chunk deletion/duplication/inser
 zips also header fields (sizes, method, flags, name lengths, entry counts) and the central
 directory.
 
-    .venv/bin/python scripts/fuzz.py --inputs 3000 --seed 1 --out /tmp/fuzz-crashes
-    .venv/bin/python scripts/fuzz.py --minutes 5 --memory-mib 1024
+    .venv/bin/python benchmarks/fuzz.py --inputs 3000 --seed 1 --out /tmp/fuzz-crashes
+    .venv/bin/python benchmarks/fuzz.py --minutes 5 --memory-mib 1024
 
 The bounded CI run (tests/test_fuzz_loader.py) imports ``Fuzzer`` from this file.
 """
@@ -121,7 +121,7 @@ class Report:
 # -- seeds ---------------------------------------------------------------------------------
 def build_seeds() -> list[Seed]:
     """Small real and synthetic inputs, so that thousands of runs fit in minutes."""
-    from mprviewer.io import synthetic
+    from mprviewer.synthetic import writer as synthetic
 
     rng = np.random.default_rng(0)
     seeds: list[Seed] = []

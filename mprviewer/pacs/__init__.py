@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mprviewer.io.pacs.errors import (
+from mprviewer.io.remote import register_opener, url_label
+from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
     PacsConnectionError,
@@ -21,10 +22,9 @@ from mprviewer.io.pacs.errors import (
     PacsNotFoundError,
     PacsProtocolError,
 )
-from mprviewer.io.pacs.results import SeriesResult, StudyQuery, StudyResult
-from mprviewer.io.pacs.servers import Server, parse_server, saved_servers
-from mprviewer.io.pacs.urls import is_dicomweb_study_url, parse_study_url, study_url
-from mprviewer.io.remote import url_label
+from mprviewer.pacs.results import SeriesResult, StudyQuery, StudyResult
+from mprviewer.pacs.servers import Server, parse_server, saved_servers
+from mprviewer.pacs.urls import is_dicomweb_study_url, parse_study_url, study_url
 
 __all__ = [
     "PacsAuthError",
@@ -56,10 +56,10 @@ Progress = Callable[[int, int], Any]
 
 def _backend(server: Server) -> Any:
     if server.kind == "dimse":
-        from mprviewer.io.pacs import dimse
+        from mprviewer.pacs import dimse
 
         return dimse
-    from mprviewer.io.pacs import dicomweb
+    from mprviewer.pacs import dicomweb
 
     return dicomweb
 
@@ -103,7 +103,7 @@ def cached_retrieval(
 
     Asks nothing of the server, so a cached study opens offline.
     """
-    from mprviewer.io.pacs import cache
+    from mprviewer.pacs import cache
 
     server, study, series = _resolve(url_or_spec, study_uid, series_uid)
     return cache.lookup(server.cache_key, study, series)
@@ -141,7 +141,7 @@ def retrieve_to_cache(
     threading.Event. The cache only ever holds complete retrievals: on any error or cancel
     nothing is left behind. ``refresh`` fetches again even when cached.
     """
-    from mprviewer.io.pacs import cache
+    from mprviewer.pacs import cache
 
     server, study, series = _resolve(url_or_spec, study_uid, series_uid)
     if cancel is not None and cancel.is_set():
@@ -152,7 +152,7 @@ def retrieve_to_cache(
             return cached
         cache.remove(cached)
     info = {"label": server.address}
-    from mprviewer.io.pacs.layout import file_by_series
+    from mprviewer.pacs.layout import file_by_series
 
     with cache.writing(server.cache_key, study, series, info) as pending:
         _backend(server).retrieve(server, study, series, pending.folder, progress, cancel)
@@ -186,3 +186,13 @@ def send_datasets(server_spec: str | Server, datasets: Iterable[Any]) -> int:
     server = parse_server(server_spec)
     prepared = [_ready_to_send(ds) for ds in datasets]
     return _backend(server).store(server, prepared)
+
+
+def _open_study_url(url: str, progress: Any, cancel: Any) -> Path | None:
+    """io's hook for URLs: a DICOMweb study URL is retrieved into the cache, others are not ours."""
+    if not is_dicomweb_study_url(url):
+        return None
+    return retrieve_to_cache(url, progress=progress, cancel=cancel)
+
+
+register_opener(_open_study_url)
