@@ -134,6 +134,45 @@ def bench_slice_step(volume: Any, size: tuple[int, int], frames: int, reps: int)
                "unchanged re-render of the 2D view", floor_ms)
 
 
+def bench_slab_step(volume: Any, size: tuple[int, int], frames: int, reps: int,
+                    slab_mm: float = 10.0) -> Row:
+    """Stepping with a thick-slab MIP against the plain 2D step, in alternating blocks (two
+    views of their own, so each block pays only for its own kind of step)."""
+    from mprviewer.model.orientation import DisplayGrid
+    from mprviewer.model.state import ViewerState
+    from mprviewer.render.image import ImageStore
+    from mprviewer.render.slice_scene import SliceScene
+
+    grid = DisplayGrid.for_volume(volume)
+    store = ImageStore(volume, grid)
+    n = grid.plane_size("axial")
+    made: list[tuple[Any, Any, Any]] = []
+    try:
+        for slab in (slab_mm, 0.0):
+            state = ViewerState(grid, window=(40.0, 400.0))
+            plotter = _plotter(size)
+            scene = SliceScene(plotter, store, state, "axial")
+            scene.set_slab(slab, "max")
+            made.append((state, plotter, scene))
+            _first_frame(plotter)
+        (slab_state, slab_plotter, _), (plain_state, plain_plotter, _) = made
+        finishers = [_finisher(slab_plotter), _finisher(plain_plotter)]
+
+        def finish() -> None:
+            for f in finishers:
+                f()
+
+        ms, floor_ms = _alternate(_slice_stepper(slab_state, "axial", n, lambda: None),
+                                  _slice_stepper(plain_state, "axial", n, lambda: None),
+                                  finish, frames, reps)
+    finally:
+        for _state, plotter, scene in made:
+            scene.close()
+            plotter.close()
+    return Row(f"2D slice step with a {slab_mm:g} mm MIP slab, axial", ms,
+               "plain 2D slice step", floor_ms)
+
+
 def bench_3d(volume: Any, size: tuple[int, int], frames: int, reps: int) -> list[Row]:
     """Plane move in the 3D view, and the volume rendering at full and interactive quality."""
     try:
@@ -209,6 +248,8 @@ def run_interaction(volume: Any, size: tuple[int, int], frames: int, reps: int,
                     log=print) -> list[Row]:
     rows = [bench_slice_step(volume, size, frames, reps)]
     log(f"  {rows[-1].name}: {rows[-1].ms:.1f} ms (floor {rows[-1].floor_ms:.1f} ms)")
+    rows.append(bench_slab_step(volume, size, frames, reps))
+    log(f"  {rows[-1].name}: {rows[-1].ms:.1f} ms (plain step {rows[-1].floor_ms:.1f} ms)")
     for row in bench_3d(volume, size, frames, reps):
         rows.append(row)
         log(f"  {row.name}: " + (f"{row.ms:.1f} ms (floor {row.floor_ms:.1f} ms)"

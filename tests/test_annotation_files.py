@@ -147,8 +147,8 @@ def test_detect_format(tmp_path, rich):
     assert detect_format({}) == "original"
     with pytest.raises(AnnotationError, match="neither mprviewer annotations nor the original"):
         detect_format({"CT": [1, 2]})
-    with pytest.raises(AnnotationError, match="version 2"):
-        detect_format({"format": "mprviewer-annotations", "version": 2, "series": []})
+    with pytest.raises(AnnotationError, match="version 3"):
+        detect_format({"format": "mprviewer-annotations", "version": 3, "series": []})
 
 
 def test_export_never_overwrites_silently(tmp_path, rich):

@@ -74,7 +74,8 @@ LOWER: dict[str, set[str]] = {
 }
 BASE = {"mprviewer", "mprviewer.errors", "mprviewer.paths"}
 # Modules at the top of the package that stand above every layer: the public API.
-FACADES = {"mprviewer", "mprviewer.__main__", "mprviewer.cli", "mprviewer.annotations"}
+FACADES = {"mprviewer", "mprviewer.__main__", "mprviewer.cli", "mprviewer.annotations",
+           "mprviewer.measure"}
 # Packages that must load neither Qt nor VTK (the test below imports them in a fresh interpreter).
 NO_GUI_LAYERS = ["synthetic", "io", "pacs", "model", "project", "session"]
 

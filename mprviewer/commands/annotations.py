@@ -20,8 +20,9 @@ automatically:
 
   original   {"<series name>": {"Anomaly": "<label>", "Slices": "0-11; 57-59; 112"}}
   full       the versioned mprviewer format ("format": "mprviewer-annotations",
-             "version": 1) with study and series UIDs, planes, labels, SOP instance UIDs,
-             positions, point picks, notes and timestamps.
+             "version": 1, or 2 with measurements) with study and series UIDs, planes,
+             labels, SOP instance UIDs, positions, point picks, rulers, ROIs with their
+             statistics, ABC/2 hematoma volumes, notes and timestamps.
 
 Slice numbers are 0-based: axial from inferior, coronal from anterior, sagittal from the
 patient's right. The original format holds the slices of the acquired images only."""
@@ -66,6 +67,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _run_show(args: argparse.Namespace) -> int:
     from mprviewer.model.annotation_files import detect_format, document_to_set, load_json
+    from mprviewer.model.measurements import describe as describe_measurement
 
     doc = load_json(args.file)
     fmt = detect_format(doc, str(args.file))
@@ -99,6 +101,11 @@ def _run_show(args: argparse.Namespace) -> int:
         out.append("")
         out += _table(["SERIES", "POINT LABEL", "VOXEL (i, j, k)", "LPS mm", "VALUE", "NOTE"],
                       points)
+    measures = [[_clip(sa.label, 40), _clip(describe_measurement(m), 90)]
+                for sa, m in aset.measurements()]
+    if measures:
+        out.append("")
+        out += _table(["SERIES", "MEASUREMENT"], measures)
     notes = [[_clip(sa.label, 40), _clip(sa.note, 70)] for sa in aset.series if sa.note]
     notes += [[_clip(sa.label, 40), f"{e.label}: {_clip(e.note, 60)}"]
               for sa, e in aset.entries() if e.note]
@@ -119,8 +126,9 @@ def _add_convert(sub: Any) -> None:
         help="Convert a file between the original and the full format.",
         description="Read IN (either format) and write OUT in the chosen format. The original "
         "format holds one label of acquisition-plane slices per series: when a file has more "
-        "(other labels, other planes, points, notes), the label with the most slices is "
-        "written and everything left out is listed, so nothing is dropped silently.",
+        "(other labels, other planes, points, rulers, ROIs, hematoma volumes, notes), the "
+        "label with the most slices is written and everything left out is listed, so nothing "
+        "is dropped silently.",
         epilog="examples:\n"
         "  mprviewer annotations convert marks.json marks-full.json --to full\n"
         "  mprviewer annotations convert marks-full.json marks.json --to original --force",

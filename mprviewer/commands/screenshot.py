@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   mprviewer screenshot ./CT --series 1 -o ct.png --window 400 --level 40 --size 800x600
   mprviewer screenshot ./CT -o bone.png --view 3d --threshold 300 --camera anterior
   mprviewer screenshot ./CT -o marks.png --annotations marks.json
+  mprviewer screenshot ./CT -o mip.png --view axial --slab 10 --slab-mode max
   mprviewer screenshot study.zip --all-series --out-dir shots/
   mprviewer screenshot study.zip --annotations marks.json --marked-slices --out-dir marked/
 
@@ -143,6 +144,28 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     )
     what.add_argument("--camera", choices=CAMERAS, default="iso", help="3D camera (default iso)")
     what.add_argument(
+        "--slab",
+        type=float,
+        default=0.0,
+        metavar="MM",
+        help="thick slab: project MM millimetres centred on each 2D view's slice (default 0, "
+        "a plain slice)",
+    )
+    what.add_argument(
+        "--slab-mode",
+        choices=("max", "min", "mean"),
+        default="max",
+        help="slab projection: max (MIP), min (MinIP) or mean (default max)",
+    )
+    what.add_argument(
+        "--grid",
+        choices=("auto", "patient", "acquisition"),
+        default="auto",
+        help="an oblique series: resliced onto the patient's planes (patient) or on its own "
+        "acquisition grid, where marks are made (acquisition); auto (default) is patient, or "
+        "acquisition with --annotations",
+    )
+    what.add_argument(
         "--annotations",
         metavar="FILE",
         help="annotation JSON (either format): frames and badges on marked slices",
@@ -200,6 +223,11 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--window must be positive, not {args.window:g}"
     if args.all_series and args.series is not None:
         return "--all-series renders every series; leave out --series"
+    if args.grid == "patient" and args.annotations:
+        return ("--annotations draws marks on the acquisition grid, where they were made; "
+                "leave out --grid patient")
+    if not 0 <= args.slab <= 10000:
+        return f"--slab must be 0-10000 mm, not {args.slab:g}"
     return None
 
 
@@ -226,7 +254,13 @@ def _options(args: argparse.Namespace, volume: Any) -> dict[str, Any]:
         "threshold": args.threshold,
         "overlay": args.overlay,
         "crosshair": args.crosshair,
+        "slab": args.slab,
+        "slab_mode": args.slab_mode,
     }
+
+
+def _grid_option(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.grid == "auto" else {"acquisition_grid": args.grid == "acquisition"}
 
 
 def _marks(args: argparse.Namespace, volume: Any, series: Any) -> dict[str, dict[int, list[str]]]:
@@ -252,6 +286,7 @@ def _render_one(args: argparse.Namespace, volume: Any, series: Any, path: Path) 
         size=args.size,
         annotations=_marks(args, volume, series) or None,
         camera=args.camera,
+        **_grid_option(args),
         **_options(args, volume),
     )
 

@@ -1,7 +1,8 @@
 """File menu entries for annotations: export (with a preview), import, DICOM KOS export.
 
 Export shows the JSON exactly as it will be written, in the chosen format, and, for the
-original format, what it cannot hold (other labels, other planes, points, notes), before
+original format, what it cannot hold (other labels, other planes, points, rulers, ROIs,
+hematoma volumes, notes), before
 anything is saved. No file is replaced without asking. Import merges into the open marks as
 one undoable change; a file made for another study or other series says so and asks first.
 """

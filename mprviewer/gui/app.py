@@ -180,6 +180,9 @@ def run(
     from mprviewer.gui.annotation_controller import install_annotations
 
     install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+    from mprviewer.gui.measure_tools import install_measure_tools
+
+    install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
     if size is not None:
         window.resize(*size)
     else:

@@ -7,13 +7,16 @@ Original (one label per series, slice numbers of the acquired images)::
 Full (``"format": "mprviewer-annotations"``, ``"version": 1``): study UID, reader, timestamps,
 and per series its UID and name, entries (label, plane, slices as a list and as range text,
 SOP instance UIDs and positions for the acquisition plane), point picks and notes. It is
-validated against ``schema/annotations-v1.schema.json``.
+validated against ``schema/annotations-v1.schema.json``. Version 2
+(``schema/annotations-v2.schema.json``) adds measurements per series: rulers, circular ROIs
+with their statistics and ABC/2 hematoma volumes. A set without measurements is still written
+as version 1, so older readers keep reading it; both versions are read.
 
 Exporting to the original format can lose information (several labels, other planes, points,
-notes). ``ExportReport`` says exactly what went into the file and what did not; nothing is
-left out without saying so. The rule: per series, the acquisition-plane slices of the label
-with the most marked slices are written; every other entry, the points and the notes are
-listed as not written.
+measurements, notes). ``ExportReport`` says exactly what went into the file and what did not;
+nothing is left out without saying so. The rule: per series, the acquisition-plane slices of
+the label with the most marked slices are written; every other entry, the points, the
+measurements and the notes are listed as not written.
 
 Reading is defensive: a size cap before reading, no NaN/Infinity, no huge numbers, a depth
 and size limit, duplicate keys refused, schema validation, and every problem is an
@@ -44,6 +47,9 @@ from mprviewer.model.annotations import (
     SeriesRef,
     new_id,
 )
+from mprviewer.model.measurements import describe as describe_measurement
+from mprviewer.model.measurements import from_json as measurement_from_json
+from mprviewer.model.measurements import to_json as measurement_to_json
 from mprviewer.model.slice_ranges import (
     SliceBudget,
     normalize_slices,
@@ -53,12 +59,16 @@ from mprviewer.model.slice_ranges import (
 )
 
 FORMAT_NAME = "mprviewer-annotations"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # written when a set holds no measurements (readable by older versions)
+MEASUREMENTS_VERSION = 2  # written when it does
+VERSIONS = (FORMAT_VERSION, MEASUREMENTS_VERSION)
 FORMATS = ("full", "original")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 12
 MAX_VALUES = 2_000_000
 SCHEMA_PATH = Path(__file__).with_name("schema") / "annotations-v1.schema.json"
+SCHEMA_V2_PATH = Path(__file__).with_name("schema") / "annotations-v2.schema.json"
+MEASUREMENT_KINDS = ("rulers", "rois", "hematomas")
 
 
 # -- reading JSON safely --------------------------------------------------------------------
@@ -178,9 +188,10 @@ def _detect(doc: Any, name: str) -> str:
         if doc.get("format") != FORMAT_NAME:
             raise _fail(name, f"has format {str(doc.get('format'))[:60]!r}, expected "
                         f"{FORMAT_NAME!r}", "$.format")
-        if doc.get("version") != FORMAT_VERSION:
-            raise _fail(name, f"is version {str(doc.get('version'))[:20]}; this program reads "
-                        f"version {FORMAT_VERSION} (a newer mprviewer may read it)", "$.version")
+        version = doc.get("version")
+        if type(version) is not int or version not in VERSIONS:
+            raise _fail(name, f"is version {str(version)[:20]}; this program reads "
+                        "versions 1 and 2 (a newer mprviewer may read it)", "$.version")
         return "full"
     for key, value in doc.items():
         if not isinstance(value, dict) or "Slices" not in value:
@@ -194,18 +205,21 @@ def _detect(doc: Any, name: str) -> str:
 
 
 # -- from documents -------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+@lru_cache(maxsize=2)
+def _validator(version: int = FORMAT_VERSION) -> Any:
     import jsonschema
 
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    path = SCHEMA_V2_PATH if version == MEASUREMENTS_VERSION else SCHEMA_PATH
+    schema = json.loads(path.read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
 
 def _first_schema_error(doc: Any) -> tuple[str, str] | None:
     import jsonschema
 
-    errors = list(_validator().iter_errors(doc))
+    version = doc.get("version") if isinstance(doc, dict) else None
+    errors = list(_validator(version if version in VERSIONS else FORMAT_VERSION)
+                  .iter_errors(doc))
     if not errors:
         return None
     err = jsonschema.exceptions.best_match(errors)
@@ -308,6 +322,18 @@ def _from_full(doc: dict[str, Any], source: str, budget: SliceBudget) -> Annotat
                 plane=p.get("plane", ""),
                 created=p.get("created", ""),
             ))
+        measures: dict[str, list[Any]] = {}
+        for kind in MEASUREMENT_KINDS:
+            measures[kind] = []
+            for n, obj in enumerate(s.get(kind, [])):
+                item_id = obj.get("id") or new_id()
+                if item_id in ids:
+                    item_id = new_id()
+                ids.add(item_id)
+                try:
+                    measures[kind].append(measurement_from_json(kind, obj, item_id))
+                except AnnotationError as exc:
+                    raise _fail(source, str(exc), f"{where}.{kind}[{n}]") from None
         sa = SeriesAnnotations(
             uid=s["uid"],
             name=s["name"],
@@ -316,6 +342,7 @@ def _from_full(doc: dict[str, Any], source: str, budget: SliceBudget) -> Annotat
             entries=tuple(entries),
             points=tuple(points),
             note=s.get("note", ""),
+            **{k: tuple(v) for k, v in measures.items()},
         )
         if sa.key in keys:
             raise _fail(source, f"series {sa.label!r} appears twice", where)
@@ -470,7 +497,8 @@ class ExportReport:
         lines += [f"  {w}" for w in self.written] or ["  (nothing marked)"]
         if self.not_written:
             lines.append("Not written (the original format holds one label of acquisition-plane "
-                         "slices per series; use the full format to keep everything):")
+                         "slices per series, no points, rulers, ROIs or hematoma volumes; use "
+                         "the full format to keep everything):")
             lines += [f"  {n}" for n in self.not_written]
         return "\n".join(lines)
 
@@ -518,14 +546,19 @@ def _full_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportReport]:
             s["note"] = sa.note
         s["entries"] = entries
         s["points"] = points
+        for kind in MEASUREMENT_KINDS:
+            if getattr(sa, kind):
+                s[kind] = [measurement_to_json(m) for m in getattr(sa, kind)]
         series.append(s)
         parts = [f"{e.label}, {e.plane} {e.ranges}" for e in sa.entries]
         if sa.points:
             parts.append(f"{len(sa.points)} point{'s' if len(sa.points) > 1 else ''}")
+        parts += [describe_measurement(m) for m in sa.measurements]
         report.written.append(f"{sa.label}: " + ("; ".join(parts) or "note only"))
+    measured = any(sa.measurements for sa in aset.series)
     doc = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": MEASUREMENTS_VERSION if measured else FORMAT_VERSION,
         "application": f"mprviewer {__version__}",
         "study_uid": aset.study_uid,
         "reader": aset.reader,
@@ -563,6 +596,8 @@ def _original_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportRepor
             report.not_written.append(f"{sa.label}: {e.label}, {e.plane} {e.ranges} - {why}")
         for p in sa.points:
             report.not_written.append(f"{sa.label}: point {p.label} at voxel {p.voxel}")
+        for m in sa.measurements:
+            report.not_written.append(f"{sa.label}: {describe_measurement(m)}")
         if sa.note:
             report.not_written.append(f"{sa.label}: note {sa.note[:60]!r}")
     return doc, report

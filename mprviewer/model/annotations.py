@@ -23,6 +23,15 @@ from typing import Any
 
 from mprviewer.errors import AnnotationError
 from mprviewer.model.events import Signal
+from mprviewer.model.measurements import (
+    Hematoma,
+    Measurement,
+    Roi,
+    Ruler,
+    make_hematoma,
+    make_roi,
+    make_ruler,
+)
 from mprviewer.model.slice_ranges import format_slices, normalize_slices
 
 PLANES: tuple[str, str, str] = ("axial", "coronal", "sagittal")
@@ -217,6 +226,9 @@ class SeriesAnnotations:
     entries: tuple[Entry, ...] = ()
     points: tuple[Point, ...] = ()
     note: str = ""
+    rulers: tuple[Ruler, ...] = ()
+    rois: tuple[Roi, ...] = ()
+    hematomas: tuple[Hematoma, ...] = ()
 
     @property
     def key(self) -> str:
@@ -228,7 +240,36 @@ class SeriesAnnotations:
 
     @property
     def is_empty(self) -> bool:
-        return not self.entries and not self.points and not self.note
+        return not self.entries and not self.points and not self.note and not self.measurements
+
+    @property
+    def measurements(self) -> tuple[Measurement, ...]:
+        """Rulers, ROIs and hematoma volumes, in that order."""
+        return (*self.rulers, *self.rois, *self.hematomas)
+
+    @property
+    def items(self) -> tuple[Entry | Point | Measurement, ...]:
+        return (*self.entries, *self.points, *self.measurements)
+
+    def without(self, item_id: str) -> SeriesAnnotations:
+        """This series with the entry, point or measurement ``item_id`` removed."""
+        return replace(
+            self,
+            entries=tuple(e for e in self.entries if e.id != item_id),
+            points=tuple(p for p in self.points if p.id != item_id),
+            rulers=tuple(r for r in self.rulers if r.id != item_id),
+            rois=tuple(r for r in self.rois if r.id != item_id),
+            hematomas=tuple(h for h in self.hematomas if h.id != item_id),
+        )
+
+    def with_item_changed(self, item_id: str, **changes: Any) -> SeriesAnnotations:
+        """This series with fields of the point or measurement ``item_id`` replaced."""
+
+        def fix(items: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(replace(it, **changes) if it.id == item_id else it for it in items)
+
+        return replace(self, points=fix(self.points), rulers=fix(self.rulers),
+                       rois=fix(self.rois), hematomas=fix(self.hematomas))
 
     def entry(self, label: str, plane: str) -> Entry | None:
         for e in self.entries:
@@ -237,7 +278,7 @@ class SeriesAnnotations:
         return None
 
 
-Item = Entry | Point
+Item = Entry | Point | Ruler | Roi | Hematoma
 
 
 @dataclass(frozen=True)
@@ -405,6 +446,15 @@ def _reconcile_series(
     )
 
 
+def _same_measurement(a: Measurement, b: Measurement) -> bool:
+    """Two measurements at the same place with the same label (an import of the same file)."""
+    if a.id == b.id:
+        return True
+    keep = ("id", "created", "note")
+    return type(a) is type(b) and replace(a, **dict.fromkeys(keep, "")) == replace(
+        b, **dict.fromkeys(keep, ""))
+
+
 # -- the set --------------------------------------------------------------------------------
 class AnnotationSet:
     """The marks of one study, with undo/redo and a ``changed`` signal after every change."""
@@ -474,11 +524,15 @@ class AnnotationSet:
     def points(self) -> list[tuple[SeriesAnnotations, Point]]:
         return [(sa, p) for sa in self._state.series.values() for p in sa.points]
 
+    def measurements(self) -> list[tuple[SeriesAnnotations, Measurement]]:
+        """Every ruler, ROI and hematoma volume with its series."""
+        return [(sa, m) for sa in self._state.series.values() for m in sa.measurements]
+
     def find(self, item: Item | str) -> tuple[SeriesAnnotations, Item]:
         """The series holding an entry or point (given as object or id), and its current form."""
         item_id = item if isinstance(item, str) else item.id
         for sa in self._state.series.values():
-            for it in (*sa.entries, *sa.points):
+            for it in sa.items:
                 if it.id == item_id:
                     return sa, it
         raise AnnotationError(f"no annotation with id {item_id!r} (it may have been deleted).")
@@ -790,6 +844,64 @@ class AnnotationSet:
         self._commit(f"add point {vox}", series=table)
         return point
 
+    def _add_measurement(self, ref: SeriesRef | str, kind: str, item: Measurement,
+                         description: str) -> None:
+        ref = self._as_ref(ref)
+        table, key, sa = self._series_table_for(ref)
+        table[key] = replace(sa, **{kind: (*getattr(sa, kind), item)})
+        self._commit(description, series=table)
+
+    def add_ruler(
+        self,
+        ref: SeriesRef | str,
+        a_lps: Iterable[float],
+        b_lps: Iterable[float],
+        plane: str,
+        slice_index: int,
+        label: str | None = "Ruler",
+        note: str = "",
+    ) -> Ruler:
+        """Store a ruler drawn on slice ``slice_index`` of ``plane`` (end points in LPS mm)."""
+        ruler = make_ruler(new_id(), a_lps, b_lps, _check_plane(plane), slice_index,
+                           _check_label(label or "Ruler"), _check_note(note), utc_now())
+        self._add_measurement(ref, "rulers", ruler, f"ruler {ruler.length_mm:.1f} mm")
+        return ruler
+
+    def add_roi(
+        self,
+        ref: SeriesRef | str,
+        center_lps: Iterable[float],
+        radius_mm: float,
+        plane: str,
+        slice_index: int,
+        stats: Any = None,
+        units: str = "",
+        label: str | None = "ROI",
+        note: str = "",
+    ) -> Roi:
+        """Store a circular ROI and the statistics shown for it (``mprviewer.measure``)."""
+        roi = make_roi(new_id(), center_lps, radius_mm, _check_plane(plane), slice_index, stats,
+                       units, _check_label(label or "ROI"), _check_note(note), utc_now())
+        self._add_measurement(ref, "rois", roi, f"ROI r {roi.radius_mm:.1f} mm")
+        return roi
+
+    def add_hematoma(
+        self,
+        ref: SeriesRef | str,
+        a_mm: float,
+        b_mm: float,
+        c_mm: float,
+        slices: tuple[int, int] | None = None,
+        ruler_ids: Iterable[str] = (),
+        label: str | None = "Hematoma",
+        note: str = "",
+    ) -> Hematoma:
+        """Store an ABC/2 hematoma volume from its three diameters in mm."""
+        item = make_hematoma(new_id(), a_mm, b_mm, c_mm, slices, ruler_ids,
+                             _check_label(label or "Hematoma"), _check_note(note), utc_now())
+        self._add_measurement(ref, "hematomas", item, f"hematoma {item.volume_ml:.1f} mL")
+        return item
+
     def _replace_item(self, item: Item | str, make: Any, description: str) -> None:
         sa, current = self.find(item)
         table = dict(self._state.series)
@@ -802,9 +914,8 @@ class AnnotationSet:
 
         def make(sa: SeriesAnnotations, cur: Item) -> SeriesAnnotations:
             now = utc_now()
-            if isinstance(cur, Point):
-                return replace(sa, points=tuple(
-                    replace(p, label=label) if p.id == cur.id else p for p in sa.points))
+            if not isinstance(cur, Entry):
+                return sa.with_item_changed(cur.id, label=label)
             other = sa.entry(label, cur.plane)
             if other is not None and other.id != cur.id:
                 merged = _merge_entries(other, cur, now)
@@ -820,11 +931,7 @@ class AnnotationSet:
         """Remove an entry or a point."""
 
         def make(sa: SeriesAnnotations, cur: Item) -> SeriesAnnotations:
-            return replace(
-                sa,
-                entries=tuple(e for e in sa.entries if e.id != cur.id),
-                points=tuple(p for p in sa.points if p.id != cur.id),
-            )
+            return sa.without(cur.id)
 
         self._replace_item(item, make, "delete")
 
@@ -835,19 +942,18 @@ class AnnotationSet:
         if target is None:
             self._commit("note", note=note)
             return
-        if isinstance(target, (Entry, Point)) or (
+        if isinstance(target, (Entry, Point, Ruler, Roi, Hematoma)) or (
             isinstance(target, str) and target not in self._state.series
-            and any(it.id == target for sa in self.series for it in (*sa.entries, *sa.points))
+            and any(it.id == target for sa in self.series for it in sa.items)
         ):
             now = utc_now()
 
             def make(sa: SeriesAnnotations, cur: Item) -> SeriesAnnotations:
+                sa = sa.with_item_changed(cur.id, note=note)
                 return replace(
                     sa,
                     entries=tuple(replace(e, note=note, modified=now) if e.id == cur.id else e
                                   for e in sa.entries),
-                    points=tuple(replace(p, note=note) if p.id == cur.id else p
-                                 for p in sa.points),
                 )
 
             self._replace_item(target, make, "note")  # type: ignore[arg-type]
@@ -913,8 +1019,8 @@ class AnnotationSet:
             )
         now = utc_now()
         table = dict(self._state.series)
-        used_ids = {it.id for sa in table.values() for it in (*sa.entries, *sa.points)}
-        n_entries = n_points = 0
+        used_ids = {it.id for sa in table.values() for it in sa.items}
+        n_entries = n_points = n_measures = 0
         for osa in other.series:
             key = self._find_key(table, osa.uid, osa.name)
             if key is None:
@@ -953,7 +1059,17 @@ class AnnotationSet:
                 points.append(op if op.id not in used_ids else replace(op, id=new_id()))
                 used_ids.add(points[-1].id)
                 n_points += 1
-            table[key] = replace(sa, entries=tuple(entries), points=tuple(points))
+            kinds: dict[str, list[Any]] = {
+                "rulers": list(sa.rulers), "rois": list(sa.rois), "hematomas": list(sa.hematomas)}
+            for name, have in kinds.items():
+                for om in getattr(osa, name):
+                    if any(_same_measurement(m, om) for m in have):
+                        continue
+                    have.append(om if om.id not in used_ids else replace(om, id=new_id()))
+                    used_ids.add(have[-1].id)
+                    n_measures += 1
+            table[key] = replace(sa, entries=tuple(entries), points=tuple(points),
+                                 **{k: tuple(v) for k, v in kinds.items()})
         note = _join_notes(self.note, other.note)
         self._commit(
             "import",
@@ -962,8 +1078,11 @@ class AnnotationSet:
             study_uid=self.study_uid or other.study_uid,
             reader=self.reader or other.reader,
         )
+        measures = (f", {n_measures} measurement{'' if n_measures == 1 else 's'}"
+                    if n_measures else "")
         return (f"merged {n_entries} slice entr{'y' if n_entries == 1 else 'ies'} and "
-                f"{n_points} point{'' if n_points == 1 else 's'} from {len(other.series)} series.")
+                f"{n_points} point{'' if n_points == 1 else 's'}{measures} from "
+                f"{len(other.series)} series.")
 
     # -- other writers of the same sidecar ----------------------------------------------------
     def snapshot(self) -> AnnotationSet:
@@ -991,7 +1110,8 @@ class AnnotationSet:
                 if sa is None:
                     if tsa is None:
                         continue  # gone on both sides
-                    sa = replace(tsa, entries=(), points=(), note="")
+                    sa = replace(tsa, entries=(), points=(), rulers=(), rois=(), hematomas=(),
+                                 note="")
                     key = sa.key
                 new = _absorb_series(sa, bsa, tsa, utc_now(), counts if tally else None)
                 if new.is_empty and (key not in table or tsa is None):
@@ -1053,7 +1173,7 @@ def _absorb_series(
         if added and te is not None:
             incoming = _restricted(te, added)
             if current is None:
-                used = {e.id for e in entries} | {p.id for p in sa.points}
+                used = {it.id for it in sa.items}
                 current = incoming if incoming.id not in used else replace(incoming, id=new_id())
             else:
                 current = _merge_entries(current, incoming, now)
@@ -1069,18 +1189,22 @@ def _absorb_series(
                 entries[i] = current
         elif i is not None:
             del entries[i]
-    base_points = {p.id for p in bsa.points} if bsa is not None else set()
-    their_points = {p.id: p for p in tsa.points} if tsa is not None else {}
-    points = [p for p in sa.points if not (p.id in base_points and p.id not in their_points)]
-    have = {p.id for p in points}
-    for pid, p in their_points.items():
-        if pid not in base_points and pid not in have:
-            points.append(p)
-            if counts is not None:
-                counts["added"] += 1
+    kept: dict[str, tuple[Any, ...]] = {}
+    for kind in ("points", "rulers", "rois", "hematomas"):  # items kept by their id
+        base_ids = {it.id for it in getattr(bsa, kind)} if bsa is not None else set()
+        theirs = {it.id: it for it in getattr(tsa, kind)} if tsa is not None else {}
+        items = [it for it in getattr(sa, kind)
+                 if not (it.id in base_ids and it.id not in theirs)]
+        have = {it.id for it in items}
+        for item_id, item in theirs.items():
+            if item_id not in base_ids and item_id not in have:
+                items.append(item)
+                if counts is not None:
+                    counts["added"] += 1
+        kept[kind] = tuple(items)
     base_note = bsa.note if bsa is not None else ""
     their_note = tsa.note if tsa is not None else ""
     note = sa.note
     if their_note != base_note:
         note = their_note if note == base_note else _join_notes(note, their_note)
-    return replace(sa, entries=tuple(entries), points=tuple(points), note=note)
+    return replace(sa, entries=tuple(entries), note=note, **kept)

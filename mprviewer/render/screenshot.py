@@ -152,6 +152,9 @@ class _Shot:
         slices: Mapping[str, int] | None,
         grid: DisplayGrid | None = None,
         crosshair: bool = True,
+        slab: float = 0.0,
+        slab_mode: str = "max",
+        info: str = "",
     ) -> None:
         from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
@@ -161,6 +164,9 @@ class _Shot:
 
         if view not in _LAYOUT:
             raise ValueError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
+        from mprviewer.render.slice_scene import check_slab
+
+        check_slab(slab, slab_mode)
         if camera not in CAMERA_NAMES:
             raise ValueError(f"unknown camera {camera!r}; choose one of: {', '.join(CAMERA_NAMES)}")
         width, height = (int(v) for v in size)
@@ -189,6 +195,10 @@ class _Shot:
             else:
                 scene = SliceScene(self.plotter, self.store, self.state, name)
                 scene.crosshair.actor.SetVisibility(bool(crosshair))
+                if slab:
+                    scene.set_slab(slab, slab_mode)
+                if info:
+                    scene.set_extra_info(info)
                 if marks.get(name):
                     scene.set_marked(marks[name])
             self.scenes.append(scene)
@@ -219,6 +229,9 @@ def screenshot(
     camera: str = "iso",
     overlay: bool = False,
     crosshair: bool = True,
+    slab: float = 0.0,
+    slab_mode: str = "max",
+    acquisition_grid: bool | None = None,
 ) -> np.ndarray:
     """Render views of a Volume off screen; returns an (height, width, 3) uint8 RGB array.
 
@@ -230,12 +243,31 @@ def screenshot(
     ``annotations``: an annotation file path, an AnnotationSet, or {plane: {slice: [labels]}},
     drawn as frames/badges on marked slices and slabs in 3D. ``camera``: 3D camera preset.
     ``crosshair``: draw where the other planes cut each 2D view.
+    ``slab``: thickness in mm of a slab centred on each 2D view's slice, shown as its
+    ``slab_mode`` ("max" = MIP, "min" = MinIP, "mean") intensity; 0 shows plain slices.
+    ``acquisition_grid``: an oblique acquisition (more than 1° off the patient's axes) is
+    shown resliced onto the patient's planes unless this is True; None (the default) means
+    resliced, except with ``annotations``, whose marks belong to the acquisition grid.
+    The corner text of an oblique series says "oblique N°" either way.
     """
     from mprviewer.render.offscreen import prepare_offscreen
+    from mprviewer.render.reslice import OBLIQUE_DEG, obliquity, obliquity_text
 
     prepare_offscreen()
+    degrees = obliquity(volume)
+    use_acquisition = annotations is not None if acquisition_grid is None else acquisition_grid
+    resliced = degrees > OBLIQUE_DEG and not use_acquisition
+    if resliced and annotations is not None:
+        raise ValueError(
+            f"the series is {degrees:.0f}° oblique and its marks belong to its acquisition "
+            "grid; show them with acquisition_grid=True"
+        )
+    marks = resolve_marks(annotations, volume, DisplayGrid.for_volume(volume))
+    if resliced:
+        from mprviewer.render.reslice import patient_aligned
+
+        volume = patient_aligned(volume)
     grid = DisplayGrid.for_volume(volume)
-    marks = resolve_marks(annotations, volume, grid)
     shot = _Shot(
         volume,
         view,
@@ -250,6 +282,9 @@ def screenshot(
         slices,
         grid,
         crosshair,
+        slab,
+        slab_mode,
+        obliquity_text(degrees, resliced),
     )
     try:
         return shot.image()
@@ -284,11 +319,16 @@ def marked_slice_images(
     size: tuple[int, int] = (800, 800),
     **kwargs: Any,
 ) -> Iterator[tuple[str, int, np.ndarray]]:
-    """(plane, slice, image) for every marked slice, one plotter per plane stepped through."""
+    """(plane, slice, image) for every marked slice, one plotter per plane stepped through.
+
+    Always on the acquisition grid, where the marks were made (an oblique series says so in
+    the corner text)."""
     from mprviewer.render.offscreen import prepare_offscreen
+    from mprviewer.render.reslice import obliquity, obliquity_text
 
     prepare_offscreen()
     grid = DisplayGrid.for_volume(volume)
+    info = obliquity_text(obliquity(volume), resliced=False)
     for plane in PLANES:
         indices = sorted(i for i in marks.get(plane, {}) if 0 <= i < grid.plane_size(plane))
         if not indices:
@@ -307,6 +347,9 @@ def marked_slice_images(
             {plane: indices[0]},
             grid,
             kwargs.get("crosshair", True),
+            kwargs.get("slab", 0.0),
+            kwargs.get("slab_mode", "max"),
+            info,
         )
         try:
             for index in indices:
