@@ -144,3 +144,19 @@ def test_the_lock_timeout_error_is_an_annotation_error(tmp_path):
     path = tmp_path / "s.json"
     with locked(path), pytest.raises(AnnotationError, match="is locked"), locked(path, 0.05):
         pass
+
+
+def test_measurements_of_two_windows_both_survive_and_deletions_hold(tmp_path):
+    path = tmp_path / "annotations-1.2.3.json"
+    ref, (a, _saver_a), (b, _saver_b) = two_windows(path)
+    ruler = a.add_ruler(ref, (0, 0, 5), (30, 40, 5), "axial", 2)
+    b.add_ruler(ref, (0, 0, 10), (3, 4, 10), "axial", 4)
+    b.mark(ref, "axial", [4], "Bleed")
+    on_disk = load_sidecar(path).aset
+    lengths = sorted(round(m.length_mm, 3) for _sa, m in on_disk.measurements())
+    assert lengths == [5.0, 50.0]
+    b.delete(b.find(ruler.id)[1])  # b removes a's ruler; a, saving next, must not revive it
+    a.mark(ref, "axial", [5], "Bleed")
+    on_disk = load_sidecar(path).aset
+    assert [round(m.length_mm, 3) for _sa, m in on_disk.measurements()] == [5.0]
+    assert on_disk.slices_for(ref.uid, ref.name, "axial") == [4, 5]
