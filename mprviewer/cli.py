@@ -89,11 +89,16 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     module = importlib.import_module(f"mprviewer.commands.{args.command}")
     from mprviewer.errors import MprviewerError
+    from mprviewer.io.tempfiles import install_signal_cleanup
+
+    install_signal_cleanup()  # SIGTERM/SIGHUP mid-download leave no temporary folders
 
     try:
         return int(module.run(args) or 0)
     except MprviewerError as exc:
-        print(f"mprviewer: {exc}", file=sys.stderr)
+        from mprviewer.io.remote import strip_credentials
+
+        print(f"mprviewer: {strip_credentials(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except OSError as exc:  # a file or folder the command needs cannot be written or read
         where = f"{exc.filename}: " if exc.filename else ""

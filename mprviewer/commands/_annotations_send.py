@@ -134,7 +134,7 @@ def build_kos_from_json(
         study.close()
     if not refs:
         raise AnnotationError(
-            f"none of the series marked in {path} is in the study {source}; name the right "
+            f"none of the series marked in {path} is in the study {_shown(source)}; name the right "
             "study with --study SOURCE"
         )
     matched = read_annotation_file(path, refs, allow_unknown_series=True)
@@ -187,3 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _shown(source: object) -> object:
+    """A study source as messages show it (a URL without its credentials)."""
+    from mprviewer.io.remote import url_label
+
+    return url_label(source) if isinstance(source, str) else source

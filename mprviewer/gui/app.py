@@ -238,5 +238,10 @@ def run(
         window.runner.cancelled.connect(lambda: fail("loading was cancelled"))
 
     window.show()
+    # Python runs its signal handlers (SIGTERM/SIGHUP: remove temporary folders) only when it
+    # gets control; a timer hands it control while the Qt event loop waits.
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(500)
     app.exec_()
     return outcome["code"]

@@ -567,11 +567,15 @@ class MainWindow(QMainWindow):
     def _on_load_failed(self, exc: BaseException) -> None:
         if self._closed:
             return
+        from mprviewer.io.remote import strip_credentials
+
         if isinstance(exc, MprviewerError):
-            message, details = str(exc), ""
+            message, details = strip_credentials(str(exc)), ""
         else:  # a bug, not a user error: say so and keep the traceback for a report
-            message = f"Unexpected error while loading: {type(exc).__name__}: {exc}"
-            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            message = strip_credentials(
+                f"Unexpected error while loading: {type(exc).__name__}: {exc}")
+            details = strip_credentials(
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         log.warning("load failed: %s", message)
         self._restore_series_table()
         keep = "The previous study stays open." if self.volume is not None else ""

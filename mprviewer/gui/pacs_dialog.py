@@ -336,9 +336,10 @@ class PacsDialog(QDialog):
         self.search_button.setEnabled(True)
         self._update_buttons()
         from mprviewer.errors import MprviewerError
+        from mprviewer.io.remote import strip_credentials
 
         text = str(exc) if isinstance(exc, MprviewerError) else f"Unexpected error: {exc!r}"
-        self._set_status(text, error=True)
+        self._set_status(strip_credentials(text), error=True)
 
     def done(self, result: int) -> None:
         self.searcher.shutdown()
@@ -361,6 +362,7 @@ def send_to_pacs(parent: QWidget | None, datasets: list[Any], server_spec: str =
     """
     from PyQt5.QtWidgets import QApplication, QInputDialog
 
+    from mprviewer.io.remote import strip_credentials, url_label
     from mprviewer.pacs import PacsError, saved_servers, send_datasets
 
     try:
@@ -378,8 +380,9 @@ def send_to_pacs(parent: QWidget | None, datasets: list[Any], server_spec: str =
         count = send_datasets(server_spec, datasets)
     except PacsError as exc:
         QApplication.restoreOverrideCursor()
-        QMessageBox.warning(parent, "Send to PACS", str(exc))
+        QMessageBox.warning(parent, "Send to PACS", strip_credentials(str(exc)))
         return False
     QApplication.restoreOverrideCursor()
-    QMessageBox.information(parent, "Send to PACS", f"Stored {count} object(s) on {server_spec}.")
+    QMessageBox.information(parent, "Send to PACS",
+                            f"Stored {count} object(s) on {url_label(server_spec)}.")
     return True

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mprviewer.errors import LoadCancelled, SourceError
+from mprviewer.io.credentials import url_label
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
+from mprviewer.io.safe_paths import child_path
 from mprviewer.io.sources import sniff_bytes
 from mprviewer.io.tempfiles import make_temp_dir
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some, track_sockets
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 4096  # enough for the magic numbers and a web page's title
@@ -40,7 +43,7 @@ Progress = Callable[[int, int], None]
 def redact(url: str) -> str:
     """The URL as messages show it: no user name or password, no query, no fragment."""
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(url_label(url))
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
@@ -272,8 +275,20 @@ def _content_problem(head: bytes, content_type: str) -> str | None:
             f"(it starts with {head[:8]!r}); check the link")
 
 
+def _read_error(exc: Exception, shown: str, limits: Limits, done: int, total: int) -> SourceError:
+    """The message for a connection that failed in the middle of the body."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if "timeout" in text or "timed out" in text:
+        return SourceError(f"{shown}: the server stopped sending for "
+                           f"{limits.read_timeout:g} s; try again later")
+    if total and done < total:
+        return SourceError(f"{shown}: the download ended early ({describe_size(done)} of "
+                           f"{describe_size(total)}); try again")
+    return SourceError(f"{shown}: the connection broke off during the download; try again")
+
+
 def _save(response: Any, folder: Path, shown: str, limits: Limits,
-          progress: Progress | None, cancel: threading.Event | None) -> Path:
+          progress: Progress | None, transfer: Transfer) -> Path:
     length_text = response.headers.get("Content-Length", "")
     total = int(length_text) if length_text.isdigit() else 0
     if total > limits.max_download_bytes:
@@ -284,41 +299,28 @@ def _save(response: Any, folder: Path, shown: str, limits: Limits,
     if total and total + limits.min_free_disk_bytes > free:
         raise SourceError(f"{shown}: not enough free disk space for {describe_size(total)} in "
                           f"{folder.parent} ({describe_size(free)} free)")
-    path = folder / _file_name(response, response.url or shown)
+    path = child_path(folder, _file_name(response, response.url or shown))
     done = 0
     checked_at = 0
     head = b""
     if progress:
         progress(0, total)
-    import requests
-
-    chunks = response.iter_content(CHUNK)
-    with open(path, "wb") as out:
+    with transfer.stream(hang_up_response(response)) as stream, open(path, "wb") as out:
         while True:
             try:
-                chunk = next(chunks, None)
-            except requests.exceptions.ChunkedEncodingError:
-                if total and done < total:
-                    raise SourceError(f"{shown}: the download ended early "
-                                      f"({describe_size(done)} of {describe_size(total)}); "
-                                      f"try again") from None
-                raise
-            if chunk is None:
-                break
-            if cancel is not None and cancel.is_set():
-                raise LoadCancelled(f"{shown}: the download was cancelled")
+                chunk = read_some(response, CHUNK)
+            except Exception as exc:
+                transfer.check()  # the watchdog's reason (cancel, too slow, cap) comes first
+                raise _read_error(exc, shown, limits, done, total) from None
             if not chunk:
-                continue
+                transfer.check()
+                break
+            transfer.add(len(chunk), stream)
             if len(head) < SNIFF_BYTES:
                 head += chunk[: SNIFF_BYTES - len(head)]
                 if len(head) >= SNIFF_BYTES:
                     _raise_if_wrong_content(head, response, shown)
             done += len(chunk)
-            if done > limits.max_download_bytes:
-                raise LimitExceeded(
-                    f"{shown}: the download went past the limit of "
-                    f"{describe_size(limits.max_download_bytes)} and was stopped. "
-                    f"{cap_hint('max_download_bytes')}")
             if done - checked_at >= DISK_CHECK_EVERY:
                 checked_at = done
                 if shutil.disk_usage(folder).free < limits.min_free_disk_bytes:
@@ -366,6 +368,7 @@ def download(
     folder, cleanup = make_temp_dir("download")
     try:
         with requests.Session() as session:
+            session.hang_up = track_sockets(session)
             session.max_redirects = limits.max_redirects
             session.headers.update({"User-Agent": "mprviewer", "Accept-Encoding": "identity"})
             response = _get(session, first, shown, limits, cancel)
@@ -373,7 +376,7 @@ def download(
                 if not drive_id or not _is_html(response):
                     break
                 try:
-                    page = _read_text(response)
+                    page = _read_text(response, Transfer(shown, limits, cancel))
                 except requests.exceptions.RequestException as exc:
                     raise _request_error(exc, shown, limits) from None
                 next_url = _drive_next_url(page, response.url, session.cookies, drive_id)
@@ -381,7 +384,8 @@ def download(
                     raise SourceError(_drive_page_problem(page, response.url, shown))
                 response = _get(session, next_url, shown, limits, cancel)
             try:
-                path = _save(response, folder, shown, limits, progress, cancel)
+                path = _save(response, folder, shown, limits, progress,
+                             Transfer(shown, limits, cancel))
             except requests.exceptions.RequestException as exc:
                 raise _request_error(exc, shown, limits) from None
             finally:
@@ -401,11 +405,18 @@ def _get(session: Any, url: str, shown: str, limits: Limits,
 
     if cancel is not None and cancel.is_set():
         raise LoadCancelled(f"{shown}: the download was cancelled")
+    waiting = Transfer(shown, limits, cancel)
     try:
-        response = session.get(url, stream=True,
-                               timeout=(limits.connect_timeout, limits.read_timeout))
+        # until the headers arrive only Cancel and the timeouts apply, not the rate
+        with waiting.stream(session.hang_up, check_rate=False):
+            response = session.get(url, stream=True,
+                                   timeout=(limits.connect_timeout, limits.read_timeout))
     except requests.exceptions.RequestException as exc:
+        waiting.check()
         raise _request_error(exc, shown, limits) from None
+    if waiting.stopped is not None or (cancel is not None and cancel.is_set()):
+        response.close()  # cancelled as the headers came in: hang up all the same
+        waiting.check()
     if response.status_code >= 400:
         response.close()
         raise SourceError(f"{shown}: {_http_reason(response.status_code)}")
@@ -421,14 +432,23 @@ def _is_html(response: Any) -> bool:
             and "attachment" not in response.headers.get("Content-Disposition", "").lower())
 
 
-def _read_text(response: Any) -> str:
-    data = b""
-    for chunk in response.iter_content(CHUNK):
-        data += chunk
-        if len(data) > HTML_LIMIT:
-            break
+def _read_text(response: Any, transfer: Transfer) -> str:
+    """At most ``HTML_LIMIT`` of a web page, under the same rate and cancel rules."""
+    data = bytearray()
+    with transfer.stream(hang_up_response(response)) as stream:
+        while len(data) <= HTML_LIMIT:
+            try:
+                chunk = read_some(response, CHUNK)
+            except Exception as exc:
+                transfer.check()
+                raise _read_error(exc, transfer.shown, transfer.limits, 0, 0) from None
+            if not chunk:
+                transfer.check()
+                break
+            transfer.add(len(chunk), stream)
+            data += chunk
     response.close()
-    return data.decode(response.encoding or "utf-8", "replace")
+    return bytes(data).decode(response.encoding or "utf-8", "replace")
 
 
 def _drive_page_problem(page: str, url: str, shown: str) -> str:

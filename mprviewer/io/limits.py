@@ -46,6 +46,12 @@ class Limits:
     connect_timeout: float = 15.0  # seconds to establish a connection
     read_timeout: float = 60.0  # seconds the server may stay silent
     max_redirects: int = 10
+    # An answer read whole into memory (a DICOMweb search result, not a retrieval).
+    max_answer_bytes: float = 256 * MIB
+    # A download slower than this many bytes a second, averaged over the window, is stopped
+    # (a read timeout only sees silence, not a server that trickles a byte a second).
+    min_download_rate: float = 1 * KIB
+    min_rate_window: float = 30.0  # seconds
     # Temporary files (downloads, large nested zips) never take the last bytes of a disk.
     min_free_disk_bytes: float = 1 * GIB
 
@@ -71,9 +77,11 @@ def env_name(field_name: str) -> str:
 
 def _parse(field_name: str, env: str, text: str) -> float | int:
     lowered = text.strip().lower()
-    is_size = field_name.endswith("_bytes")
+    is_size = field_name.endswith(("_bytes", "_rate"))
     if lowered in ("0", "none", "off", "inf", "unlimited") and field_name.startswith("max_"):
         return math.inf
+    if lowered in ("none", "off") and field_name.startswith("min_"):
+        return 0.0  # a minimum of nothing: the check is off
     try:
         if is_size:
             match = _SIZE_RE.match(lowered)

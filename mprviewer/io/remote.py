@@ -15,39 +15,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from mprviewer.errors import SourceError
+from mprviewer.io.credentials import is_url, strip_credentials, url_label
 from mprviewer.io.sources import ExpandedSource, expand_source
 
 # (url, progress, cancel) -> local folder holding the study, or None when not its kind of URL.
 RemoteOpener = Callable[[str, Any, "threading.Event | None"], "Path | None"]
 _OPENERS: list[RemoteOpener] = []
+__all__ = ["expand_remote", "is_url", "register_opener", "strip_credentials", "url_label"]
 
 
 def register_opener(opener: RemoteOpener) -> None:
     """Let a package above io fetch URLs of its kind (the PACS cache does DICOMweb studies)."""
     if opener not in _OPENERS:
         _OPENERS.append(opener)
-
-
-def is_url(source: Any) -> bool:
-    """True for anything that looks like ``scheme://...``."""
-    return isinstance(source, str) and "://" in source[:16]
-
-
-def url_label(source: str) -> str:
-    """``source`` as titles, lists and messages show it: an http(s) URL loses its
-    ``user:password@`` (a ``dimse://AET@host`` keeps its AE title, which is no secret)."""
-    if not is_url(source) or "@" not in source:
-        return source
-    try:
-        parts = urlsplit(source)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
-        return source
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def expand_remote(
@@ -58,7 +40,7 @@ def expand_remote(
         return None
     scheme = source.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
-        raise SourceError(f"{source}: only http and https URLs can be opened")
+        raise SourceError(f"{url_label(source)}: only http and https URLs can be opened")
     for opener in list(_OPENERS):
         folder = opener(source, progress, cancel)
         if folder is not None:
@@ -66,7 +48,7 @@ def expand_remote(
             expanded.label = url_label(source)
             return expanded
     if importlib.util.find_spec("mprviewer.io.download") is None:
-        raise SourceError(f"{source}: opening URLs is not supported in this version")
+        raise SourceError(f"{url_label(source)}: opening URLs is not supported in this version")
     from mprviewer.io.download import download
 
     path, cleanup = download(source, progress=progress, cancel=cancel)

@@ -69,7 +69,10 @@ def open_study(
     except DicomError:
         raise
     except (OSError, ValueError, RuntimeError) as exc:
-        raise SourceError(f"{source}: cannot be read ({exc})") from exc
+        from mprviewer.io.remote import url_label
+
+        shown = url_label(source) if isinstance(source, str) else source
+        raise SourceError(f"{shown}: cannot be read ({exc})") from exc
     try:
         instances, skipped = scan_members(expanded.members, progress=progress, cancel=cancel)
         series, more_skipped = group_series(instances)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mprviewer.io.remote import register_opener, url_label
+from mprviewer.io.safe_paths import is_dicom_uid
 from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
@@ -87,10 +88,17 @@ def _resolve(
                 "ending in /studies/<StudyInstanceUID> (optionally /series/<SeriesInstanceUID>), "
                 "or give the study UID"
             )
-        return parse_server(ref.root), ref.study_uid, series_uid or ref.series_uid
-    if not study_uid:
+        server, study_uid, series_uid = (
+            parse_server(ref.root), ref.study_uid, series_uid or ref.series_uid)
+    elif not study_uid:
         raise PacsError("no study given: pass the StudyInstanceUID to retrieve")
-    return parse_server(url_or_spec), study_uid, series_uid
+    else:
+        server = parse_server(url_or_spec)
+    for what, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid)):
+        if uid is not None and not is_dicom_uid(uid):  # it goes into request paths
+            raise PacsError(f"{what} {uid[:80]!r} is not a valid DICOM UID (digits and dots, "
+                            "at most 64 characters)")
+    return server, study_uid, series_uid
 
 
 def cached_retrieval(

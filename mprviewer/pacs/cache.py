@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mprviewer.io import tempfiles
+
 DEFAULT_LIMIT_MB = 4096
 ENV_LIMIT_MB = "MPRVIEWER_PACS_CACHE_MB"
 PARTIAL_PREFIX = ".partial-"
@@ -103,17 +105,21 @@ def writing(
     root = cache_root()
     clean_partials()
     tmp = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=root))
+    tempfiles.register(tmp)  # removed on SIGTERM/SIGHUP and at exit, like a download
     pending = PendingEntry(folder=tmp)
     try:
-        yield pending
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        pending.path = _commit(tmp, server_key, study_uid, series_uid, info or {})
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            yield pending
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            pending.path = _commit(tmp, server_key, study_uid, series_uid, info or {})
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        tempfiles.forget(tmp)
 
 
 def _commit(tmp: Path, server_key: str, study_uid: str, series_uid: str | None, info: dict) -> Path:

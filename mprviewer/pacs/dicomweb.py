@@ -1,8 +1,10 @@
 """DICOMweb: QIDO-RS search, WADO-RS retrieval (parallel, with progress and cancel), STOW-RS.
 
-The protocol work is dicomweb-client's; this module adds the session (credentials, TLS, timeouts,
-no silent retries), turns every failure into a :class:`PacsError` naming the server, and writes
-retrieved instances into a folder.
+Searching and storing are dicomweb-client's work; this module adds the session (credentials,
+TLS, timeouts, no silent retries, answers read under a cap), turns every failure into a
+:class:`PacsError` naming the server, and retrieves series itself: each multipart answer is
+streamed into files under the download cap and minimum rate, and a file is named after its
+SOPInstanceUID only once that is a valid UID.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
+from mprviewer.io.safe_paths import child_path, is_dicom_uid, quiet_uid_warnings
+from mprviewer.io.transfer import Transfer, hang_up_response, read_some, track_sockets
 from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
@@ -23,6 +28,7 @@ from mprviewer.pacs.errors import (
     PacsNotFoundError,
     PacsProtocolError,
 )
+from mprviewer.pacs.multipart import CHUNK, MultipartFiles
 from mprviewer.pacs.results import (
     SERIES_FIELDS,
     STUDY_FIELDS,
@@ -39,7 +45,6 @@ from mprviewer.pacs.servers import ENV_PASSWORD, ENV_TOKEN, ENV_USER, Server
 
 Progress = Callable[[int, int], Any]
 DEFAULT_WORKERS = 4
-AS_STORED = (("application/dicom", "*"),)  # instances in the transfer syntax they were stored in
 
 
 class _HtmlAnswer(Exception):
@@ -115,8 +120,51 @@ def _session(server: Server) -> Any:
     session.verify = server.verify
     session.trust_env = False  # no proxies or netrc credentials picked up behind the user's back
     session.hooks["response"].append(_reject_html)
+    session.hooks["response"].append(_answer_reader(server))
     session.headers["User-Agent"] = "mprviewer"
     return session
+
+
+def _answer_reader(server: Server) -> Callable[..., Any]:
+    """A response hook that reads a whole answer (QIDO JSON, STOW reply) under the caps.
+
+    requests reads a non-streamed body into memory however long it is; an answer that never
+    ends grew without bound. Read here, it is stopped past ``max_answer_bytes`` (or the
+    download cap), below the minimum rate, or on cancel. Multipart retrievals stream to
+    files instead (:func:`_stream_series`) and are left alone.
+    """
+
+    def read(response: Any, *args: Any, **kwargs: Any) -> Any:
+        accept = str(response.request.headers.get("Accept", "")) if response.request else ""
+        if "multipart" in accept.lower() or getattr(response, "_content", False) is not False:
+            return response
+        limits = Limits.from_env()
+        cap = min(limits.max_download_bytes, limits.max_answer_bytes)
+        transfer = Transfer(f"the answer of {server.label}", limits)
+        data = bytearray()
+        with transfer.stream(hang_up_response(response)) as stream:
+            while True:
+                try:
+                    chunk = read_some(response, CHUNK)
+                except Exception:
+                    transfer.check()
+                    raise
+                if not chunk:
+                    transfer.check()
+                    break
+                transfer.add(len(chunk), stream)
+                data += chunk
+                if len(data) > cap:
+                    response.close()
+                    raise LimitExceeded(
+                        f"{server.label} sent an answer of more than {describe_size(cap)}; "
+                        f"stopped. {cap_hint('max_answer_bytes')}"
+                    )
+        response._content = bytes(data)
+        response._content_consumed = True
+        return response
+
+    return read
 
 
 def make_client(server: Server) -> Any:
@@ -297,6 +345,7 @@ def retrieve(
     some files may be in ``dest``: callers write into a temporary folder (see ``cache``).
     """
     what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+    quiet_uid_warnings()
     instances = list_instances(server, study_uid, series_uid)
     if not instances:
         _raise_missing(server, study_uid, series_uid, what)
@@ -306,6 +355,11 @@ def retrieve(
         )
     expected: dict[str, int] = {}
     for series, _sop, _cls in instances:
+        if not is_dicom_uid(series):  # it becomes part of the next request's path
+            raise PacsProtocolError(
+                f"{server.label} listed a SeriesInstanceUID {series[:80]!r} that is not a valid "
+                f"DICOM UID in {what}; refused"
+            )
         expected[series] = expected.get(series, 0) + 1
     total = len(instances)
     if progress:
@@ -313,23 +367,26 @@ def retrieve(
     stop = threading.Event()
     lock = threading.Lock()
     counter = [0]
+    transfer = Transfer(
+        f"{what} from {server.label}", cancel=cancel,
+        cancelled=lambda: PacsCancelled(f"retrieval of {what} from {server.label} was cancelled"),
+    )
 
     def fetch(series: str) -> None:
-        client = make_client(server)
         doing = f"retrieving series {series} of study {study_uid}"
         received = 0
+
+        def on_file(part: Path) -> None:
+            nonlocal received
+            _file_instance(part, dest, server)
+            received += 1
+            with lock:
+                counter[0] += 1
+
         with translate_errors(server, doing, f"it has no series {series}"):
-            stream = client.iter_series(study_uid, series, media_types=AS_STORED)
-            try:
-                for ds in stream:
-                    if stop.is_set() or (cancel is not None and cancel.is_set()):
-                        return
-                    _write_instance(ds, dest, f"instance-{series}-{received}", server)
-                    received += 1
-                    with lock:
-                        counter[0] += 1
-            finally:
-                stream.close()
+            _stream_series(server, study_uid, series, dest, transfer, on_file, stop)
+        if stop.is_set():
+            return
         if received < expected[series]:
             raise PacsConnectionError(
                 f"{server.label} sent {received} of {expected[series]} instances of series "
@@ -344,7 +401,7 @@ def retrieve(
         while pending:
             finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             if cancel is not None and cancel.is_set():
-                raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
+                transfer.check()
             for future in finished:
                 future.result()  # re-raises the first failure
             with lock:
@@ -352,6 +409,9 @@ def retrieve(
             if progress and done != reported:
                 reported = done
                 progress(min(done, total), total)
+    except BaseException as exc:
+        transfer.stop(exc)  # hang up the other series' connections at once
+        raise
     finally:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -362,8 +422,12 @@ def retrieve(
     return done
 
 
-def _truncated(ds: Any) -> bool:
-    """True when uncompressed pixel data is shorter than the image attributes require."""
+def _truncated(ds: Any, size: int) -> bool:
+    """True when uncompressed pixel data is shorter than the image attributes require.
+
+    ``ds`` was read with large values deferred: the check compares where the pixel data
+    would end with the file's ``size`` rather than loading it.
+    """
     meta = getattr(ds, "file_meta", None)
     syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     if "PixelData" not in ds or syntax is None or syntax.is_compressed:
@@ -372,21 +436,100 @@ def _truncated(ds: Any) -> bool:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         need = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
                 * int(ds.BitsAllocated) * frames + 7) // 8
-        return len(ds.PixelData) < need
+        element = ds.get_item("PixelData")
+        start = getattr(element, "value_tell", None)
+        if start is None:
+            return len(ds.PixelData) < need
+        return min(int(element.length), size - int(start)) < need
     except (AttributeError, TypeError, ValueError):
         return False
 
 
-def _write_instance(ds: Any, dest: Path, fallback: str, server: Server) -> Path:
-    """Save one retrieved instance as ``<SOPInstanceUID>.dcm``, as the server sent it."""
-    if _truncated(ds):
-        raise PacsConnectionError(
-            f"instance {ds.get('SOPInstanceUID', '?')} from {server.label} arrived truncated: "
-            "the transfer was cut short"
+# What filing a received instance needs; the rest of a (possibly huge) header is skipped.
+_FILING_TAGS = ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns", "SamplesPerPixel",
+                "BitsAllocated", "NumberOfFrames", "PixelData")
+
+
+def _file_instance(part: Path, dest: Path, server: Server) -> Path:
+    """Read the header of one received part (large values left on disk) and file it."""
+    import pydicom
+
+    ds = pydicom.dcmread(part, defer_size=4096, specific_tags=list(_FILING_TAGS))
+    return _write_instance(ds, part, dest, server)
+
+
+def _write_instance(ds: Any, part: Path, dest: Path, server: Server) -> Path:
+    """Name one received instance ``<SOPInstanceUID>.dcm`` in ``dest``, bytes as sent.
+
+    The UID comes from the server, so it must be a DICOM UID before it names a file; a
+    server sending ``../../x`` gets an error and nothing is written outside ``dest``.
+    """
+    uid = str(ds.get("SOPInstanceUID", "") or "").strip("\x00 ")
+    if not is_dicom_uid(uid):
+        raise PacsProtocolError(
+            f"{server.label} sent an instance whose SOPInstanceUID {uid[:80]!r} is not a valid "
+            "DICOM UID; refused (nothing was written outside the cache)"
         )
-    path = dest / f"{ds.get('SOPInstanceUID', '') or fallback}.dcm"
-    ds.save_as(path, enforce_file_format=False)
+    if _truncated(ds, part.stat().st_size):
+        raise PacsConnectionError(
+            f"instance {uid} from {server.label} arrived truncated: the transfer was cut short"
+        )
+    path = child_path(dest, f"{uid}.dcm")
+    part.replace(path)
     return path
+
+
+def _stream_series(server: Server, study_uid: str, series_uid: str, dest: Path,
+                   transfer: Transfer, on_file: Callable[[Path], None],
+                   stop: threading.Event) -> None:
+    """WADO-RS one series, writing each part of the multipart answer to a file as it arrives.
+
+    dicomweb-client gathers each part in memory, so a part that never ends grew without
+    bound; here memory holds one chunk at a time, every byte counts against the download
+    cap and the minimum rate, and cancel hangs the connection up at once.
+    """
+    url = f"{server.url}/studies/{study_uid}/series/{series_uid}"
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    session = _session(server)
+    hang_up_all = track_sockets(session)
+    try:
+        # until the headers arrive only cancel (and the timeouts) apply, not the rate
+        try:
+            with transfer.stream(hang_up_all, check_rate=False):
+                response = session.get(url, headers={"Accept": accept}, stream=True,
+                                       timeout=(min(10.0, server.timeout), server.timeout))
+        except Exception:
+            transfer.check()  # a hang-up (cancel) is the reason, not the broken connection
+            raise
+        try:
+            transfer.check()
+            response.raise_for_status()
+            content_type = response.headers.get("Content-Type", "")
+            splitter = MultipartFiles(content_type, dest, on_file, server.label)
+            try:
+                with transfer.stream(hang_up_response(response)) as stream:
+                    while not stop.is_set():
+                        try:
+                            chunk = read_some(response, CHUNK)
+                        except Exception:
+                            transfer.check()  # cancel, too slow or too big: that is the reason
+                            raise
+                        if not chunk:
+                            transfer.check()
+                            break
+                        transfer.add(len(chunk), stream)
+                        splitter.feed(chunk)
+            except BaseException:
+                splitter.discard()
+                raise
+            if stop.is_set():
+                splitter.discard()
+            else:
+                splitter.close()
+        finally:
+            response.close()
+    finally:
+        session.close()
 
 
 def _raise_missing(server: Server, study_uid: str, series_uid: str | None, what: str) -> None:

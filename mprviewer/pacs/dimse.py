@@ -12,6 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mprviewer.io.safe_paths import (
+    UnsafePathError,
+    child_path,
+    is_dicom_uid,
+    quiet_uid_warnings,
+)
+from mprviewer.io.transfer import Transfer
 from mprviewer.pacs.errors import (
     PacsAuthError,
     PacsCancelled,
@@ -19,6 +26,7 @@ from mprviewer.pacs.errors import (
     PacsError,
     PacsNoImagesError,
     PacsNotFoundError,
+    PacsProtocolError,
 )
 from mprviewer.pacs.results import (
     SERIES_FIELDS,
@@ -150,14 +158,26 @@ def _status_text(status: Any) -> str:
 
 
 def _find(server: Server, identifier: Any, what: str, limit: int | None = None) -> list[Any]:
+    from pynetdicom import evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
     ae = _ae(server)
     ae.add_requested_context(FIND)
     found: list[Any] = []
-    with _association(server, ae, what) as assoc:
+    # the answers are held in memory: a peer that never stops answering meets the answer cap
+    transfer = Transfer(f"{server.label} while {what}", cap_field="max_answer_bytes")
+    stream_id: list[int] = []
+
+    def on_data(event: Any) -> None:
+        with contextlib.suppress(Exception):  # the watchdog's hang-up aborts the association
+            transfer.add(len(event.data), stream_id[0] if stream_id else None)
+
+    with _association(server, ae, what, evt_handlers=[(evt.EVT_DATA_RECV, on_data)]) as assoc, \
+            transfer.stream(_hang_up(assoc)) as ident:
+        stream_id.append(ident)
         _check_context(assoc, server, FIND, "C-FIND (study root)")
         for status, answer in assoc.send_c_find(identifier, FIND):
+            transfer.check()
             if not status:
                 raise _lost(assoc, server, what)
             code = int(status.Status)
@@ -240,6 +260,7 @@ def retrieve(
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
     what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+    quiet_uid_warnings()
     instances = list_instances(server, study_uid, series_uid)
     if not instances:
         _raise_missing(server, study_uid, series_uid, what)
@@ -262,6 +283,16 @@ def retrieve(
             errors.append(exc)
             return 0xA700
 
+    transfer = Transfer(
+        f"{what} from {server.label}", cancel=cancel,
+        cancelled=lambda: PacsCancelled(f"retrieval of {what} from {server.label} was cancelled"),
+    )
+    stream_id: list[int] = []
+
+    def on_data(event: Any) -> None:  # every PDU, so slow peers and the byte cap are seen
+        with contextlib.suppress(Exception):  # the watchdog's hang-up aborts the association
+            transfer.add(len(event.data), stream_id[0] if stream_id else None)
+
     ae = _ae(server)
     ae.add_requested_context(GET)
     roles = []
@@ -275,15 +306,15 @@ def retrieve(
     if progress:
         progress(0, total)
     doing = f"retrieving {what} (C-GET)"
-    with _association(
-        server, ae, doing, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    ) as assoc:
+    handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_DATA_RECV, on_data)]
+    with _association(server, ae, doing, ext_neg=roles, evt_handlers=handlers) as assoc, \
+            transfer.stream(_hang_up(assoc)) as ident:
+        stream_id.append(ident)
         _check_context(assoc, server, GET, "C-GET (study root)")
         for status, _answer in assoc.send_c_get(identifier, GET):
-            if cancel is not None and cancel.is_set():
-                assoc.abort()
-                raise PacsCancelled(f"retrieval of {what} from {server.label} was cancelled")
+            transfer.check()  # cancelled, too slow or too big: the association is aborted
             if not status:
+                transfer.check()
                 raise _lost(assoc, server, doing)
             code = int(status.Status)
             if code in _PENDING:
@@ -293,12 +324,15 @@ def retrieve(
             failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
             if code == 0xFE00:
                 raise PacsCancelled(f"{server.label} cancelled the retrieval of {what}")
+            _raise_unsafe(errors, server)
             if code not in (0x0000, 0xB000) or failed:
                 detail = f": {errors[0]}" if errors else ""
                 raise PacsError(
                     f"{server.label} failed while {doing}: {_status_text(status)}, "
                     f"{failed} instance(s) not received{detail}"
                 )
+    transfer.check()
+    _raise_unsafe(errors, server)
     if errors:
         raise PacsError(f"cannot write instances retrieved from {server.label}: {errors[0]}")
     if progress:
@@ -308,9 +342,40 @@ def retrieve(
     return len(received)
 
 
+def _hang_up(assoc: Any) -> Callable[[], None]:
+    """Abort the association and wake the thread waiting for the peer's next answer.
+
+    pynetdicom's abort does not wake a ``send_c_get`` blocked until the DIMSE timeout; an
+    empty message does, and it then reports the association as ended.
+    """
+
+    def hang_up() -> None:
+        assoc.abort()
+        with contextlib.suppress(Exception):
+            assoc.dimse.msg_queue.put((None, None))
+
+    return hang_up
+
+
+def _raise_unsafe(errors: list[BaseException], server: Server) -> None:
+    """A peer that sent a hostile file name is the failure to report, before any count."""
+    for error in errors:
+        if isinstance(error, UnsafePathError):
+            raise PacsProtocolError(f"{server.label} sent {error}")
+
+
 def _write_instance(event: Any, dest: Path) -> Path:
-    """Save one instance received by C-STORE as ``<SOPInstanceUID>.dcm``, bytes as sent."""
-    path = dest / f"{event.request.AffectedSOPInstanceUID}.dcm"
+    """Save one instance received by C-STORE as ``<SOPInstanceUID>.dcm``, bytes as sent.
+
+    The UID is the peer's word, so it must be a DICOM UID and the path must stay in ``dest``.
+    """
+    uid = str(event.request.AffectedSOPInstanceUID or "").strip("\x00 ")
+    if not is_dicom_uid(uid):
+        raise UnsafePathError(
+            f"an instance whose SOPInstanceUID {uid[:80]!r} is not a valid DICOM UID; refused "
+            "(nothing was written outside the cache)"
+        )
+    path = child_path(dest, f"{uid}.dcm")
     path.write_bytes(event.encoded_dataset(include_meta=True))
     return path
 

@@ -13,6 +13,8 @@ import functools
 import re
 from pathlib import Path
 
+from mprviewer.io.safe_paths import child_path
+
 # Characters no file system (or no shell user) wants in a folder name.
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
 MAX_NAME = 80
@@ -59,7 +61,7 @@ def file_by_series(folder: Path) -> int:
         taken.add(unique.casefold())
         folder_of[uid] = unique
     for path, (uid, _name) in series_of.items():
-        target = folder / folder_of[uid]
+        target = child_path(folder, folder_of[uid])  # a description never leaves the folder
         target.mkdir(exist_ok=True)
-        path.replace(target / path.name)
+        path.replace(child_path(target, path.name))
     return len(folder_of)

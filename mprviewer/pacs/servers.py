@@ -168,6 +168,11 @@ def _parse_dimse(text: str, parts: Any, name: str) -> Server:
             "(AET is the server's AE title)"
         )
     userinfo = parts.netloc.rsplit("@", 1)[0]
+    if ":" in userinfo:
+        raise PacsError(
+            f"'{url_label(text)}': DIMSE addresses take no password; write dimse://AET@host:port "
+            "(AET is the server's AE title)"
+        )
     called = _clean_aet(userinfo, "called", text)
     query = parse_qs(parts.query)
     calling_values = query.get("calling") or query.get("aet")
