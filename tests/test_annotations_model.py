@@ -403,3 +403,22 @@ def test_annotations_import_no_qt_vtk_or_highdicom():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_multiframe_slices_sharing_one_uid_keep_their_numbers_on_reconcile():
+    """An enhanced MR stores all slices in one SOP instance: its UID names no single slice,
+    so marks are matched by position (or keep their numbers), not all sent to one slice."""
+    frames = SeriesRef(uid="1.2.9", name="emri", study_uid="1.2.3", acquisition_plane="axial",
+                       plane_sizes={**SIZES, "axial": 10},
+                       sop_instance_uids=("1.2.9.1",) * 10,
+                       slice_positions=tuple(float(k) * 1.2 for k in range(10)))
+    aset = AnnotationSet(study_uid="1.2.3")
+    aset.mark(frames, "axial", [2, 6], "Lesion")
+    report = aset.reconcile(frames)
+    assert aset.slices_for("1.2.9", "emri", "axial", "Lesion") == [2, 6]
+    assert not any("moved" in line for line in report)
+    no_positions = SeriesRef(uid="1.2.9", name="emri", study_uid="1.2.3",
+                             acquisition_plane="axial", plane_sizes={**SIZES, "axial": 10},
+                             sop_instance_uids=("1.2.9.1",) * 10)
+    aset.reconcile(no_positions)
+    assert aset.slices_for("1.2.9", "emri", "axial", "Lesion") == [2, 6]

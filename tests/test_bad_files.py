@@ -292,3 +292,30 @@ def test_a_slice_without_pixel_representation_reads_like_its_series(tmp_path):
     assert np.array_equal(volume.array, array)
     [note] = [w for w in volume.warnings if "Pixel Representation" in w]
     assert Path(stripped).name in note and "signed" in note
+
+
+@pytest.mark.parametrize("keep", [700, 900, 1100])
+def test_file_cut_before_its_pixel_data_is_reported_as_truncated(
+        study_dir: Path, keep: int) -> None:
+    files = _bad_series(study_dir)
+    whole = files[1].read_bytes()
+    assert keep < _pixel_offset(whole)
+    files[1].write_bytes(whole[:keep])
+    _study, reasons = _open(study_dir)
+    assert reasons[files[1].name].startswith("truncated DICOM file"), reasons
+    assert "without Pixel Data" not in reasons[files[1].name]
+
+
+def test_file_cut_inside_its_pixel_data_fails_as_truncated(study_dir: Path) -> None:
+    files = _bad_series(study_dir)
+    files[1].write_bytes(files[1].read_bytes()[:-100])
+    study, _reasons = _open(study_dir)
+    with pytest.raises(DicomError, match=rf"{files[1].name}: pixel data cannot be decoded \(the "
+                       r"file is truncated: its pixel data holds \d+ of the \d+ bytes"):
+        study.find_series("bad").load()
+
+
+def test_pydicom_truncated_mr_is_named_truncated(tmp_path: Path) -> None:
+    shutil.copy(pydicom.data.get_testdata_file("MR_truncated.dcm"), tmp_path / "mr.dcm")
+    with pytest.raises(DicomError, match="the file is truncated"):
+        mprviewer.open_study(tmp_path).series[0].load()

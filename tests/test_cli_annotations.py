@@ -53,7 +53,7 @@ def test_show_original_file(tmp_path):
     rows = [line.split("  ") for line in result.stdout.splitlines()]
     header = next(i for i, r in enumerate(rows) if r[0] == "SERIES")
     row = [cell.strip() for cell in rows[header + 1] if cell.strip()]
-    assert row == ["CT Head", "Bleed", "axial (acquired)", "0-11; 57-59; 112", "16"]
+    assert row == ["CT Head", "Bleed", "acquired", "0-11; 57-59; 112", "16"]
     assert "original format" in result.stdout
 
 

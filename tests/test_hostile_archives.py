@@ -355,7 +355,7 @@ def test_link_loops_and_broken_links_in_folders(tmp_path: Path) -> None:
     synthetic.write_series(tmp_path / "elsewhere" / "MR", other, seed=24, series_number=9)
     (root / "CT" / "back").symlink_to(root, target_is_directory=True)  # loop
     (root / "again").symlink_to(root / "CT", target_is_directory=True)  # read already
-    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # followed
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # outside
     (root / "a.dcm").symlink_to(root / "b.dcm")
     (root / "b.dcm").symlink_to(root / "a.dcm")  # file loop
     (root / "gone.dcm").symlink_to(tmp_path / "missing.dcm")
@@ -363,10 +363,11 @@ def test_link_loops_and_broken_links_in_folders(tmp_path: Path) -> None:
     start = time.monotonic()
     with mprviewer.open_study(root) as study:
         assert time.monotonic() - start < 10
-        assert sorted(s.num_slices for s in study.series) == [2, 3]  # nothing read twice
+        assert sorted(s.num_slices for s in study.series) == [3]  # nothing read twice
         reasons = {Path(n).name: r for n, r in study.skipped}
     assert "symbolic link loop" in reasons["back"] and str(root) in reasons["back"]
     assert "read already" in reasons["again"]
+    assert "outside the opened folder" in reasons["linked"]
     assert "symbolic link loop" in reasons["a.dcm"] and "loop" in reasons["b.dcm"]
     assert "broken symbolic link" in reasons["gone.dcm"]
     assert "not a regular file" in reasons["pipe.dcm"]
@@ -391,3 +392,111 @@ def test_cancel_while_expanding_a_large_archive(tmp_path: Path) -> None:
     with pytest.raises(mprviewer.LoadCancelled):
         mprviewer.open_study(archive, cancel=cancel)
 
+
+
+# -- nested zip bombs ----------------------------------------------------------------------
+def _stored_zip(members: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _overlapping(path: Path, member: bytes, copies: int) -> Path:
+    """One deflated member listed ``copies`` times in the central directory, every entry
+    pointing at the same bytes: the overlapping zip bomb."""
+    _zip(path, {"inner.zip": member})
+    data = bytearray(path.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    size, offset = struct.unpack_from("<II", data, end + 12)
+    tail = bytearray(data[end:])
+    struct.pack_into("<HHII", tail, 8, copies, copies, size * copies, offset)
+    path.write_bytes(bytes(data[:offset]) + bytes(data[offset:offset + size]) * copies
+                     + bytes(tail))
+    return path
+
+
+def test_overlapping_nested_zips_are_refused_before_unpacking(tmp_path: Path) -> None:
+    _array, files = _slices(3, seed=25)
+    inner = _stored_zip({"filler.bin": bytes(8 * MIB - 200), **files})
+    bomb = _overlapping(tmp_path / "outer.zip", inner, 300)
+    assert bomb.stat().st_size < 64 * 1024 and len(zipfile.ZipFile(bomb).infolist()) == 300
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded, match="overlap in the archive") as caught:
+            expand_source(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value).startswith(f"{bomb}: members 'inner.zip' and 'inner.zip'")
+    assert peak < 4 * MIB  # nothing was unpacked (it took 2.5 GB)
+    # The same bomb one level down (in a folder's zip) is refused just the same.
+    outer = _zip(tmp_path / "wrapped.zip", {"bomb.zip": bomb.read_bytes()})
+    with pytest.raises(LimitExceeded, match="overlap in the archive"):
+        expand_source(outer)
+
+
+def test_many_nested_zips_are_spilled_to_one_file_not_kept_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    array, files = _slices(3, seed=26)
+    rng = np.random.default_rng(26)  # nested zips of incompressible data: no bomb
+    nested = {f"n{n:03d}.zip": _stored_zip({f"pad{n}.bin": rng.bytes(MIB // 2)})
+              for n in range(100)}
+    nested["series.zip"] = _stored_zip(files)
+    archive = _zip(tmp_path / "many.zip", nested, zipfile.ZIP_STORED)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    tracemalloc.start()
+    try:
+        study = mprviewer.open_study(archive)
+        peak = tracemalloc.get_traced_memory()[1]
+        fds_open = len(os.listdir("/proc/self/fd"))
+    finally:
+        tracemalloc.stop()
+    with study:
+        np.testing.assert_array_equal(study.series[0].load().array, array)
+        assert sum("pad" in name for name, _ in study.skipped) == 100
+    assert peak < 16 * MIB, peak  # 50 MiB of nested zips were unpacked, none kept
+    assert fds_open - fds_before <= 3  # the archive and one spill file, not 101 files
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+    # The bytes count against the cap across every level of nesting: the outer archive
+    # declares 50 MiB, its nested zips 50 MiB more.
+    monkeypatch.setenv("MPRVIEWER_MAX_UNZIPPED_BYTES", "75M")
+    with pytest.raises(LimitExceeded, match="more than the limit of 75 MiB") as caught:
+        mprviewer.open_study(archive)
+    assert str(caught.value).startswith(f"{archive}!/n0")
+    assert "MPRVIEWER_MAX_UNZIPPED_BYTES" in str(caught.value)
+
+
+def test_cli_on_an_overlapping_bomb_exits_3_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bomb = _overlapping(tmp_path / "outer.zip", _stored_zip({"f": bytes(8 * MIB - 200)}), 1000)
+    result = subprocess.run([sys.executable, "-m", "mprviewer", "info", str(bomb)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "overlap in the archive" in result.stderr and "MemoryError" not in result.stderr
+
+
+def test_nested_zips_of_zeros_are_refused_before_any_is_unpacked(tmp_path: Path) -> None:
+    """Just under the 8 MiB past which a member's ratio counts, each; distinct, so nothing
+    overlaps: only the nested-zip ratio stops them before 20 x 8 MiB are written out."""
+    nested = {f"n{n:02d}.zip": _stored_zip({f"zeros{n}.bin": bytes(8 * MIB - 300)})
+              for n in range(20)}
+    archive = _zip(tmp_path / "zeros.zip", nested)
+    assert archive.stat().st_size < 512 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded) as caught:
+            expand_source(archive)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert message.startswith(f"{archive}!/n00.zip: a nested zip that expands")
+    assert "MPRVIEWER_MAX_ZIP_RATIO" in message
+    assert peak < 4 * MIB

@@ -110,3 +110,67 @@ def test_folder_holding_a_dicomdir_skips_the_index_itself(tmp_path: Path) -> Non
     study = mprviewer.open_study(cd)
     assert sorted(s.description for s in study.series) == ["Indexed", "Not indexed"]
     assert [r for _, r in study.skipped] == ["DICOMDIR (media directory), not an image"]
+
+
+def _index(cd: Path, ids: list[list[str]]) -> None:
+    """A DICOMDIR whose IMAGE records reference ``ids`` (written by hand: no FileSet
+    checks, as on a hostile or damaged medium)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    records = []
+    for parts in ids:
+        record = Dataset()
+        record.DirectoryRecordType = "IMAGE"
+        record.ReferencedFileID = parts
+        records.append(record)
+    ds.DirectoryRecordSequence = records
+    ds.save_as(cd / "DICOMDIR", enforce_file_format=True)
+
+
+def test_dicomdir_links_that_leave_the_medium_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    cd, _, _ = make_cd(tmp_path)
+    secret = tmp_path / "other-patient"
+    synthetic.write_series(secret, np.ones((2, 4, 4), np.int16), seed=204,
+                           description="Other patient")
+    (cd / "LINKED").symlink_to(secret, target_is_directory=True)
+    ids = [list(Path(p).relative_to(cd).parts) for p in sorted(cd.rglob("*"))
+           if p.is_file() and p.name != "DICOMDIR" and "EXTRA" not in p.parts]
+    escape = sorted(p.name for p in secret.iterdir())[0]
+    _index(cd, [*ids, ["LINKED", escape], ["..", "other-patient", escape],
+                ["/", "etc", "passwd"], ["IMAGES\x00", "X"]])
+    with mprviewer.open_study(cd / "DICOMDIR") as study:
+        assert [s.description for s in study.series] == ["Indexed"]
+        assert study.series[0].num_images == 5
+        reasons = dict(study.skipped)
+    assert "outside the medium's folder" in reasons[str(cd / "LINKED" / escape)]
+    outside = [n for n, r in reasons.items() if "points outside the medium's folder" in r]
+    assert len(outside) == 3, reasons
+
+
+def test_dicomdir_with_a_thousand_root_folders_lists_each_folder_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cd = tmp_path / "cd"
+    ids = []
+    for n in range(1000):  # the names on disk differ in case and ';1': matched leniently
+        folder = cd / f"p{n:04d}"
+        folder.mkdir(parents=True)
+        (folder / "im0001;1").write_bytes(b"")
+        ids.append([f"P{n:04d}", "IM0001"])
+    _index(cd, ids)
+    listed: list[Path] = []
+    original = Path.iterdir
+
+    def counting_iterdir(self: Path):
+        listed.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Path, "iterdir", counting_iterdir)
+    files = dicomdir_files(cd / "DICOMDIR")
+    assert files == [cd / f"p{n:04d}" / "im0001;1" for n in range(1000)]
+    assert len(listed) == len(set(listed)) == 1001  # the root once, each folder once

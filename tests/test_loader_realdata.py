@@ -298,3 +298,36 @@ def test_mosaic_that_cannot_be_cut_is_shown_tiled_with_a_warning() -> None:
     assert series.shape == (1, 256, 256)
     assert any("does not split" in w for w in series.warnings)
     assert "does not split" in series.metadata["Warnings"]
+
+
+def test_anonymised_mosaic_reads_slice_count_from_series_protocol(tmp_path: Path) -> None:
+    """An anonymiser stripped the image CSA header and every private creator: the slice count
+    and direction come from the series CSA header's protocol, so the volume is the same."""
+    source = nibabel_file("siemens_dwi_1000.dcm.gz", tmp_path)
+    whole = load_one(source)
+    ds = pydicom.dcmread(source)
+    del ds[0x0029, 0x1010]
+    for element in list(ds):
+        if element.tag.is_private_creator:
+            del ds[element.tag]
+    assert (0x0029, 0x1020) in ds
+    assert (0x0019, 0x0010) not in ds and (0x0029, 0x0010) not in ds
+    stripped_path = tmp_path / "anonymised.dcm"
+    ds.save_as(stripped_path)
+    stripped = load_one(stripped_path)
+    assert stripped.array.shape == (48, 128, 128)
+    assert np.array_equal(stripped.array, whole.array)
+    assert np.allclose(stripped.affine, whole.affine, atol=1e-4)
+    assert not any("tiled" in w for w in stripped.warnings)
+
+
+def test_mosaic_protocol_text_is_parsed_from_ascconv_block() -> None:
+    from mprviewer.io.mosaic import parse_ascconv
+
+    text = (b"junk sSliceArray.lSize = 99\n### ASCCONV BEGIN object=MrProtDataImpl ###\n"
+            b"sSliceArray.lSize                        = 36\n"
+            b'tProtocolName                            = ""ep2d""\n'
+            b"sSliceArray.asSlice[0].sNormal.dTra      = -0.9\n### ASCCONV END ###")
+    protocol = parse_ascconv(text)
+    assert protocol["sSliceArray.lSize"] == "36"
+    assert protocol["sSliceArray.asSlice[0].sNormal.dTra"] == "-0.9"

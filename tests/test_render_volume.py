@@ -137,3 +137,33 @@ def test_marked_axial_slabs_are_drawn() -> None:
     plotter.close()
     orange = lambda im: (im[..., 0] - im[..., 2] > 60) & (im[..., 1] > 40)  # noqa: E731
     assert orange(after).sum() > orange(before).sum() + 200
+
+
+def test_coronal_and_sagittal_marks_show_as_slabs_coloured_per_label() -> None:
+    from mprviewer.render.overlays import LABEL_COLORS
+
+    def share(image: np.ndarray, colour: tuple[float, float, float]) -> int:
+        """Pixels whose hue is that of a translucent slab of ``colour`` over the scene."""
+        rgb = image.astype(float)
+        target = np.asarray(colour) - np.mean(colour)
+        tint = rgb - rgb.mean(axis=2, keepdims=True)
+        norm = np.linalg.norm(tint, axis=2) * np.linalg.norm(target)
+        cos = (tint @ target) / np.where(norm > 0, norm, 1)
+        return int(((cos > 0.95) & (np.linalg.norm(tint, axis=2) > 25)).sum())
+
+    orange, blue = LABEL_COLORS[0], LABEL_COLORS[1]
+    scene, _, plotter = scene_for(ramp_ball())
+    before = render_image(plotter)
+    scene.set_marked("coronal", {10: ["Bleed"]})
+    coronal_only = render_image(plotter)
+    assert share(coronal_only, orange) > share(before, orange) + 200
+    scene.set_marked("sagittal", {5: ["Nodule"], 6: ["Nodule"]})
+    both = render_image(plotter)
+    assert share(both, blue) > share(before, blue) + 200  # the second label: its own colour
+    assert share(both, orange) > share(before, orange) + 200
+    scene.set_marked("coronal", {})
+    scene.set_marked("sagittal", {})
+    cleared = render_image(plotter)
+    plotter.close()
+    assert share(cleared, orange) < share(before, orange) + 50
+    assert share(cleared, blue) < share(before, blue) + 50

@@ -26,20 +26,6 @@ examples:
 
 exit codes: 0 stored, 2 usage error, 3 unreadable input or server error (one line on stderr)."""
 
-# loader metadata labels -> DICOM keywords the KOS copies from the study
-_STUDY_ATTRIBUTES = {
-    "Patient name": "PatientName",
-    "Patient ID": "PatientID",
-    "Birth date": "PatientBirthDate",
-    "Sex": "PatientSex",
-    "Accession number": "AccessionNumber",
-    "Study date": "StudyDate",
-    "Study time": "StudyTime",
-    "Study description": "StudyDescription",
-    "Referring physician": "ReferringPhysicianName",
-    "Study ID": "StudyID",
-}
-
 
 def add_send_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``send`` action to the ``annotations`` command's sub-parsers."""
@@ -90,15 +76,6 @@ def _read_dicom(path: Path) -> Any:
     return ds
 
 
-def _study_attributes(metadata: Any) -> dict[str, str]:
-    attributes = {}
-    for label, keyword in _STUDY_ATTRIBUTES.items():
-        value = dict(metadata or {}).get(label)
-        if value:
-            attributes[keyword] = str(value)
-    return attributes
-
-
 def build_kos_from_json(
     path: Path, server: Any, study_source: str | None, label: str | None = None,
     reader: str = "", save: str | None = None,
@@ -126,10 +103,8 @@ def build_kos_from_json(
         refs = []
         for series in study.series:
             if series.uid in wanted or series.name in wanted:
-                volume = series.load()
-                refs.append(SeriesRef.from_volume(
-                    volume, name=series.name,
-                    study_attributes=_study_attributes(getattr(series, "metadata", {}))))
+                # patient and study attributes from the header (not the display table)
+                refs.append(SeriesRef.from_series(series, series.load()))
     finally:
         study.close()
     if not refs:

@@ -52,6 +52,22 @@ def _add_show(sub: Any) -> None:
         formatter_class=_formatter,
     )
     p.add_argument("file", metavar="FILE", help="annotation JSON file (original or full)")
+    p.add_argument("--study", metavar="SOURCE",
+                   help="the study the marks belong to (folder, zip, URL): planes are named "
+                   "from its images and its unmarked series are listed")
+
+
+def _study_refs(source: str | None, study_uid: str = "") -> list[Any]:
+    """Header references of the series of ``source`` (only ``study_uid``'s when given and
+    present), [] without a source."""
+    if not source:
+        return []
+    import mprviewer
+    from mprviewer.model.annotations import study_refs
+
+    with mprviewer.open_study(source) as study:
+        uid = study_uid if study_uid in study.study_uids else ""
+        return study_refs(study.series, uid)
 
 
 def _clip(text: str, width: int = 48) -> str:
@@ -66,12 +82,18 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from mprviewer.model.annotation_files import detect_format, document_to_set, load_json
+    from mprviewer.model.annotation_files import (
+        detect_format,
+        document_to_set,
+        export_series,
+        load_json,
+    )
     from mprviewer.model.measurements import describe as describe_measurement
 
     doc = load_json(args.file)
     fmt = detect_format(doc, str(args.file))
-    aset, _report = document_to_set(doc, args.file)
+    refs = _study_refs(args.study, str(doc.get("study_uid", "")) if fmt == "full" else "")
+    aset, _report = document_to_set(doc, args.file, refs or None, allow_unknown_series=True)
     out: list[str] = [f"File:     {args.file} ({fmt} format)"]
     if aset.study_uid:
         out.append(f"Study:    {aset.study_uid}")
@@ -82,10 +104,15 @@ def _run_show(args: argparse.Namespace) -> int:
     if aset.note:
         out.append(f"Note:     {_clip(aset.note, 70)}")
     rows = []
-    for sa, e in aset.entries():
-        plane = e.plane if sa.acquisition_plane else f"{e.plane} (acquired)"
-        rows.append([_clip(sa.label, 40), _clip(e.label, 30), plane, _clip(e.ranges, 60),
-                     str(len(e.slices))])
+    for sa in export_series(aset, refs):
+        for e in sa.entries:
+            # the original format does not say the plane: "acquired" until the study is known
+            plane = e.plane if sa.acquisition_plane else "acquired"
+            rows.append([_clip(sa.label, 40), _clip(e.label, 30), plane, _clip(e.ranges, 60),
+                         str(len(e.slices))])
+        if not sa.entries and sa.clean:
+            rows.append([_clip(sa.label, 40), "(no anomaly)", sa.acquisition_plane or "-",
+                         '""', "0"])
     out.append("")
     if rows:
         out += _table(["SERIES", "LABEL", "PLANE", "SLICES", "COUNT"], rows)
@@ -112,9 +139,9 @@ def _run_show(args: argparse.Namespace) -> int:
     if notes:
         out.append("")
         out += _table(["SERIES", "NOTE"], notes)
-    if fmt == "original":
-        out += ["", "(acquired): the original format holds slice numbers of the acquired images; "
-                "the plane is known once the study is open."]
+    if fmt == "original" and any(not sa.acquisition_plane for sa in aset.series):
+        out += ["", "acquired: the original format holds slice numbers of the acquired images; "
+                "the plane is known once the study is open (--study SOURCE)."]
     print("\n".join(out))
     return EXIT_OK
 
@@ -139,18 +166,35 @@ def _add_convert(sub: Any) -> None:
     p.add_argument("--to", choices=("original", "full"), default="full",
                    help="format of OUT (default: full)")
     p.add_argument("--force", action="store_true", help="replace OUT if it already exists")
+    p.add_argument("--study", metavar="SOURCE",
+                   help="the study the marks belong to: every one of its series is written, "
+                   'unmarked ones as read and clean ("Slices": ""), as the original tool did')
+    p.add_argument("--series", metavar="NAME", action="append",
+                   help="write only this series (name or UID; repeat for several)")
+    p.add_argument("--marked-only", action="store_true",
+                   help="with --study: leave out the series that have no marks")
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mprviewer.errors import AnnotationError
-    from mprviewer.model.annotation_files import read_annotation_file, write_annotation_file
+    from mprviewer.model.annotation_files import (
+        detect_format,
+        document_to_set,
+        load_json,
+        write_annotation_file,
+    )
 
-    aset = read_annotation_file(args.input)
+    doc = load_json(args.input)
+    fmt = detect_format(doc, str(args.input))
+    refs = _study_refs(args.study, str(doc.get("study_uid", "")) if fmt == "full" else "")
+    aset, _report = document_to_set(doc, args.input, refs or None, allow_unknown_series=True)
     if Path(args.output).exists() and not args.force:
         raise AnnotationError(f"{args.output} already exists; use --force to replace it.")
-    report = write_annotation_file(aset, args.output, fmt=args.to, overwrite=args.force)
+    study = [] if args.marked_only else refs
+    report = write_annotation_file(aset, args.output, fmt=args.to, overwrite=args.force,
+                                   study=study, include=args.series)
     print(report)
     if not report.complete:
         n = len(report.not_written)

@@ -47,10 +47,25 @@ def series_record(index: int, series: Any) -> dict[str, Any]:
         "description": series.description,
         "modality": series.modality,
         "number": series.number,
+        "study_uid": series.study_uid,
         "size": [i, j, k],
         "spacing": [round(v, 4) for v in series.spacing],
         "orientation": series.orientation,
         "warnings": series.warnings,
+    }
+
+
+def study_record(study: Any, study_uid: str) -> dict[str, Any]:
+    """One study of the source: its UID, patient and date, and its series' indexes."""
+    members = study.series_of_study(study_uid)
+    header = members[0].header
+    return {
+        "study_uid": study_uid,
+        "patient_name": str(header.get("PatientName", "") or ""),
+        "patient_id": str(header.get("PatientID", "") or ""),
+        "study_date": str(header.get("StudyDate", "") or ""),
+        "description": str(header.get("StudyDescription", "") or "").strip(),
+        "series": [study.series.index(s) for s in members],
     }
 
 
@@ -79,11 +94,19 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "source": study.source_label,
                 "study_uid": study.uid,
+                "studies": [study_record(study, uid) for uid in study.study_uids],
                 "series": records,
                 "skipped": [{"file": f, "reason": r} for f, r in study.skipped],
             }, indent=2))
             return 0
         _print_table(study.source_label, records, study.skipped)
+        if len(study.study_uids) > 1:
+            print(f"\n{len(study.study_uids)} studies:")
+            for uid in study.study_uids:
+                rec = study_record(study, uid)
+                who = " ".join(x for x in (rec["patient_name"], rec["patient_id"],
+                                           rec["study_date"]) if x)
+                print(f"  {uid}  {who}  series " + ", ".join(map(str, rec["series"])))
     return 0
 
 

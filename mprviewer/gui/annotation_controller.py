@@ -134,9 +134,10 @@ class AnnotationController(QObject):
 
     # -- sessions (one per study) ------------------------------------------------------------
     def _where(self, volume: Any) -> tuple[Path, str]:
-        """The sidecar path and study UID for the study on screen."""
+        """The sidecar path and study UID for the study on screen: the series' own study, as
+        a zip or folder of several cases holds one study per case."""
         study = self.window.study
-        study_uid = str(getattr(study, "uid", "") or getattr(volume, "study_uid", "") or "")
+        study_uid = str(getattr(volume, "study_uid", "") or getattr(study, "uid", "") or "")
         folder = getattr(study, "root_folder", None) if study is not None else None
         if folder is not None and folder_is_writable(folder):
             return sidecar_path(folder, study_uid, True), study_uid
@@ -526,11 +527,25 @@ class AnnotationController(QObject):
         return False
 
     # -- for files and dialogs ---------------------------------------------------------------
+    def study_refs(self) -> list[SeriesRef]:
+        """Every series of the open study: loaded ones as loaded, the others from their
+        headers (so a file naming a series not shown yet imports, and export offers it)."""
+        from mprviewer.model.annotations import study_refs
+
+        study_uid = self.aset.study_uid if self.aset is not None else ""
+        out = list(self.refs.values())
+        keys = {r.key for r in out}
+        series = getattr(self.window.study, "series", None) or []
+        out += [r for r in study_refs(series, study_uid) if r.key not in keys]
+        return out
+
     def known_series(self) -> list[tuple[str, str]]:
         """(uid, name) of every series of the open study (loaded or not)."""
         study = self.window.study
+        study_uid = self.aset.study_uid if self.aset is not None else ""
         out = [(str(getattr(s, "uid", "")), str(getattr(s, "name", "")))
-               for s in getattr(study, "series", None) or []]
+               for s in getattr(study, "series", None) or []
+               if not study_uid or getattr(s, "study_uid", study_uid) == study_uid]
         out += [(r.uid, r.name) for r in self.refs.values()]
         return out
 

@@ -131,6 +131,27 @@ class ExportDialog(QDialog):
             button.setChecked(button.property("fmt") == wanted)
         self.format_group.buttonToggled.connect(lambda *_: self.refresh())
 
+        # Every series of the study, checked: unmarked ones are written as read and clean
+        # ("Slices": ""), as the original tool exported them; unchecking leaves one out.
+        from PyQt5.QtWidgets import QListWidget, QListWidgetItem
+
+        self.series_list = QListWidget(self)
+        self.series_list.setMaximumHeight(130)
+        self.series_list.setToolTip("Series to write; unmarked ones are written as read with "
+                                    "no anomaly (\"Slices\": \"\")")
+        self._study_refs = controller.study_refs() if controller.aset is not None else []
+        from mprviewer.model.annotation_files import export_series
+
+        for sa in (export_series(controller.aset, self._study_refs)
+                   if controller.aset is not None else []):
+            marked = bool(sa.entries or sa.points)
+            item = QListWidgetItem(f"{sa.label}" + ("" if marked else "   (no marks)"))
+            item.setData(Qt.UserRole, sa.name or sa.uid)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked)
+            self.series_list.addItem(item)
+        self.series_list.itemChanged.connect(lambda _item: self.refresh())
+
         self.report_label = QLabel("", self)
         self.report_label.setWordWrap(True)
         self.report_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -158,6 +179,8 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Format", self))
         layout.addLayout(formats)
+        layout.addWidget(QLabel("Series to write", self))
+        layout.addWidget(self.series_list)
         layout.addWidget(self.report_label)
         layout.addWidget(QLabel("Preview of the file", self))
         layout.addWidget(self.preview, 1)
@@ -175,13 +198,30 @@ class ExportDialog(QDialog):
             if button.property("fmt") == fmt:
                 button.setChecked(True)
 
+    def included(self) -> list[str]:
+        """Names of the checked series."""
+        out = []
+        for n in range(self.series_list.count()):
+            item = self.series_list.item(n)
+            if item.checkState() == Qt.Checked:
+                out.append(str(item.data(Qt.UserRole)))
+        return out
+
+    def set_included(self, names: list[str]) -> None:
+        for n in range(self.series_list.count()):
+            item = self.series_list.item(n)
+            item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in names else Qt.Unchecked)
+
+    def _choice(self) -> dict[str, Any]:
+        return {"study": self._study_refs, "include": self.included()}
+
     def text(self) -> str:
         aset = self.controller.aset
-        return to_json_text(aset, self.fmt) if aset is not None else ""
+        return to_json_text(aset, self.fmt, **self._choice()) if aset is not None else ""
 
     def report(self) -> ExportReport | None:
         aset = self.controller.aset
-        return export_report(aset, self.fmt) if aset is not None else None
+        return export_report(aset, self.fmt, **self._choice()) if aset is not None else None
 
     def refresh(self) -> None:
         text = self.text()
@@ -227,7 +267,8 @@ class ExportDialog(QDialog):
                 return None
             overwrite = True
         try:
-            report = write_annotation_file(aset, path, self.fmt, overwrite=overwrite)
+            report = write_annotation_file(aset, path, self.fmt, overwrite=overwrite,
+                                           **self._choice())
         except AnnotationError as exc:
             show_info(self, "Export failed", str(exc), warning=True)
             return None
@@ -274,7 +315,7 @@ def import_file(controller: Any, path: str | Path, confirm: Callable[[str], bool
     force = bool(questions)
     if force and not confirm(" ".join(questions) + "\n\nImport these marks anyway?"):
         return None
-    summary = import_into(aset, path, refs=list(controller.refs.values()), force=force)
+    summary = import_into(aset, path, refs=controller.study_refs(), force=force)
     controller.message.emit(f"Imported {Path(path).name}: {summary} (Ctrl+Z undoes)", False)
     return summary
 

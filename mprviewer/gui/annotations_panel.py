@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt5.QtCore import QSignalBlocker, Qt, QTimer
+from PyQt5.QtCore import QEvent, QObject, QSignalBlocker, QSize, Qt, QTimer
 from PyQt5.QtGui import QBrush, QColor, QFont, QKeySequence
 from PyQt5.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,27 @@ ERROR_STYLE = "color: #ff7070;"
 OK_STYLE = "color: #9ab;"
 ID_ROLE = Qt.UserRole + 1
 NOTE_DELAY_MS = 700
+
+
+def _breakable(path: Any) -> str:
+    """A path the label may wrap after any '/' or '.' (a 64-digit study UID in a file name
+    would otherwise make the side panel as wide as the name)."""
+    return str(path).replace("/", "/\u200b").replace(".", ".\u200b")
+
+
+class _WindowShortcuts(QObject):
+    """Lets the window's Ctrl+<letter> shortcuts through a text box that would take them."""
+
+    KEYS = (Qt.Key_E, Qt.Key_I)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.ShortcutOverride and event.key() in self.KEYS and (
+            event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier)
+            == Qt.ControlModifier
+        ):
+            event.ignore()  # not wanted by the box: the shortcut map runs the window's action
+            return True
+        return False
 
 
 class AnnotationsPanel(QWidget):
@@ -114,7 +135,12 @@ class AnnotationsPanel(QWidget):
         self.range_edit.setPlaceholderText("e.g. 0-11; 57-59; 112")
         self.range_edit.setToolTip("Slices with the label in this plane of the series on "
                                    "screen, in the original syntax; Enter applies")
-        self.range_edit.returnPressed.connect(self.apply_range)
+        self.range_edit.returnPressed.connect(self._apply_and_return)
+        # QLineEdit takes Ctrl+E (end of line) and Ctrl+I for itself; the window's export and
+        # import shortcuts must still work while the box has the focus
+        self._window_keys = _WindowShortcuts(self)
+        self.range_edit.installEventFilter(self._window_keys)
+        self.reader_edit.installEventFilter(self._window_keys)
         self.range_edit.textEdited.connect(lambda _t: self.range_error.setText(""))
         self.range_apply = QPushButton("Apply", self)
         self.range_apply.clicked.connect(self.apply_range)
@@ -123,6 +149,7 @@ class AnnotationsPanel(QWidget):
         self.range_error.setStyleSheet(ERROR_STYLE)
 
         self.note_edit = QPlainTextEdit(self)
+        self.note_edit.installEventFilter(self._window_keys)
         self.note_edit.setPlaceholderText("note on this study (saved with the marks)")
         self.note_edit.setFixedHeight(54)
         self.note_edit.textChanged.connect(self._on_note_typed)
@@ -158,7 +185,27 @@ class AnnotationsPanel(QWidget):
         ranges.addWidget(self.plane_box)
         ranges.addWidget(self.range_edit, 1)
         ranges.addWidget(self.range_apply)
-        layout = QVBoxLayout(self)
+        # The panel scrolls when the side panel is short (a laptop screen) instead of squeezing
+        # its rows on top of each other.
+        from PyQt5.QtWidgets import QFrame, QScrollArea
+
+        class HeightScroll(QScrollArea):
+            """Scrolls up and down only: as wide as its rows need."""
+
+            def minimumSizeHint(self) -> QSize:
+                hint = self.widget().minimumSizeHint()
+                bar = self.verticalScrollBar().sizeHint().width()
+                return QSize(hint.width() + bar, min(hint.height(), 120))
+
+        inner = QWidget(self)
+        scroll = HeightScroll(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(inner)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addLayout(marks)
@@ -173,6 +220,7 @@ class AnnotationsPanel(QWidget):
         layout.addWidget(self.note_edit)
         layout.addWidget(self.status)
         layout.addWidget(self.saved_label)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
     # -- controller -> panel -----------------------------------------------------------------
     def _on_session(self) -> None:
@@ -182,14 +230,14 @@ class AnnotationsPanel(QWidget):
         if aset is not None and aset.reader:
             self.reader_edit.setText(aset.reader)
         sidecar = self.controller.sidecar
-        self.saved_label.setText(f"Autosave: {sidecar}" if sidecar is not None else "")
+        self.saved_label.setText(f"Autosave: {_breakable(sidecar)}" if sidecar is not None else "")
         self.saved_label.setToolTip("Every change is saved here at once; the marks come back "
                                     "when the study is opened again")
         self.refresh()
 
     def _on_saved(self, path: str) -> None:
         self.saved_label.setStyleSheet(OK_STYLE)
-        self.saved_label.setText(f"Autosaved to {path}")
+        self.saved_label.setText(f"Autosaved to {_breakable(path)}")
 
     def show_message(self, text: str, problem: bool) -> None:
         self.status.setStyleSheet(ERROR_STYLE if problem else "")
@@ -245,10 +293,14 @@ class AnnotationsPanel(QWidget):
             bold = QFont(self.tree.font())
             bold.setBold(True)
             keep = None
-            for sa in aset.series:
-                if not sa.entries and not sa.points:
+            from mprviewer.model.annotation_files import natural_key
+
+            for sa in sorted(aset.series, key=lambda x: natural_key(x.label)):
+                if not sa.entries and not sa.points and not sa.clean:
                     continue
-                top = QTreeWidgetItem([sa.label, "", ""])
+                clean = sa.clean and not sa.entries and not sa.points
+                top = QTreeWidgetItem([f"{sa.label}   (read, no anomaly)" if clean else sa.label,
+                                       "", ""])
                 top.setFirstColumnSpanned(True)
                 top.setFlags(Qt.ItemIsEnabled)
                 top.setToolTip(0, f"{sa.label}\n{sa.uid}" if sa.uid else sa.label)
@@ -308,6 +360,17 @@ class AnnotationsPanel(QWidget):
     def _on_label(self, text: str) -> None:
         self.controller.set_label(text)
         self.refresh_range()
+
+    def _apply_and_return(self) -> None:
+        """Enter applies the range and hands the keys back to the view that had them."""
+        if self.apply_range():
+            window = self.controller.window
+            state = getattr(window, "state", None)
+            views = getattr(getattr(window, "views", None), "slice_views", {})
+            plane = getattr(state, "focused_plane", None) or "axial"
+            view = views.get(plane)
+            if view is not None:
+                view.interactor.setFocus(Qt.OtherFocusReason)
 
     def apply_range(self) -> bool:
         """Set the label's slices in the chosen plane from the text box; errors stay inline."""

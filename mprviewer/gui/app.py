@@ -155,6 +155,22 @@ def apply_display_options(window: Any, display: dict[str, Any]) -> None:
         state.set_volume_opacity(True)
 
 
+FRAME_ALLOWANCE = (16, 48)  # window frame and title bar when the window manager has not said
+
+
+def fit_to_screen(window: Any, available: Any) -> None:
+    """Size a new window to at most 1600x1000 and to the screen's free area including the
+    frame the window manager adds, so the status bar is on screen; place it at the top left."""
+    frame = window.frameGeometry()
+    inner = window.geometry()
+    extra_w = frame.width() - inner.width() or FRAME_ALLOWANCE[0]
+    extra_h = frame.height() - inner.height() or FRAME_ALLOWANCE[1]
+    width = max(320, min(1600, available.width() - extra_w))
+    height = max(240, min(1000, available.height() - extra_h))
+    window.resize(width, height)
+    window.move(available.topLeft())
+
+
 def run(
     source: Any = None,
     series: int | None = None,
@@ -186,8 +202,7 @@ def run(
     if size is not None:
         window.resize(*size)
     else:
-        screen = app.primaryScreen().availableGeometry()
-        window.resize(min(1600, screen.width()), min(1000, screen.height()))
+        fit_to_screen(window, app.primaryScreen().availableGeometry())
     outcome = {"code": 0}
 
     def report_first_frame(seconds: float) -> None:

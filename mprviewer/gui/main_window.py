@@ -253,9 +253,35 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.central)
         self._build_side_panel()
         self._build_menus()
+        self._build_patient_bar()
         self._connect_views()
 
     # -- construction ------------------------------------------------------------------
+    def _build_patient_bar(self) -> None:
+        """Patient and study in a strip that stays above the views (as the original tool
+        showed them), dates written as people read them."""
+        from PyQt5.QtWidgets import QSizePolicy, QToolBar
+
+        from mprviewer.gui.statusbar import ElidedLabel
+
+        self.patient_label = ElidedLabel(self)
+        self.patient_label.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        self.patient_label.setStyleSheet("padding: 2px 8px; font-weight: bold;")
+        self.patient_bar = QToolBar("Patient", self)
+        self.patient_bar.setObjectName("patient_bar")
+        self.patient_bar.setMovable(False)
+        self.patient_bar.addWidget(self.patient_label)
+        self.patient_bar.setVisible(False)
+        self.addToolBarBreak(Qt.TopToolBarArea)  # a row of its own, the width of the window
+        self.addToolBar(Qt.TopToolBarArea, self.patient_bar)
+
+    def _show_patient(self, header: Any) -> None:
+        from mprviewer.io.metadata import patient_summary
+
+        text = patient_summary(header)
+        self.patient_label.set_full_text(text)
+        self.patient_bar.setVisible(bool(text))
+
     def _build_side_panel(self) -> None:
         self.series_table = SeriesTable(self)
         self.series_table.series_chosen.connect(self.open_series)
@@ -284,6 +310,11 @@ class MainWindow(QMainWindow):
         self.side_splitter.setSizes([150, 190, 500])
         self.dock = QDockWidget("Study", self)
         self.dock.setObjectName("side-panel")
+        # The sections' minimum heights add up to more than a laptop screen has: let the
+        # splitter squeeze them instead, so the side panel never makes the window taller than
+        # the screen (and its status bar fall off the bottom)
+        for section, least in ((series_box, 100), (display_box, 60), (self.side_tabs, 120)):
+            section.setMinimumHeight(least)
         self.dock.setWidget(self.side_splitter)
         self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.dock.setMinimumWidth(330)
@@ -433,10 +464,9 @@ class MainWindow(QMainWindow):
 
     def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
         """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
-        for the axial plane as slabs in 3D. Marks are cleared when another volume is shown."""
+        as slabs coloured per label in 3D. Marks are cleared when another volume is shown."""
         self.views.slice_views[plane].set_marked(marked)
-        if plane == "axial":
-            self.views.volume_view.set_marked_axial(marked)
+        self.views.volume_view.set_marked(plane, marked)
 
     def add_file_action(self, action: QAction) -> None:
         """Put an action (import/export) in the File menu, above Save Screenshot."""
@@ -475,6 +505,7 @@ class MainWindow(QMainWindow):
             return
         self._remote_job += 1  # a listing still coming from an abandoned retrieval is dropped
         label = open_dialogs.source_label(source)
+        self.status.new_study()
         self.status.showMessage(f"Opening {label}…")
         self.runner.start(
             lambda progress, cancel: load_source(source, progress, cancel, series),
@@ -625,6 +656,7 @@ class MainWindow(QMainWindow):
         self.central.setCurrentWidget(self.views)
         self.views.volume_view.unbind()
         self.views.volume_view.marked_axial = []
+        self.views.volume_view.marked = {}
         self.volume, self.store, self.state = volume, store, state
         if series is not None:
             self.series = series
@@ -642,6 +674,8 @@ class MainWindow(QMainWindow):
             self.series_table.set_warnings(self.series_index, volume.warnings)
         metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
         self.data_table.set_metadata(metadata)
+        self._show_patient(getattr(self.series, "header", None) if self.series is not None
+                           else None)
         self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
         self._on_slice_changed(grid.acquisition_plane, state.slices[grid.acquisition_plane])
         self.act_overlay.setChecked(state.threshold_overlay)

@@ -98,19 +98,22 @@ class RecentMenu(QMenu):
 
 
 # -- dialogs ---------------------------------------------------------------------------
-def _start_dir() -> str:
+def start_dir() -> str:
+    """Where the open dialogs start: the folder that holds the last study (beside it, so the
+    next case of a dataset is one click away), else the home folder."""
     recent = recent_sources()
     if recent:
         first = recent[0][0] if isinstance(recent[0], list) else recent[0]
         path = Path(first)
         if path.exists():
-            return str(path if path.is_dir() else path.parent)
+            return str(path.resolve().parent)
     return str(Path.home())
+
 
 
 def ask_folder(parent: QWidget | None) -> str | None:
     """A folder holding DICOM files (searched recursively by the loader)."""
-    path = QFileDialog.getExistingDirectory(parent, "Open DICOM folder", _start_dir())
+    path = QFileDialog.getExistingDirectory(parent, "Open DICOM folder", start_dir())
     return path or None
 
 
@@ -119,7 +122,7 @@ def ask_files(parent: QWidget | None) -> Source | None:
     paths, _ = QFileDialog.getOpenFileNames(
         parent,
         "Open zip archive or DICOM files",
-        _start_dir(),
+        start_dir(),
         "DICOM studies (*.zip *.dcm *.DCM *.ima *.IMA);;Zip archives (*.zip);;All files (*)",
     )
     if not paths:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QLabel, QStatusBar, QWidget
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 
 def describe_voxel(store: Any, xyz: Sequence[int] | None) -> str:
@@ -36,11 +36,44 @@ def describe_voxel(store: Any, xyz: Sequence[int] | None) -> str:
     )
 
 
+class ElidedLabel(QLabel):
+    """One line of text cut with "…" to the width it is given (the whole text in the tip)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        self.full_text = ""
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setMinimumWidth(40)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = text
+        self.setToolTip(text if len(text) > 60 else "")
+        self._fit()
+
+    def _fit(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.ElideRight,
+                                                   max(self.width(), 40)))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+
 class ViewerStatusBar(QStatusBar):
-    """Permanent cursor read-out on the right, load warnings in the middle."""
+    """Messages on the left, load warnings in the middle, the cursor read-out on the right.
+
+    Messages go into a label of their own that takes the room the other two leave and elides
+    what does not fit (QStatusBar paints its temporary message under the permanent widgets,
+    so a long one ran under the read-out); a new message replaces the last one.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.message_label = ElidedLabel(self)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.clearMessage)
+        self.addWidget(self.message_label, 1)
         self.warnings_label = QLabel("", self)
         self.warnings_label.setStyleSheet("color: #e0a030;")
         self.warnings_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -50,6 +83,27 @@ class ViewerStatusBar(QStatusBar):
         self.addPermanentWidget(self.warnings_label)
         self.addPermanentWidget(self.cursor_label)
         self.store: Any = None
+
+    # -- messages (QStatusBar's API, shown in the message label) ----------------------------
+    def showMessage(self, text: str, timeout: int = 0) -> None:
+        self.message_label.set_full_text(" ".join(str(text).split()))
+        if timeout > 0:
+            self._message_timer.start(int(timeout))
+        else:
+            self._message_timer.stop()
+
+    def clearMessage(self) -> None:
+        self._message_timer.stop()
+        self.message_label.set_full_text("")
+
+    def currentMessage(self) -> str:
+        return self.message_label.full_text
+
+    def new_study(self) -> None:
+        """Forget what the last study said: messages, warnings and the read-out."""
+        self.clearMessage()
+        self.set_warnings([])
+        self.cursor_label.setText("")
 
     def set_store(self, store: Any) -> None:
         self.store = store

@@ -194,6 +194,16 @@ class ViewContainer(QWidget):
     def plotter(self) -> Any:
         return self.interactor
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """A click on the title bar gives the view the keys (without moving the crosshair)."""
+        if self.bar.geometry().contains(event.pos()):
+            self.interactor.setFocus(Qt.MouseFocusReason)
+            if self.state is not None and self.plane in self.state.slices:
+                self.state.set_focus(self.plane)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
     def set_active(self, active: bool) -> None:
         """Highlight the focused view's title bar."""
         color = PLANE_COLORS_HEX[self.plane]
@@ -417,6 +427,8 @@ class SliceView(ViewContainer):
         if steps:
             self._wheel_rest -= steps * 120
             self.state.step(self.plane, steps)
+            # the mouse now points at a voxel of the new slice: the read-out follows it
+            self.hovered.emit(self.plane, self.pick(event.pos()))
         return True
 
     def _key(self, event: QKeyEvent) -> bool:
@@ -484,12 +496,20 @@ class VolumeView(ViewContainer):
         self._settle.setInterval(self.SETTLE_MS)
         self._settle.timeout.connect(self._settled)
         self.marked_axial: list[int] = []
+        self.marked: dict[str, dict[int, list[str]]] = {}
 
     def set_marked_axial(self, slices: Iterable[int]) -> None:
         """Translucent slabs at marked axial slices (kept for when the scene is built)."""
-        self.marked_axial = sorted({int(s) for s in slices})
+        self.set_marked("axial", {int(s): [""] for s in slices})
+
+    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+        """Translucent slabs at the marked slices of any plane, coloured per label (kept for
+        when the scene is built)."""
+        self.marked[plane] = {int(k): list(v) for k, v in marked.items()}
+        if plane == "axial":
+            self.marked_axial = sorted(self.marked[plane])
         if self.scene is not None:
-            self.scene.set_marked_axial(self.marked_axial)
+            self.scene.set_marked(plane, self.marked[plane])
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -501,8 +521,9 @@ class VolumeView(ViewContainer):
         self.state, self.store = state, store
         self.scene = VolumeScene(self.interactor, store, state)
         self.scene.enable_plane_widgets()
-        if self.marked_axial:
-            self.scene.set_marked_axial(self.marked_axial)
+        for plane, marked in self.marked.items():
+            if marked:
+                self.scene.set_marked(plane, marked)
         for signal in self._busy_signals(state):
             signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")

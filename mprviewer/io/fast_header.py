@@ -104,6 +104,26 @@ def _parse(buf: bytes, complete: bool) -> FastHeader:
     return FastHeader(ds, end, keyword, stop is not None)
 
 
+def cut_short(buf: bytes) -> bool | None:
+    """Whether a whole file's data set stops inside an element (a truncated copy or download):
+    True when cut off, False when it ends on an element boundary, None when this walker cannot
+    tell (an encoding it does not read)."""
+    try:
+        if len(buf) < 140 or buf[128:132] != b"DICM":
+            return None
+        meta, pos, _ = _walk(buf, 132, implicit=False, group=2)
+        syntax = meta.get(BaseTag(0x00020010))
+        ts = syntax.value.decode("latin-1").rstrip(" \x00") if syntax is not None else ""
+        if not ts or ts in _OTHER_ENCODINGS:
+            return None
+        _walk(buf, pos, implicit=ts == IMPLICIT_LE, group=None)
+    except Unsupported as exc:
+        return "past the bytes read" in str(exc) or "cut off" in str(exc)
+    except Exception:
+        return None
+    return False
+
+
 def _encodings(charset: RawDataElement) -> str | list[str]:
     """Python codecs for a Specific Character Set, as read_dataset finds them (cached:
     a series repeats the same few values)."""

@@ -9,11 +9,19 @@ voxel is shown at its true place in the patient (see ``mprviewer.io.resample``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mprviewer.errors import GeometryError
+from mprviewer.io.geometry_checks import (
+    MAX_POSITION_MM,
+    check_affine,
+    check_orientation,
+    check_position,
+    check_spacing,
+)
 from mprviewer.io.scan import Instance
 
 ORIENTATION_DECIMALS = 3  # cosines equal to 1e-3 count as one orientation
@@ -142,6 +150,95 @@ def _header_float(instance: Instance, keyword: str) -> float | None:
 
 def build_geometry(frames: list[Frame]) -> StackGeometry:
     """Sort frames along the slice normal and derive the (i, j, k) -> LPS affine.
+
+    The header values are checked first and the affine last (``geometry_checks``), so a
+    damaged orientation, spacing or position is a GeometryError naming the file, never a
+    NaN that reaches the renderer.
+    """
+    _check_frames(frames)
+    geometry = _build_geometry(frames)
+    check_affine(geometry.affine, frames[0].instance.member.name)
+    return geometry
+
+
+def frame_problems(frames: list[Frame],
+                   seen: dict[object, str | None] | None = None) -> list[str | None]:
+    """Why each frame's own geometry (orientation, spacing, position) cannot be used, or
+    None. The loader drops such frames from their stack, so one damaged file does not sink
+    a series.
+
+    A series repeats a few orientations and spacings: they are checked once per value
+    (``seen`` carries the results from call to call), and positions in plain arithmetic,
+    so the check costs a few microseconds a frame.
+    """
+    seen = {} if seen is None else seen
+    problems: list[str | None] = [None] * len(frames)
+    last: tuple[object, str | None] = (None, None)  # frames of one object share an array
+    for n, frame in enumerate(frames):
+        name = frame.instance.member.name
+        orientation = frame_orientation(frame)
+        if orientation is not None and orientation is last[0]:
+            problems[n] = last[1]
+        elif orientation is not None:
+            key = ("o", *_values(orientation))
+            if key not in seen:
+                seen[key] = _problem(lambda o=orientation, w=name: check_orientation(o, w),
+                                     name)
+            problems[n] = seen[key]
+            last = (orientation, seen[key])
+        spacing = frame.spacing
+        if problems[n] is None and spacing is not None and min(spacing) > 0:
+            key = ("s", *spacing)
+            if key not in seen:
+                seen[key] = _problem(lambda s=spacing, w=name: _check_spacing(s, w), name)
+            problems[n] = seen[key]
+        position = frame_position(frame)
+        if problems[n] is None and position is not None and not all(
+                abs(v) <= MAX_POSITION_MM for v in _values(position)):  # NaN fails too
+            problems[n] = _problem(lambda p=position, w=name: check_position(p, w), name)
+    return problems
+
+
+def _values(array: np.ndarray) -> list[float]:
+    """Plain floats (cheaper than numpy for a handful of values)."""
+    return array.tolist() if isinstance(array, np.ndarray) else [float(v) for v in array]
+
+
+def _problem(check: Callable[[], None], name: str) -> str | None:
+    try:
+        check()
+    except GeometryError as exc:
+        return str(exc).removeprefix(f"{name}: ")
+    return None
+
+
+def _check_spacing(spacing: tuple[float, float], name: str) -> None:
+    for value, label in zip(spacing, ("PixelSpacing (rows)", "PixelSpacing (columns)"),
+                            strict=True):
+        check_spacing(float(value), name, label)
+
+
+def _check_frames(frames: list[Frame]) -> None:
+    first = frames[0]
+    name = first.instance.member.name
+    orientation = frame_orientation(first)
+    if orientation is not None:
+        check_orientation(orientation, name)
+    spacing = first.spacing
+    if spacing is not None and min(spacing) > 0:
+        _check_spacing(spacing, name)
+    known = [(f, p) for f in frames if (p := frame_position(f)) is not None]
+    if known:
+        points = np.array([p for _, p in known], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(points) <= MAX_POSITION_MM).all(axis=1)
+        if bad.any():
+            frame, point = known[int(np.argmax(bad))]
+            check_position(point, frame.instance.member.name)
+
+
+def _build_geometry(frames: list[Frame]) -> StackGeometry:
+    """build_geometry on checked header values.
 
     A regular stack keeps the mean step between its first and last slice as the k axis (as
     SimpleITK and dcm2niix do). A stack with gaps, uneven steps or in-plane drift (gantry

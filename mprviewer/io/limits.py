@@ -52,8 +52,18 @@ class Limits:
     # (a read timeout only sees silence, not a server that trickles a byte a second).
     min_download_rate: float = 1 * KIB
     min_rate_window: float = 30.0  # seconds
-    # Temporary files (downloads, large nested zips) never take the last bytes of a disk.
+    # Temporary files (downloads, nested zips) never take the last bytes of a disk.
     min_free_disk_bytes: float = 1 * GIB
+    # Headers: a data set up to its pixel data (or a whole DICOMDIR). Real ones take KBs; an
+    # enhanced multi-frame object with tens of thousands of frames takes tens of MBs.
+    max_header_bytes: float = 64 * MIB
+    # Pixels: the decoded size of one image file or of one series' volume, checked before
+    # decoding. 4 GiB holds a 2000-slice 1024x1024 16-bit CT; loading may need twice that
+    # while rescaling, so a larger claim is far more likely a bomb than a study.
+    max_decoded_bytes: float = 4 * GIB
+    # Compressed pixel data decoding to more than 64 MiB may expand at most this many times
+    # its file's size (real images: 2-20, blank ones a few hundred; bombs: 100,000s).
+    max_decoded_ratio: float = 1000.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Limits:

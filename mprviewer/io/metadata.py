@@ -58,6 +58,67 @@ def format_value(value: Any) -> str:
     return str(value).strip()
 
 
+DATE_KEYWORDS = frozenset({"PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate",
+                           "ContentDate"})
+TIME_KEYWORDS = frozenset({"StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime"})
+
+
+def readable_date(text: str) -> str:
+    """DICOM DA "19700606" as "1970-06-06"; anything else unchanged."""
+    text = str(text).strip()
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text
+
+
+def readable_time(text: str) -> str:
+    """DICOM TM "143015.123" as "14:30:15"; anything else unchanged."""
+    text = str(text).strip()
+    digits = text.split(".", 1)[0]
+    if digits.isdigit() and len(digits) in (4, 6):
+        parts = [digits[n:n + 2] for n in range(0, len(digits), 2)]
+        return ":".join(parts)
+    return text
+
+
+def readable_value(keyword: str, value: Any) -> str:
+    """``format_value``, with dates and times written as people read them."""
+    text = format_value(value)
+    if keyword in DATE_KEYWORDS:
+        return readable_date(text)
+    if keyword in TIME_KEYWORDS:
+        return readable_time(text)
+    return text
+
+
+def patient_summary(header: Any) -> str:
+    """One line naming patient and study, for a strip that stays on screen: name, ID, birth
+    date and sex, study date and time, study description."""
+    if header is None:
+        return ""
+
+    def get(keyword: str) -> str:
+        try:
+            return readable_value(keyword, header.get(keyword))
+        except Exception:  # a damaged value: leave it out of the strip
+            return ""
+
+    name = get("PatientName").replace("^", " ").strip()
+    parts = [name or "(no name)"]
+    if get("PatientID"):
+        parts.append(f"ID {get('PatientID')}")
+    born = " ".join(x for x in (get("PatientBirthDate"), f"({get('PatientSex')})"
+                                if get("PatientSex") else "") if x)
+    if born:
+        parts.append(f"born {born}")
+    study = " ".join(x for x in (get("StudyDate"), get("StudyTime")) if x)
+    if study:
+        parts.append(f"study {study}")
+    if get("StudyDescription"):
+        parts.append(get("StudyDescription"))
+    return "   ·   ".join(parts)
+
+
 def dataset_rows(ds: Any) -> list[tuple[str, str, str, str]]:
     """(tag, keyword, VR, value) for every element of a header: the tag browser's rows."""
     rows = []

@@ -5,11 +5,18 @@ like dcm2niix and nibabel, the first slice's position is moved by half the diffe
 between the mosaic and the tile size along each in-plane axis. Slices follow the CSA header's
 SliceNormalVector (which may point against row x column for descending acquisitions) at
 SpacingBetweenSlices.
+
+Anonymisers often strip the image CSA header (0029,1010) and the private creator elements,
+which takes NumberOfImagesInMosaic (0019,100A) with them. The series CSA header (0029,1020)
+usually survives; its protocol text (the ASCCONV block of MrPhoenixProtocol) still says
+``sSliceArray.lSize`` (the slice count) and ``sSliceArray.asSlice[0].sNormal``. Like
+dicom2nifti and dcm2niix, it is read by its fixed tag, whatever the creator elements say.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import struct
 from typing import Any
 
@@ -21,6 +28,9 @@ from mprviewer.io.scan import Instance
 
 CSA_IMAGE_HEADER = (0x0029, "SIEMENS CSA HEADER", 0x10)
 MOSAIC_COUNT = (0x0019, "SIEMENS MR HEADER", 0x0A)
+CSA_SERIES_HEADER_TAG = (0x0029, 0x1020)  # read by its fixed tag: creators may be stripped
+_ASCCONV = re.compile(rb"### ASCCONV BEGIN.*?### ASCCONV END", re.S)
+_ASCCONV_LINE = re.compile(rb"^[ \t]*([A-Za-z_][\w.\[\]]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*$", re.M)
 
 
 def parse_csa(data: bytes) -> dict[str, list[str]]:
@@ -75,6 +85,31 @@ def _csa(instance: Instance) -> dict[str, list[str]]:
     return cached
 
 
+def parse_ascconv(data: bytes) -> dict[str, str]:
+    """The ``name = value`` lines of the ASCCONV protocol block(s) in a Siemens header."""
+    out: dict[str, str] = {}
+    for block in _ASCCONV.finditer(data):
+        for name, value in _ASCCONV_LINE.findall(block.group(0)):
+            out.setdefault(name.decode("latin-1"), value.decode("latin-1").strip().strip('"'))
+    return out
+
+
+def _protocol(instance: Instance) -> dict[str, str]:
+    """The series CSA header's protocol, read by fixed tag (0029,1020); {} when absent."""
+    cached = instance.header.__dict__.get("_mprviewer_protocol")
+    if cached is None:
+        cached = {}
+        try:
+            element = instance.header.get(CSA_SERIES_HEADER_TAG)
+            raw = element.value if element is not None else None
+        except Exception:  # a damaged element: no protocol, the mosaic stays tiled
+            raw = None
+        if isinstance(raw, (bytes, bytearray)):
+            cached = parse_ascconv(bytes(raw))
+        instance.header.__dict__["_mprviewer_protocol"] = cached
+    return cached
+
+
 def is_mosaic(instance: Instance) -> bool:
     """A Siemens mosaic: ImageType holds MOSAIC."""
     image_type = header_value(instance.header, "ImageType") or []
@@ -84,7 +119,8 @@ def is_mosaic(instance: Instance) -> bool:
 
 
 def mosaic_count(instance: Instance) -> int | None:
-    """NumberOfImagesInMosaic from (0019,100A) or the CSA image header."""
+    """NumberOfImagesInMosaic from (0019,100A) or the CSA image header, else the series
+    protocol's ``sSliceArray.lSize`` (what survives anonymisation)."""
     value = _private(instance.header, MOSAIC_COUNT)
     try:
         count = int(value[0] if isinstance(value, (list, tuple)) else value)  # type: ignore[arg-type]
@@ -95,12 +131,22 @@ def mosaic_count(instance: Instance) -> int | None:
             count = int(float(_csa(instance).get("NumberOfImagesInMosaic", ["0"])[0]))
         except (ValueError, IndexError):
             count = 0
+    if count <= 0:
+        try:
+            count = int(_protocol(instance).get("sSliceArray.lSize", "0"))
+        except ValueError:
+            count = 0
     return count if count > 0 else None
 
 
 def _slice_normal(instance: Instance, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     normal = np.cross(row, col)
     values = _csa(instance).get("SliceNormalVector", [])
+    if not values:  # the protocol's first slice normal (components that are 0 are omitted)
+        protocol = _protocol(instance)
+        keys = [f"sSliceArray.asSlice[0].sNormal.{axis}" for axis in ("dSag", "dCor", "dTra")]
+        if any(k in protocol for k in keys):
+            values = [protocol.get(k, "0") for k in keys]
     try:
         csa_normal = np.array([float(v) for v in values[:3]])
     except ValueError:

@@ -168,14 +168,12 @@ def _stacked_frames(instance: Instance) -> list[Frame]:
             except (TypeError, ValueError):
                 spacing = 1.0
             offsets = np.arange(instance.frames) * spacing
-    frames = []
-    for n in range(instance.frames):
-        frame_position = None
-        if offsets is not None and position is not None and orientation is not None:
-            normal = np.cross(orientation[:3], orientation[3:])
-            frame_position = position + offsets[n] * normal
-        frames.append(Frame(instance, n, position=frame_position, orientation=orientation))
-    return frames
+    if offsets is None or position is None or orientation is None:
+        return [Frame(instance, n, orientation=orientation) for n in range(instance.frames)]
+    normal = np.cross(orientation[:3], orientation[3:])
+    positions = position + np.outer(offsets, normal)  # one array op, not one per frame
+    return [Frame(instance, n, position=positions[n], orientation=orientation)
+            for n in range(instance.frames)]
 
 
 def expand_frames(instance: Instance) -> tuple[list[Frame], list[str]]:

@@ -24,9 +24,13 @@ from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.codecs import ensure_decodable
+from mprviewer.io.decoded import check_instance, check_streams, check_volume, decoded_bytes
+from mprviewer.io.deflated import DEFLATED, read_deflated
 from mprviewer.io.geometry import Frame
 from mprviewer.io.jpeg2000 import plugin_for
+from mprviewer.io.limits import Limits
 from mprviewer.io.quick_values import header_value
+from mprviewer.io.scan import Instance
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
@@ -166,15 +170,42 @@ def _read_native(frame: Frame, out: np.ndarray) -> bool:
         return fh.readinto(memoryview(out).cast("B")) == nbytes
 
 
+def _cut_short_by(inst: Instance) -> tuple[int, int] | None:
+    """(bytes held, bytes needed) when uncompressed pixel data stops before the image ends."""
+    if inst.pixel_offset is None or inst.member.size <= 0:
+        return None
+    try:
+        header = inst.header
+        bits = int(header.get("BitsAllocated", 8) or 8)
+        samples = int(header.get("SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError):
+        return None
+    if bits < 8:
+        return None
+    needed = inst.rows * inst.columns * (bits // 8) * samples * max(inst.frames, 1)
+    element_header = 8 if inst.transfer_syntax == "1.2.840.10008.1.2" else 12
+    held = inst.member.size - int(inst.pixel_offset) - element_header
+    return (max(held, 0), needed) if held < needed else None
+
+
 def decode_instance(frame: Frame) -> np.ndarray:
     """Every frame of an instance through pydicom's decoders: [rows, cols(, 3)] for one
     frame, [frames, rows, cols(, 3)] for several. Colour comes out as RGB."""
     inst = frame.instance
     ts = inst.transfer_syntax
     ensure_decodable(ts, inst.member.name)
+    check_instance(inst)  # before reading or decoding anything: a bomb never reaches a decoder
     try:
         with inst.member.open() as fh:
-            ds = pydicom.dcmread(fh, force=True)
+            if ts == DEFLATED:  # inflated as read, up to the pixel data's expected size
+                limits = Limits.from_env()
+                cap = decoded_bytes(inst.header, inst.rows, inst.columns, inst.frames) + (
+                    limits.max_header_bytes)
+                ds, _ = read_deflated(fh, inst.member.name, cap, stop_before_pixels=False,
+                                      limits=limits, ratio=False)
+            else:
+                ds = pydicom.dcmread(fh, force=True)
+        check_streams(ds, inst)
         arr = _pixel_array(ds, ts)
         if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
             arr = _palette_to_rgb(arr, ds)
@@ -186,6 +217,13 @@ def decode_instance(frame: Frame) -> np.ndarray:
             raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = " ".join(str(exc).split())[:300]
+        short = _cut_short_by(inst)
+        if short is not None:
+            raise DicomError(
+                f"{inst.member.name}: pixel data cannot be decoded (the file is truncated: its "
+                f"pixel data holds {short[0]} of the {short[1]} bytes the image needs; an "
+                "incomplete copy or download?)"
+            ) from exc
         raise DicomError(
             f"{inst.member.name}: pixel data cannot be decoded ({type(exc).__name__}: "
             f"{detail or first_line}); the file may be damaged or use a variant the "
@@ -447,6 +485,7 @@ def load_frames(
     else:
         raw_dtype = stored_dtype(formats)
     shape = (len(frames), rows, cols, 3) if rgb else (len(frames), rows, cols)
+    check_volume(shape, raw_dtype.itemsize, first.member.name)
     raw = np.empty(shape, dtype=raw_dtype)
     done = 0
     lock = threading.Lock()

@@ -18,7 +18,10 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import VR
 
 from mprviewer.errors import LoadCancelled
-from mprviewer.io.fast_header import parse_header
+from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+from mprviewer.io.deflated import DEFLATED, is_deflated, read_deflated
+from mprviewer.io.fast_header import cut_short, parse_header
+from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
 
@@ -115,6 +118,10 @@ def read_header(member: Member) -> Dataset:
         except OSError:
             # e.g. a zip member whose tail is damaged: its header may still read on its own.
             prefix = None
+    if prefix is not None and is_deflated(prefix):
+        deflated = _deflated_header(member)
+        if deflated is not None:
+            return deflated
     if prefix is not None:
         fast = parse_header(prefix, complete=len(prefix) < HEADER_PREFIX)
         if fast is not None:
@@ -124,8 +131,8 @@ def read_header(member: Member) -> Dataset:
             ds.__dict__["_mprviewer_has_pixels"] = fast.has_pixels
             return ds
         try:
-            parsed = _parse_header(io.BytesIO(prefix))
-        except InvalidDicomError:
+            parsed = _parse_header(BoundedHeader(io.BytesIO(prefix), math.inf, member.name))
+        except (InvalidDicomError, HeaderTooLong):
             raise
         except Exception:
             if len(prefix) < HEADER_PREFIX:
@@ -137,7 +144,8 @@ def read_header(member: Member) -> Dataset:
             parsed = None
     if parsed is None:
         with member.open() as fh:
-            parsed = _parse_header(fh)
+            parsed = _parse_header(BoundedHeader(fh, Limits.from_env().max_header_bytes,
+                                                 member.name))
     ds, offset, tag = parsed
     replace_unknown_vrs(ds)  # the quick walk above declines such VRs; pydicom keeps them
     ds.__dict__["_mprviewer_pixel_offset"] = offset
@@ -147,6 +155,24 @@ def read_header(member: Member) -> Dataset:
     deflated = str(header_value(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")) == (
         "1.2.840.10008.1.2.1.99")
     ds.__dict__["_mprviewer_has_pixels"] = bool(tag) or deflated
+    return ds
+
+
+def _deflated_header(member: Member) -> Dataset | None:
+    """The header of a deflated file, inflated only up to its pixel data and within the
+    caps; None when the file meta does not name the deflated syntax after all."""
+    with member.open() as fh:
+        try:
+            ds, stopped = read_deflated(fh, member.name, Limits.from_env().max_header_bytes,
+                                        stop_before_pixels=True)
+        except ValueError:
+            return None
+    replace_unknown_vrs(ds)
+    ds.__dict__["_mprviewer_pixel_offset"] = None
+    ds.__dict__["_mprviewer_pixel_keyword"] = {0x7FE00008: "FloatPixelData",
+                                               0x7FE00009: "DoubleFloatPixelData"}.get(
+        stopped or 0, "PixelData")
+    ds.__dict__["_mprviewer_has_pixels"] = stopped is not None
     return ds
 
 
@@ -160,12 +186,33 @@ def _kind(ds: Dataset) -> str:
     return str(ds.get("Modality", "")) or "object"
 
 
+TRUNCATION_CHECK_BYTES = 64 * 1024 * 1024  # a file without pixels is read whole only below this
+
+
+def _truncated(member: Member) -> str | None:
+    """"truncated ..." when the file stops inside an element (an interrupted copy or
+    download) rather than ending after a header that has no pixel data."""
+    if member.size > TRUNCATION_CHECK_BYTES:
+        return None
+    try:
+        with member.open() as fh:
+            data = fh.read(TRUNCATION_CHECK_BYTES + 1)
+    except OSError:
+        return None
+    if cut_short(data):
+        return (f"truncated DICOM file: it ends inside an element after {len(data)} bytes, "
+                "before the pixel data (an incomplete copy or download?)")
+    return None
+
+
 def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(header_value(ds, "SOPClassUID", ""))
     if sop_class in NON_IMAGE_CLASSES:
         return f"{NON_IMAGE_CLASSES[sop_class]}, not an image"
     pixels = has_pixel_data(ds)
+    if not pixels and (cut := _truncated(member)) is not None:
+        return cut
     if "Rows" not in ds or "Columns" not in ds:
         if not pixels:
             return f"DICOM {_kind(ds)} without image pixels"
@@ -200,10 +247,16 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
             1, int(header_value(ds, "SamplesPerPixel", 1) or 1))
     except (TypeError, ValueError):
         pixel_bytes = 1
-    most = max_frames(member.size, rows * cols * pixel_bytes, native)
+    most = max_frames(member.size, rows * cols * pixel_bytes, native, ts)
     if member.size > 0 and frames > most:
         return (f"NumberOfFrames is {frames} but a {member.size}-byte file holds at most "
                 f"{most} frames of {rows}x{cols}")
+    if frames > 1:  # a sparse file can hold anything: the frames must fit the memory cap too
+        from mprviewer.io.decoded import frames_problem
+
+        problem = frames_problem(ds, rows, cols, frames)
+        if problem is not None:
+            return problem
     pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native else None
     return Instance(
         member=member,
@@ -243,12 +296,38 @@ def replace_unknown_vrs(ds: Dataset) -> None:
                 container._dict[tag] = elem._replace(VR="UN")
 
 
-def max_frames(file_size: int, frame_bytes: int, native: bool) -> int:
-    """The most frames a file of this size can hold, to refuse a header that claims more.
+# The smallest compressed frame each codec can write, so that a header cannot claim more
+# frames than the file holds: SOI, SOF, SOS and EOI for JPEG-LS (the JPEG processes need
+# tables too); the SIZ, COD and QCD markers and a tile for JPEG 2000; the 64-byte header of
+# an RLE frame. Each frame also takes at least one 8-byte item header.
+ITEM_HEADER = 8
+MIN_ENCODED_FRAME = 24
+MIN_J2K_FRAME = 64
+MIN_RLE_FRAME = 64
+_J2K_PREFIXES = ("1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20")  # JPEG 2000, HTJ2K
+_RLE = "1.2.840.10008.1.2.5"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATE_MAX_RATIO = 1032  # deflate never expands data more than this
 
-    A native frame takes ``frame_bytes``; an encapsulated one at least its 8-byte item header.
+
+def max_frames(file_size: int, frame_bytes: int, native: bool,
+               transfer_syntax: str = "") -> int:
+    """The most frames a file of this size can hold, to refuse a header that claims more
+    (and so bound the per-frame bookkeeping by the file's real size).
+
+    A native frame takes ``frame_bytes`` (a deflated one at least 1/1032 of that); an
+    encapsulated one its item header and the smallest frame its codec writes.
     """
-    per_frame = frame_bytes if native else 8
+    if native or transfer_syntax == _BIG_ENDIAN:
+        per_frame = frame_bytes
+    elif transfer_syntax == DEFLATED:
+        per_frame = frame_bytes // DEFLATE_MAX_RATIO
+    elif transfer_syntax == _RLE:
+        per_frame = ITEM_HEADER + MIN_RLE_FRAME
+    elif transfer_syntax.startswith(_J2K_PREFIXES):
+        per_frame = ITEM_HEADER + MIN_J2K_FRAME
+    else:
+        per_frame = ITEM_HEADER + MIN_ENCODED_FRAME
     return max(1, file_size // max(per_frame, 1))
 
 
@@ -256,6 +335,8 @@ def scan_one(member: Member) -> Instance | tuple[str, str]:
     """Scan one member: an Instance or (name, reason) for a file to skip."""
     try:
         ds = read_header(member)
+    except LimitExceeded as exc:  # an endless header or a deflate bomb
+        return (member.name, str(exc).removeprefix(f"{member.name}: "))
     except InvalidDicomError:
         if member.name.lower().endswith(".zip"):
             return (member.name, "not a zip archive nor a DICOM file (damaged, or an "

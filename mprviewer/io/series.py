@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,9 @@ from mprviewer.io.geometry import (
     build_geometry,
     frame_orientation,
     frame_position,
+    frame_problems,
 )
-from mprviewer.io.metadata import TABLE_FIELDS, format_value
+from mprviewer.io.metadata import TABLE_FIELDS, readable_value
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
 from mprviewer.io.volume import Volume
@@ -159,11 +161,34 @@ class Series:
             name=self.name,
             modality=self.modality,
             units=_units(header, self.modality),
-            window=_window(header, notes),
+            window=self.default_window(notes),
             sop_instance_uids=self.sop_instance_uids,
             sop_class_uid=geometry.frames[0].instance.sop_class_uid,
             slice_positions=geometry.positions.copy(),
         )
+
+    def default_window(self, notes: list[str] | None = None) -> tuple[float, float] | None:
+        """The median of the per-slice WindowCenter/Width the files hold, or None.
+
+        Scanners (Siemens MR) write a window per slice, fitted to that slice: the edge slices
+        of a head hold a few grey values (W 8 L 4) while the middle says W 1550 L 801. The
+        median over the slices is the window that fits most of the volume.
+        """
+        notes = list(notes or [])
+        seen: set[int] = set()
+        centers: list[float] = []
+        widths: list[float] = []
+        for frame in self.geometry.slice_frames:
+            if frame is None or id(frame.instance) in seen:
+                continue
+            seen.add(id(frame.instance))
+            window = _window(frame.instance.header, notes)
+            if window is not None:
+                centers.append(window[0])
+                widths.append(window[1])
+        if not centers:
+            return None
+        return float(np.median(centers)), float(np.median(widths))
 
     def __repr__(self) -> str:
         return f"Series({self.name!r}, {self.modality}, {self.shape})"
@@ -211,9 +236,11 @@ def _is_localizer(frame: Frame) -> bool:
 def _stack_key(frame: Frame) -> tuple:
     inst = frame.instance
     orientation = frame_orientation(frame)
-    rounded = None if orientation is None else tuple(np.round(orientation, ORIENTATION_DECIMALS))
-    spacing = frame.spacing
-    spacing = None if spacing is None else tuple(np.round(spacing, 4))
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd values: build_geometry says
+        rounded = None if orientation is None else tuple(
+            np.round(orientation, ORIENTATION_DECIMALS))
+        spacing = frame.spacing
+        spacing = None if spacing is None else tuple(np.round(spacing, 4))
     try:
         samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
     except (TypeError, ValueError):  # a damaged, multi-valued or non-numeric value
@@ -262,7 +289,7 @@ def _split_repeats(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
     echoes, diffusion directions, acquisitions), labelled by what tells them apart."""
     def pos_key(f: Frame) -> tuple | None:
         p = frame_position(f)
-        return None if p is None else tuple(np.round(p, 2))
+        return None if p is None else tuple(round(float(v), 2) for v in p)
 
     keys = [pos_key(f) for f in frames]
     if any(k is None for k in keys) or len(set(keys)) == len(keys):
@@ -333,6 +360,7 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
         members = _dedupe(members, skipped)
         frames: list[Frame] = []
         notes: list[str] = []
+        checked: dict[object, str | None] = {}  # orientations and spacings seen
         for inst in members:
             try:
                 inst_frames, inst_notes = frames_of(inst)
@@ -340,11 +368,25 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 skipped.append((inst.member.name, "damaged multi-frame or mosaic header: "
                                                   f"{type(exc).__name__}: {exc}"))
                 continue
+            problems = frame_problems(inst_frames, checked)
+            if any(problems):
+                reason = next(p for p in problems if p)
+                bad = sum(1 for p in problems if p)
+                where = f"{bad} of {len(problems)} frames: " if len(problems) > 1 else ""
+                skipped.append((inst.member.name, f"series {uid}: {where}{reason}"))
+                inst_frames = [f for f, p in zip(inst_frames, problems, strict=True) if not p]
             frames.extend(inst_frames)
             notes.extend(n for n in inst_notes if n not in notes)
         stacks: dict[tuple, list[Frame]] = defaultdict(list)
+        memo: dict[tuple, tuple] = {}
         for f in frames:
-            stacks[_stack_key(f)].append(f)
+            # Frames of one object mostly share orientation and spacing: key them once.
+            memo_key = (id(f.instance), id(frame_orientation(f)), f.spacing, f.tile,
+                        f.keys.get("StackID", ""))
+            key = memo.get(memo_key)
+            if key is None:
+                key = memo[memo_key] = _stack_key(f)
+            stacks[key].append(f)
         stack_list = sorted(stacks.values(), key=len, reverse=True)
         pieces: list[tuple[str, list[Frame]]] = []
         for n, stack in enumerate(stack_list):
@@ -367,7 +409,8 @@ def group_series(instances: list[Instance]) -> tuple[list[Series], list[tuple[st
                 continue
             result.append(series)
     _assign_names(result)
-    result.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.name))
+    result.sort(key=lambda s: (s.number if s.number is not None else 1 << 30,
+                               series_sort_key(s.name)))
     return result, skipped
 
 
@@ -395,8 +438,53 @@ def _stack_label(stack: list[Frame], n: int) -> str:
     return f"stack {stack_id} {label}" if stack_id else label
 
 
+def series_sort_key(name: str) -> Any:
+    """Natural order of series names: "acquisition 8" before "acquisition 12"."""
+    return _natural_keygen()(name)
+
+
+@lru_cache(maxsize=1)
+def _natural_keygen() -> Any:
+    from natsort import natsort_keygen, ns
+
+    return natsort_keygen(alg=ns.IGNORECASE)
+
+
+def _folder_parts(series: Series) -> list[str]:
+    """Path components of the folder that holds all of a series' files (archive folders
+    included), "" components dropped."""
+    from os.path import commonpath
+
+    folders = {f.instance.member.folder.replace("!", "/") for f in series.frames}
+    if len(folders) == 1:
+        folder = next(iter(folders))
+    else:
+        try:
+            folder = commonpath(sorted(folders))
+        except ValueError:
+            folder = ""
+    return [p for p in folder.split("/") if p]
+
+
+def _with_case_folders(group: list[tuple[Series, str, bool]]) -> list[str]:
+    """Names for series whose names repeat: each led by the folder(s) that tell them apart
+    ("case2/T1" rather than "T1 (2)"); "" where their folders do not differ."""
+    parts = []
+    for series, _name, from_folder in group:
+        components = _folder_parts(series)
+        parts.append(components[:-1] if from_folder else components)
+    longest = max((len(p) for p in parts), default=0)
+    for depth in range(1, longest + 1):
+        tails = ["/".join(p[-depth:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return [f"{tail}/{name}" if tail else name
+                    for tail, (_s, name, _f) in zip(tails, group, strict=True)]
+    return [""] * len(group)
+
+
 def _assign_names(series_list: list[Series]) -> None:
-    """Folder name when a series sits alone in its folder, else '<number> <description>'."""
+    """Folder name when a series sits alone in its folder, else '<number> <description>';
+    names that repeat are led by the case folder that tells them apart."""
     folder_series: dict[str, set[str]] = defaultdict(set)
     for s in series_list:
         for f in s.frames:
@@ -404,23 +492,37 @@ def _assign_names(series_list: list[Series]) -> None:
     stacks_per_uid: dict[str, int] = defaultdict(int)
     for s in series_list:
         stacks_per_uid[s.uid] += 1
-    used: dict[str, int] = defaultdict(int)
+    named: list[tuple[Series, str, bool]] = []
     for s in series_list:
         folders = {f.instance.member.folder for f in s.frames}
         name = ""
+        from_folder = False
         if len(folders) == 1:
             folder = next(iter(folders))
             if folder_series[folder] == {s.uid}:
                 name = s.frames[0].instance.member.folder_name
+                from_folder = bool(name)
         if not name:
             number = "" if s.number is None else str(s.number)
             name = " ".join(x for x in (number, s.description) if x) or s.modality or "series"
         if stacks_per_uid[s.uid] > 1 and s.split_label:
             name = f"{name} [{s.split_label}]"
+        named.append((s, name, from_folder))
+    groups: dict[str, list[int]] = defaultdict(list)
+    for n, (_s, name, _f) in enumerate(named):
+        groups[name].append(n)
+    final = [name for _s, name, _f in named]
+    for indexes in groups.values():
+        if len(indexes) < 2:
+            continue
+        cased = _with_case_folders([named[n] for n in indexes])
+        for n, name in zip(indexes, cased, strict=True):
+            if name:
+                final[n] = name
+    used: dict[str, int] = defaultdict(int)
+    for s, name in zip(series_list, final, strict=True):
         used[name] += 1
-        if used[name] > 1:
-            name = f"{name} ({used[name]})"
-        s.name = name
+        s.name = name if used[name] == 1 else f"{name} ({used[name]})"
 
 
 def _metadata_table(series: Series) -> dict[str, str]:
@@ -428,7 +530,7 @@ def _metadata_table(series: Series) -> dict[str, str]:
     header = series.header
     table: dict[str, str] = {"Name": series.name}
     for label, keyword in TABLE_FIELDS:
-        text = format_value(header.get(keyword))
+        text = readable_value(keyword, header.get(keyword))
         if text:
             table[label] = text
     k, j, i = series.shape

@@ -5,9 +5,12 @@ hostile member name (``../../x``, ``/etc/x``, ``C:\\x``) is only a label and can
 anywhere. Every byte decompressed is counted as it is read, against the caps in
 ``mprviewer.io.limits`` (total unpacked size per source, expansion ratio per member,
 nesting depth, member count), so a zip bomb stops with a ``LimitExceeded`` error after a
-few megabytes instead of filling memory or disk. Encrypted members, unsupported
-compression methods, symbolic links, special files and link loops are skipped with a
-reason. Each candidate keeps a human name like ``study.zip!/CT_1/IM0001`` for messages.
+few megabytes instead of filling memory or disk. Nested zips, which need random access,
+are unpacked into one shared temporary file, never into memory; archives whose members
+overlap (a bomb's trick) are refused. Encrypted members, unsupported compression methods,
+symbolic links, special files and link loops are skipped with a reason; in a folder,
+links are followed only while they stay inside the opened folder. Each candidate keeps a
+human name like ``study.zip!/CT_1/IM0001`` for messages.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import itertools
 import os
 import shutil
 import stat
@@ -28,14 +32,13 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from mprviewer.errors import LoadCancelled, SourceError
+from mprviewer.io.contained import resolves_inside
 from mprviewer.io.limits import LimitExceeded, Limits, cap_hint, describe_size
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "dicomdir.bak"}
 JUNK_DIRS = {"__macosx", ".git", ".svn", ".mprviewer"}
 # Kept for callers that read it; the cap itself is Limits.max_zip_depth.
 MAX_NESTED_ZIP_DEPTH = Limits.max_zip_depth
-# Nested zips up to this size are unpacked in memory; larger ones go to an anonymous temp file.
-SPOOL_IN_MEMORY = 64 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 READABLE_METHODS = {
     zipfile.ZIP_STORED: "stored",
@@ -253,6 +256,7 @@ class ExpandedSource:
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     limits: Limits = field(default_factory=Limits.from_env, repr=False)
     budget: UnzipBudget | None = field(default=None, repr=False)
+    spill: SpillFile | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.budget is None:
@@ -333,6 +337,14 @@ def _file_opener(path: Path) -> Callable[[], BinaryIO]:
     return lambda: open(path, "rb")
 
 
+def _outside_problem(path: Path, root: Path) -> str | None:
+    """The skip reason for a symbolic link that leads out of the opened folder, or None."""
+    if resolves_inside(path, root):
+        return None
+    return (f"symbolic link to {os.path.realpath(path)}, outside the opened folder "
+            f"{root}; not followed")
+
+
 def _link_problem(path: Path) -> str | None:
     """Why a symbolic link cannot be followed, or None when it leads somewhere real."""
     try:
@@ -371,6 +383,10 @@ def _add_folder(out: ExpandedSource, folder: Path, cancel: threading.Event | Non
                 out.skipped.append((str(sub), _link_problem(sub) or f"folder cannot be read: "
                                     f"{exc.strerror or exc}"))
                 continue
+            outside = _outside_problem(sub, folder) if sub.is_symlink() else None
+            if outside is not None:
+                out.skipped.append((str(sub), outside))
+                continue
             key = (st.st_dev, st.st_ino)
             if key in seen:
                 target = os.path.realpath(sub)
@@ -388,7 +404,7 @@ def _add_folder(out: ExpandedSource, folder: Path, cancel: threading.Event | Non
             if _is_junk(filename):
                 continue
             if path.is_symlink():
-                problem = _link_problem(path)
+                problem = _link_problem(path) or _outside_problem(path, folder)
                 if problem is not None:
                     out.skipped.append((str(path), problem))
                     continue
@@ -437,7 +453,7 @@ def _add_file(out: ExpandedSource, path: Path, cancel: threading.Event | None,
         from mprviewer.io.dicomdir import dicomdir_files
 
         # Opening a DICOMDIR opens what it indexes (files named relative to its folder).
-        for indexed in dicomdir_files(path):
+        for indexed in dicomdir_files(path, out.skipped):
             _add_file(out, indexed, cancel, top_level=False)
         return
     out.members.append(
@@ -511,6 +527,7 @@ def _add_zip_members(
     # this lock) at any moment, possibly while this thread is opening another member.
     lock = threading.RLock()
     infos = [i for i in archive.infolist() if not i.is_dir()]
+    _check_overlap(label, archive.infolist())
     out.budget.declare(label, infos, archive_bytes)
     for info in infos:
         _check_cancel(cancel)
@@ -546,6 +563,15 @@ def _add_zip_members(
                                     f"{out.limits.max_zip_depth} levels deep; not opened. "
                                     f"{cap_hint('max_zip_depth')}"))
                 continue
+            compressed = max(min(info.compress_size, archive_bytes), 1)
+            if info.file_size > out.limits.max_zip_ratio * compressed:
+                # Unpacking means writing it out whole, so the ratio applies at any size:
+                # the zips a real study holds are made of compressed images.
+                raise LimitExceeded(
+                    f"{member_name}: a nested zip that expands {info.file_size / compressed:.0f}"
+                    f" times ({describe_size(compressed)} to {describe_size(info.file_size)}),"
+                    f" more than the limit of {out.limits.max_zip_ratio:g}; the archive looks "
+                    f"like a zip bomb and was not unpacked. {cap_hint('max_zip_ratio')}")
             try:
                 nested = _open_nested_zip(out, info, opener, member_name)
             except LimitExceeded:
@@ -560,6 +586,25 @@ def _add_zip_members(
         out.members.append(
             Member(name=member_name, folder=folder, size=info.file_size, opener=opener)
         )
+
+
+LOCAL_HEADER = 30  # fixed part of a zip member's local header, before its name
+
+
+def _check_overlap(label: str, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose members share or overlap their bytes.
+
+    No zip tool writes such an archive; a bomb does, so that a few kilobytes list hundreds
+    of members that each unpack to megabytes. Each member takes at least its local header
+    and its compressed data before the next may start.
+    """
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    for before, after in itertools.pairwise(ordered):
+        if after.header_offset < before.header_offset + LOCAL_HEADER + before.compress_size:
+            raise LimitExceeded(
+                f"{label}: members {before.filename!r} and {after.filename!r} overlap in the "
+                f"archive (they share compressed bytes); no zip tool writes that, a zip bomb "
+                f"does, so the archive was not unpacked")
 
 
 def _zip_member_opener(
@@ -586,36 +631,105 @@ def _member_is_zip(info: zipfile.ZipInfo, opener: Callable[[], BinaryIO]) -> boo
     return head[128:132] != b"DICM" and head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
+class SpillFile:
+    """One anonymous temporary file that holds every nested zip of a source, back to back.
+
+    Nested zips need random access, so they are unpacked; never into memory, where hundreds
+    of them would be kept for as long as the study is open, and never into one open file
+    each, which would run out of file handles. Regions are read with ``os.pread`` where
+    there is one, so threads reading different nested zips never share a file position.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._fh = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the source's close()
+        self._limits = limits
+        self._lock = threading.Lock()
+        self.size = 0
+
+    def add(self, source: BinaryIO, size_hint: int, name: str) -> SpillRegion:
+        """Copy ``source`` to the end of the file; the region it now occupies."""
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size_hint + self._limits.min_free_disk_bytes > free:
+            raise SourceError(
+                f"{name}: not enough free disk space in {tempfile.gettempdir()} to unpack "
+                f"this nested zip ({describe_size(size_hint)} needed, {describe_size(free)} "
+                f"free); extract it by hand")
+        with self._lock:
+            start = self.size
+            written = 0
+            try:
+                while chunk := source.read(READ_CHUNK):
+                    self._fh.seek(start + written)
+                    self._fh.write(chunk)
+                    written += len(chunk)
+            finally:
+                self.size = start + written
+                self._fh.flush()
+        return SpillRegion(self, start, written, name)
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """``n`` bytes from ``offset``; ``os.pread`` needs no lock where there is one."""
+        if hasattr(os, "pread"):
+            return os.pread(self._fh.fileno(), n, offset)
+        with self._lock:
+            self._fh.seek(offset)
+            return self._fh.read(n)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class SpillRegion(io.RawIOBase):
+    """A read-only, seekable view of one nested zip inside the SpillFile."""
+
+    def __init__(self, spill: SpillFile, start: int, length: int, name: str) -> None:
+        super().__init__()
+        self._spill = spill
+        self._start = start
+        self._length = length
+        self._pos = 0
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(0, self._length - self._pos)
+        n = left if n is None or n < 0 else min(n, left)
+        data = self._spill.read_at(self._start + self._pos, n) if n else b""
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
 def _open_nested_zip(
     out: ExpandedSource, info: zipfile.ZipInfo, opener: Callable[[], BinaryIO], name: str
 ) -> zipfile.ZipFile:
-    """Unpack a nested zip into memory or an anonymous temp file (charged, disk checked)."""
-    if info.file_size > SPOOL_IN_MEMORY:
-        free = shutil.disk_usage(tempfile.gettempdir()).free
-        if info.file_size + out.limits.min_free_disk_bytes > free:
-            raise SourceError(
-                f"{name}: not enough free disk space in {tempfile.gettempdir()} to unpack this "
-                f"nested zip ({describe_size(info.file_size)} needed, "
-                f"{describe_size(free)} free); extract it by hand"
-            )
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    try:
-        with opener() as fh:
-            while chunk := fh.read(READ_CHUNK):
-                spool.write(chunk)
-        spool.seek(0)
-        nested = zipfile.ZipFile(spool)  # type: ignore[arg-type]
-    except BaseException:
-        spool.close()
-        raise
-    original_close = nested.close
-
-    def close() -> None:
-        original_close()
-        spool.close()
-
-    nested.close = close  # type: ignore[method-assign]
-    return nested
+    """Unpack a nested zip into the source's spill file (charged to the unzip budget)."""
+    if out.spill is None:
+        out.spill = SpillFile(out.limits)
+        out._closers.insert(0, out.spill.close)  # closed last, after the archives in it
+    with opener() as fh:
+        region = out.spill.add(fh, info.file_size, name)
+    return zipfile.ZipFile(region)  # type: ignore[arg-type]
 
 
 def iter_members(expanded: ExpandedSource) -> Iterator[Member]:

@@ -27,6 +27,16 @@ class Study:
         self.uid: str = next(iter(uids)) if len(uids) == 1 else (series[0].study_uid if series
                                                                  else "")
 
+    @property
+    def study_uids(self) -> list[str]:
+        """Every StudyInstanceUID in the source, in the order of the series table (a zip or
+        folder of several cases holds several studies)."""
+        return list(dict.fromkeys(s.study_uid for s in self.series))
+
+    def series_of_study(self, study_uid: str) -> list[Series]:
+        """The series of one study of the source."""
+        return [s for s in self.series if s.study_uid == study_uid]
+
     def find_series(self, key: str | int) -> Series:
         """A series by table index (0-based), SeriesInstanceUID or name."""
         if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):

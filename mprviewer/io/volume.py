@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mprviewer.io.geometry_checks import check_affine
+
 
 @dataclass(eq=False)
 class Volume:
@@ -36,6 +38,7 @@ class Volume:
             raise ValueError("affine must be 4x4")
         if self.array.ndim not in (3, 4):
             raise ValueError("array must be [k, j, i] or [k, j, i, 3]")
+        check_affine(self.affine, self.name or self.series_uid or "volume")
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -342,6 +342,7 @@ def _from_full(doc: dict[str, Any], source: str, budget: SliceBudget) -> Annotat
             entries=tuple(entries),
             points=tuple(points),
             note=s.get("note", ""),
+            clean=bool(s.get("clean", False)),
             **{k: tuple(v) for k, v in measures.items()},
         )
         if sa.key in keys:
@@ -379,8 +380,9 @@ def _from_original(
         if slices:
             entries = (Entry(id=new_id(), label=" ".join(label.split()) or DEFAULT_LABEL,
                              plane=plane, slices=tuple(slices)),)
+        # "Slices": "" is how the original tool records a series read and found clean
         series.append(SeriesAnnotations(
-            uid="", name=name, acquisition_plane="", entries=entries,
+            uid="", name=name, acquisition_plane="", entries=entries, clean=not slices,
         ))
     return AnnotationSet.from_parts(series=series)
 
@@ -503,12 +505,57 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def _full_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportReport]:
+def natural_key(name: str) -> Any:
+    """Natural order of series names ("acquisition 8" before "acquisition 12")."""
+    return _natural_keygen()(name)
+
+
+@lru_cache(maxsize=1)
+def _natural_keygen() -> Any:
+    from natsort import natsort_keygen, ns
+
+    return natsort_keygen(alg=ns.IGNORECASE)
+
+
+def export_series(
+    aset: AnnotationSet,
+    study: Iterable[SeriesRef] | None = None,
+    include: Iterable[str] | None = None,
+) -> list[SeriesAnnotations]:
+    """The series an export writes, in natural order of their names.
+
+    ``study``: every series of the open study; those without marks are offered too (written
+    as read and clean, the original tool's ``"Slices": ""``). ``include``: names or UIDs to
+    write (None: all of them).
+    """
+    table = {sa.key: sa for sa in aset.series}
+    for ref in study or ():
+        if AnnotationSet._find_key(table, ref.uid, ref.name) is None:
+            sa = SeriesAnnotations(uid=ref.uid, name=ref.name or ref.uid,
+                                   acquisition_plane=ref.acquisition_plane,
+                                   sop_class_uid=ref.sop_class_uid, clean=True)
+            table[sa.key] = sa
+    chosen = None if include is None else set(include)
+    out = [sa for sa in table.values()
+           if chosen is None or sa.name in chosen or (sa.uid and sa.uid in chosen)]
+    if chosen is not None:
+        known = {x for sa in table.values() for x in (sa.name, sa.uid) if x}
+        unknown = sorted(chosen - known, key=natural_key)
+        if unknown:
+            raise AnnotationError(f"series {unknown[0]!r} is neither marked nor in the study; "
+                                  "choose from: " + ", ".join(
+                                      repr(sa.label) for sa in table.values())[:300])
+    return sorted(out, key=lambda sa: natural_key(sa.label))
+
+
+def _full_document(
+    aset: AnnotationSet, series_list: list[SeriesAnnotations]
+) -> tuple[dict[str, Any], ExportReport]:
     from mprviewer import __version__
 
     report = ExportReport("full")
     series = []
-    for sa in aset.series:
+    for sa in series_list:
         entries = []
         for e in sa.entries:
             item: dict[str, Any] = {
@@ -549,11 +596,15 @@ def _full_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportReport]:
         for kind in MEASUREMENT_KINDS:
             if getattr(sa, kind):
                 s[kind] = [measurement_to_json(m) for m in getattr(sa, kind)]
+        if sa.clean and not entries:
+            s["clean"] = True
         series.append(s)
         parts = [f"{e.label}, {e.plane} {e.ranges}" for e in sa.entries]
         if sa.points:
             parts.append(f"{len(sa.points)} point{'s' if len(sa.points) > 1 else ''}")
         parts += [describe_measurement(m) for m in sa.measurements]
+        if not parts and sa.clean:
+            parts.append("no anomaly")
         report.written.append(f"{sa.label}: " + ("; ".join(parts) or "note only"))
     measured = any(sa.measurements for sa in aset.series)
     doc = {
@@ -570,12 +621,14 @@ def _full_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportReport]:
     return doc, report
 
 
-def _original_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportReport]:
+def _original_document(
+    aset: AnnotationSet, series_list: list[SeriesAnnotations]
+) -> tuple[dict[str, Any], ExportReport]:
     report = ExportReport("original")
     doc: dict[str, Any] = {}
     if aset.note:
         report.not_written.append(f"study note: {aset.note[:60]!r}")
-    for sa in aset.series:
+    for sa in series_list:
         acq = sa.acquisition_plane or "axial"
         candidates = [e for e in sa.entries if e.plane == acq]
         chosen = max(candidates, key=lambda e: len(e.slices), default=None)
@@ -587,7 +640,12 @@ def _original_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportRepor
                 report.written.append(f"{sa.label}: written as {key!r} because another series "
                                       "has the same name")
             doc[key] = {"Anomaly": chosen.label, "Slices": chosen.ranges}
-            report.written.append(f"{key}: {chosen.label}, {acq} slices {chosen.ranges}")
+            report.written.append(f"{key}: {chosen.label}, {sa.acquisition_plane or 'acquired'} "
+                                  f"slices {chosen.ranges}")
+        elif sa.clean and not sa.entries and not sa.points:
+            key = name if name not in doc else f"{name} [{sa.uid or len(doc)}]"
+            doc[key] = {"Anomaly": "", "Slices": ""}
+            report.written.append(f"{key}: no anomaly")
         for e in sa.entries:
             if e is chosen:
                 continue
@@ -603,12 +661,19 @@ def _original_document(aset: AnnotationSet) -> tuple[dict[str, Any], ExportRepor
     return doc, report
 
 
-def build_document(aset: AnnotationSet, fmt: str = "full") -> tuple[dict[str, Any], ExportReport]:
-    """The JSON document for ``fmt`` ("full" or "original") and the report of what it holds."""
-    if fmt == "full":
-        return _full_document(aset)
-    if fmt == "original":
-        return _original_document(aset)
+def build_document(
+    aset: AnnotationSet,
+    fmt: str = "full",
+    study: Iterable[SeriesRef] | None = None,
+    include: Iterable[str] | None = None,
+) -> tuple[dict[str, Any], ExportReport]:
+    """The JSON document for ``fmt`` ("full" or "original") and the report of what it holds;
+    ``study`` and ``include`` choose the series as ``export_series`` says."""
+    if fmt in FORMATS:
+        series_list = export_series(aset, study, include)
+        if fmt == "full":
+            return _full_document(aset, series_list)
+        return _original_document(aset, series_list)
     raise AnnotationError(f"unknown annotation format {fmt!r}: use 'full' or 'original'.")
 
 
@@ -626,15 +691,15 @@ def dumps(doc: Any) -> str:
     return flat + "\n"
 
 
-def to_json_text(aset: AnnotationSet, fmt: str = "full") -> str:
+def to_json_text(aset: AnnotationSet, fmt: str = "full", **choice: Any) -> str:
     """The file content an export would write (for previews)."""
-    doc, _report = build_document(aset, fmt)
+    doc, _report = build_document(aset, fmt, **choice)
     return dumps(doc)
 
 
-def export_report(aset: AnnotationSet, fmt: str = "full") -> ExportReport:
+def export_report(aset: AnnotationSet, fmt: str = "full", **choice: Any) -> ExportReport:
     """What an export in ``fmt`` would write and leave out (to show before saving)."""
-    return build_document(aset, fmt)[1]
+    return build_document(aset, fmt, **choice)[1]
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -647,12 +712,28 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where /proc says it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either the old or the new content, never a mix:
-    temp file in the same folder, flush, fsync, rename over, fsync the folder."""
+    temp file in the same folder, flush, fsync, rename over, fsync the folder.
+
+    The file gets the mode any new file gets (0666 less the umask), not the temp file's 0600,
+    so that a colleague or a pipeline allowed by the umask can read an export."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
@@ -666,14 +747,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_annotation_file(
-    aset: AnnotationSet, path: str | Path, fmt: str = "full", overwrite: bool = False
+    aset: AnnotationSet,
+    path: str | Path,
+    fmt: str = "full",
+    overwrite: bool = False,
+    study: Iterable[SeriesRef] | None = None,
+    include: Iterable[str] | None = None,
 ) -> ExportReport:
     """Export ``aset`` to ``path`` atomically and return what was (not) written.
 
-    An existing file is replaced only with ``overwrite=True``.
+    An existing file is replaced only with ``overwrite=True``. ``study`` (every series of
+    the open study) and ``include`` (the names to write) choose the series.
     """
     path = Path(path)
-    doc, report = build_document(aset, fmt)
+    doc, report = build_document(aset, fmt, study=study, include=include)
     report.path = str(path)
     if path.is_dir():
         raise AnnotationError(f"{path} is a folder; give a file name for the annotations.")

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from mprviewer.errors import AnnotationError
@@ -115,9 +116,22 @@ class SeriesRef:
         return self.name or self.uid or "(unnamed series)"
 
     @classmethod
-    def from_series(cls, series: Any, volume: Any, grid: Any = None) -> SeriesRef:
-        """Reference of a loaded series of a Study: its name, and the patient and study
-        attributes of its header (for KOS export) next to what ``from_volume`` takes."""
+    def from_series(cls, series: Any, volume: Any = None, grid: Any = None) -> SeriesRef:
+        """Reference of a series of a Study: its name, and the patient and study attributes
+        of its header (for KOS export) next to what ``from_volume`` takes.
+
+        Without ``volume`` the series' header geometry stands in (same grid, UIDs and
+        positions as the loaded volume), so marks can be matched to series not loaded yet.
+        """
+        if volume is None:
+            geometry = series.geometry
+            volume = SimpleNamespace(
+                affine=geometry.affine, array=SimpleNamespace(shape=tuple(series.shape)),
+                sop_instance_uids=list(series.sop_instance_uids),
+                slice_positions=geometry.positions, series_uid=series.uid,
+                study_uid=series.study_uid, name=series.name,
+                sop_class_uid=geometry.frames[0].instance.sop_class_uid,
+            )
         header = getattr(series, "header", None)
         attrs: dict[str, str] = {}
         for keyword in STUDY_ATTRIBUTE_KEYWORDS:
@@ -162,6 +176,20 @@ class SeriesRef:
             sop_class_uid=str(volume.sop_class_uid or ""),
             study_attributes=dict(study_attributes or {}),
         )
+
+
+def study_refs(series_list: Iterable[Any], study_uid: str = "") -> list[SeriesRef]:
+    """Header-only references of a study's series (``study_uid``: only that study's), so that
+    marks naming a series not displayed yet can be matched and exported."""
+    out = []
+    for series in series_list:
+        if study_uid and getattr(series, "study_uid", "") not in ("", study_uid):
+            continue
+        try:
+            out.append(SeriesRef.from_series(series))
+        except Exception:  # a series whose geometry cannot be built is not offered
+            continue
+    return out
 
 
 # -- the stored data ------------------------------------------------------------------------
@@ -217,7 +245,11 @@ class Point:
 
 @dataclass(frozen=True)
 class SeriesAnnotations:
-    """All marks on one series. ``acquisition_plane`` is "" when not known (original format)."""
+    """All marks on one series. ``acquisition_plane`` is "" when not known (original format).
+
+    ``clean``: the series was read and shows no anomaly (the original format's
+    ``"Slices": ""``), which is a finding of its own, unlike a series nobody marked.
+    """
 
     uid: str
     name: str
@@ -226,6 +258,7 @@ class SeriesAnnotations:
     entries: tuple[Entry, ...] = ()
     points: tuple[Point, ...] = ()
     note: str = ""
+    clean: bool = False
     rulers: tuple[Ruler, ...] = ()
     rois: tuple[Roi, ...] = ()
     hematomas: tuple[Hematoma, ...] = ()
@@ -240,7 +273,8 @@ class SeriesAnnotations:
 
     @property
     def is_empty(self) -> bool:
-        return not self.entries and not self.points and not self.note and not self.measurements
+        return (not self.entries and not self.points and not self.note
+                and not self.measurements and not self.clean)
 
     @property
     def measurements(self) -> tuple[Measurement, ...]:
@@ -374,7 +408,11 @@ def _reconcile_series(
 ) -> SeriesAnnotations:
     """``sa`` re-indexed against ``ref``: slice numbers follow the stored images."""
     acq = ref.acquisition_plane
-    by_uid = {u: s for s, u in enumerate(ref.sop_instance_uids) if u}
+    # A multi-frame object gives every slice one SOP instance UID: such a UID names no slice
+    uid_count: dict[str, int] = {}
+    for u in ref.sop_instance_uids:
+        uid_count[u] = uid_count.get(u, 0) + 1
+    by_uid = {u: s for s, u in enumerate(ref.sop_instance_uids) if u and uid_count[u] == 1}
     pairs, tol = _position_lookup(tuple(ref.slice_positions))
     size = ref.plane_sizes.get(acq)
     new_entries: list[Entry] = []
@@ -1037,6 +1075,7 @@ class AnnotationSet:
                     acquisition_plane=sa.acquisition_plane or osa.acquisition_plane,
                     sop_class_uid=sa.sop_class_uid or osa.sop_class_uid,
                     note=_join_notes(sa.note, osa.note),
+                    clean=sa.clean or osa.clean,
                 )
             entries = list(sa.entries)
             for oe in osa.entries:

@@ -15,6 +15,7 @@ import numpy as np
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkImageData
 
+from mprviewer.io.geometry_checks import check_affine
 from mprviewer.model.orientation import PLANE_AXIS, DisplayGrid
 
 # dtypes VTK's image mappers handle directly; anything else is converted once.
@@ -38,6 +39,9 @@ class ImageStore:
     """The shared display image of one volume, plus the little facts views need about it."""
 
     def __init__(self, volume: Any, grid: DisplayGrid | None = None) -> None:
+        # A Volume checks its affine when made; this catches one changed since, because VTK
+        # crashes on NaN, infinite or degenerate geometry instead of raising.
+        check_affine(volume.affine, str(getattr(volume, "name", "") or "volume"))
         self.volume = volume
         self.grid = grid if grid is not None else DisplayGrid.for_volume(volume)
         self.array = _display_data(volume, self.grid)  # [z, y, x(, c)]

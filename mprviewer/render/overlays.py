@@ -6,7 +6,7 @@ reads well in a small quad screenshot and in a maximised window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from vtkmodules.vtkCommonCore import vtkPoints, vtkUnsignedCharArray
@@ -22,6 +22,24 @@ from vtkmodules.vtkRenderingCore import (
 )
 
 MARK_COLOR = (1.0, 0.6, 0.0)
+# Colours of the labels in use, in order: the first is the usual mark orange; the others are
+# far apart in hue and from the grey images and the white outline.
+LABEL_COLORS: tuple[tuple[float, float, float], ...] = (
+    MARK_COLOR,
+    (0.2, 0.6, 1.0),
+    (0.9, 0.2, 0.7),
+    (0.3, 0.85, 0.3),
+    (1.0, 0.25, 0.2),
+    (0.6, 0.4, 1.0),
+    (0.0, 0.8, 0.8),
+    (0.85, 0.85, 0.1),
+)
+
+
+def label_colors(labels: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """A colour per label, given in order by the sorted labels (repeating after eight)."""
+    ordered = sorted(set(labels))
+    return {label: LABEL_COLORS[n % len(LABEL_COLORS)] for n, label in enumerate(ordered)}
 
 
 def text_actor(

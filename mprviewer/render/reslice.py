@@ -57,6 +57,8 @@ def patient_aligned(volume: Any) -> Any:
     from vtkmodules.vtkCommonTransforms import vtkTransform
     from vtkmodules.vtkImagingCore import vtkImageReslice
 
+    from mprviewer.io.decoded import check_volume
+
     array = np.asarray(volume.array)
     affine = np.asarray(volume.affine, dtype=np.float64)
     grid = DisplayGrid.from_affine(affine, array.shape)
@@ -72,6 +74,12 @@ def patient_aligned(volume: Any) -> Any:
     origin = center - (dims - 1) * spacing / 2.0
 
     components = int(array.shape[3]) if array.ndim == 4 else 1
+    # Spacings of 1e-3 and 1e4 mm on one tilted grid make a reslice of billions of voxels,
+    # which VTK aborts on: refuse it like any volume past the decoded-size cap.
+    shape = (int(dims[2]), int(dims[1]), int(dims[0]))
+    check_volume((*shape, components) if components > 1 else shape, array.dtype.itemsize,
+                 f"{getattr(volume, 'name', '') or 'volume'}: resliced onto the patient's axes",
+                 action="not resliced (its acquisition grid can still be shown)")
     source = vtkImageData()
     source.SetDimensions(ni, nj, nk)
     contiguous = np.ascontiguousarray(array)
@@ -99,7 +107,6 @@ def patient_aligned(volume: Any) -> Any:
     reslice.Update()
     out = reslice.GetOutput()
     values = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars())
-    shape = (int(dims[2]), int(dims[1]), int(dims[0]))
     resampled = values.reshape((*shape, components) if components > 1 else shape)
     if resampled.dtype != array.dtype:
         resampled = resampled.astype(array.dtype)

@@ -190,8 +190,9 @@ class _Shot:
             if name == "3d":
                 scene = VolumeScene(self.plotter, self.store, self.state)
                 scene.set_camera(camera, render=False)
-                if marks.get("axial"):
-                    scene.set_marked_axial(list(marks["axial"]))
+                for plane in PLANES:
+                    if marks.get(plane):
+                        scene.set_marked(plane, marks[plane])
             else:
                 scene = SliceScene(self.plotter, self.store, self.state, name)
                 scene.crosshair.actor.SetVisibility(bool(crosshair))
@@ -250,9 +251,11 @@ def screenshot(
     resliced, except with ``annotations``, whose marks belong to the acquisition grid.
     The corner text of an oblique series says "oblique N°" either way.
     """
+    from mprviewer.io.geometry_checks import check_affine
     from mprviewer.render.offscreen import prepare_offscreen
     from mprviewer.render.reslice import OBLIQUE_DEG, obliquity, obliquity_text
 
+    check_affine(volume.affine, str(getattr(volume, "name", "") or "volume"))
     prepare_offscreen()
     degrees = obliquity(volume)
     use_acquisition = annotations is not None if acquisition_grid is None else acquisition_grid
@@ -323,9 +326,11 @@ def marked_slice_images(
 
     Always on the acquisition grid, where the marks were made (an oblique series says so in
     the corner text)."""
+    from mprviewer.io.geometry_checks import check_affine
     from mprviewer.render.offscreen import prepare_offscreen
     from mprviewer.render.reslice import obliquity, obliquity_text
 
+    check_affine(volume.affine, str(getattr(volume, "name", "") or "volume"))
     prepare_offscreen()
     grid = DisplayGrid.for_volume(volume)
     info = obliquity_text(obliquity(volume), resliced=False)

@@ -9,6 +9,7 @@ camera moves it renders at a reduced image resolution (see ``_build_volume``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from mprviewer.model.orientation import AXIS_PLANE, PLANE_AXIS, PLANES
 from mprviewer.render import planes
 from mprviewer.render.image import ImageStore
 from mprviewer.render.lut import update_volume_property, volume_property
-from mprviewer.render.overlays import MARK_COLOR, OrientationMarker, text_actor
+from mprviewer.render.overlays import LABEL_COLORS, OrientationMarker, text_actor
 from mprviewer.render.planes import CAMERA_NAMES, CAMERAS
 
 INTERACTIVE_RATE = 15.0  # frames/s asked of the renderer while something moves
@@ -77,7 +78,9 @@ class VolumeScene:
         self.volume: vtkVolume | None = None
         self.volume_stride = 1
         self._volume_property = None
-        self._marks_actor: vtkActor | None = None
+        self._marks_actors: list[vtkActor] = []
+        self._marks: dict[str, dict[int, list[str]]] = {}
+        self._label_order: list[str] = []
         self._widgets: dict[str, Any] = {}
 
         state.slice_changed.connect(self._on_slice)
@@ -251,31 +254,55 @@ class VolumeScene:
             self._request_render()
 
     def set_marked_axial(self, slices: list[int] | set[int]) -> None:
-        """Translucent slabs across the volume at marked axial slices."""
-        if self._marks_actor is not None:
-            self.renderer.RemoveViewProp(self._marks_actor)
-            self._marks_actor = None
-        wanted = sorted({int(s) for s in slices if 0 <= int(s) < self.store.shape[2]})
-        if wanted:
-            b = self._edge_bounds()
+        """Translucent slabs at marked axial slices (one label); see ``set_marked``."""
+        self.set_marked("axial", {int(s): [""] for s in slices})
+
+    def set_marked(self, plane: str, marked: Mapping[int, Sequence[str]],
+                   labels: Sequence[str] | None = None) -> None:
+        """Translucent slabs across the volume at the marked slices of ``plane`` (slice ->
+        labels), one colour per label; ``labels`` orders the labels for their colours (default:
+        the labels on screen, sorted), so a label keeps its colour across planes."""
+        self._marks[plane] = {int(k): list(v) for k, v in marked.items()}
+        if labels is not None:
+            self._label_order = list(labels)
+        self._build_marks()
+        self._request_render()
+
+    def _build_marks(self) -> None:
+        for actor in self._marks_actors:
+            self.renderer.RemoveViewProp(actor)
+        self._marks_actors = []
+        on_screen = {label for m in self._marks.values() for ls in m.values() for label in ls}
+        order = [x for x in self._label_order if x in on_screen]
+        order += sorted(on_screen - set(order))
+        colors = {label: LABEL_COLORS[n % len(LABEL_COLORS)] for n, label in enumerate(order)}
+        b = self._edge_bounds()
+        for label in order:
             append = vtkAppendPolyData()
-            dz = self.store.spacing[2]
-            for index in wanted:
-                z = self.store.plane_position_mm("axial", index)
-                cube = vtkCubeSource()
-                cube.SetBounds(b[0], b[1], b[2], b[3], z - dz / 2, z + dz / 2)
-                cube.Update()
-                append.AddInputData(cube.GetOutput())
+            for plane, marked in self._marks.items():
+                axis = PLANE_AXIS[plane]
+                half = self.store.spacing[axis] / 2
+                for index in sorted(marked):
+                    if label not in marked[index] or not 0 <= index < self.store.shape[axis]:
+                        continue
+                    at = self.store.plane_position_mm(plane, index)
+                    bounds = list(b)
+                    bounds[2 * axis], bounds[2 * axis + 1] = at - half, at + half
+                    cube = vtkCubeSource()
+                    cube.SetBounds(*bounds)
+                    cube.Update()
+                    append.AddInputData(cube.GetOutput())
+            if append.GetNumberOfInputConnections(0) == 0:
+                continue
             mapper = vtkPolyDataMapper()
             mapper.SetInputConnection(append.GetOutputPort())
             actor = vtkActor()
             actor.SetMapper(mapper)
-            actor.GetProperty().SetColor(*MARK_COLOR)
+            actor.GetProperty().SetColor(*colors[label])
             actor.GetProperty().SetOpacity(0.3)
             actor.PickableOff()
             self.renderer.AddViewProp(actor)
-            self._marks_actor = actor
-        self._request_render()
+            self._marks_actors.append(actor)
 
     def enable_plane_widgets(self) -> None:
         """Draggable planes (interactive views only): dragging one calls state.set_slice."""
@@ -350,7 +377,8 @@ class VolumeScene:
             widget.Off()
         self._widgets.clear()
         self.marker.remove()
-        props = [*self.plane_slices.values(), self.info_text, self.outline_actor, self._marks_actor]
+        props = [*self.plane_slices.values(), self.info_text, self.outline_actor,
+                 *self._marks_actors]
         props.append(self.volume)
         for prop in props:
             if prop is not None:
