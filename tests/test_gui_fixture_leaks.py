@@ -41,7 +41,7 @@ def test_leaks_a_thread(make_viewer):
     make_viewer()
     runner = JobRunner(show_dialog=False)  # not the window's: closing it does not stop this
     KEEP.append(runner)
-    runner.start(lambda progress, cancel: RELEASE.wait(0.5))
+    runner.start(lambda progress, cancel: RELEASE.wait(3))  # outlives a slow teardown
 '''
 
 
