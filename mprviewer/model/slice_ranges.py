@@ -25,8 +25,9 @@ DEFAULT_MAX_DOCUMENT_SLICES = 1_000_000
 """Most slices one annotation document (file, sidecar, import) may select in total.
 
 A heavily annotated study (40 series, every slice of 2,000 marked in all three planes) is
-240,000; a million slices take about 40 MB and a fraction of a second to read. Without a total, 1000 series
-of ``"0-99999"`` (47 KB of JSON) would expand to 10^8 numbers and gigabytes."""
+240,000; a million slices take about 40 MB and a fraction of a second to read. Without a
+total, 1000 series of ``"0-99999"`` (47 KB of JSON) would expand to 10^8 numbers and
+gigabytes."""
 
 _MAX_TEXT = 1_000_000  # characters; longer text is not a hand-typed range list
 _NUMBER = r"\s*([0-9]{1,12})\s*"
