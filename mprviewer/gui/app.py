@@ -142,17 +142,17 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def apply_display_options(window: Any, display: dict[str, Any]) -> None:
     """Command-line display choices (preset, threshold, overlay, volume rendering)."""
-    state = window.state
-    if state is None:
+    session = window.session
+    if session.state is None:
         return
     if display.get("preset"):
         window.controls.apply_preset(display["preset"])
     if display.get("threshold") is not None:
-        state.set_threshold(display["threshold"])
+        session.set_threshold(display["threshold"])
     if display.get("overlay"):
-        state.set_threshold_overlay(True)
+        session.set_threshold_overlay(True)
     if display.get("volume_rendering"):
-        state.set_volume_opacity(True)
+        session.set_volume_opacity(True)
 
 
 FRAME_ALLOWANCE = (16, 48)  # window frame and title bar when the window manager has not said

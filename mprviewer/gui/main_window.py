@@ -1,9 +1,11 @@
 """The main window: four linked views, the side panel, menus, loading and screenshots.
 
-Everything shown follows one ``ViewerState`` per loaded volume. Loading runs in a worker
-thread; only a successful load replaces what is on screen, so a bad file or a cancelled load
-leaves the previous study open. Other panels (annotations) plug in through
-``add_side_panel`` and follow ``volume_changed``.
+A thin Qt binding of one ``mprviewer.session.Session``: the session holds the study, the
+series, the volume on screen and its ``ViewerState``, the camera preset and the marks; the
+window's widgets read from it, call its methods and follow its events. Loading runs in a
+worker thread and hands the result to ``Session.show``; only a successful load replaces what
+is on screen, so a bad file or a cancelled load leaves the previous study open. Other panels
+(annotations) plug in through ``add_side_panel`` and follow ``volume_changed``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import contextlib
 import logging
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBro
 from mprviewer.gui.statusbar import ViewerStatusBar
 from mprviewer.gui.views import ViewGrid
 from mprviewer.gui.worker import JobRunner
+from mprviewer.session import LoadResult, Session, load_series, load_source
+from mprviewer.session.loading import default_series_index, series_by_size
+
+__all__ = ["LoadResult", "MainWindow", "default_series_index", "load_source", "series_by_size"]
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +88,6 @@ slice in every view; R resets the camera.</p>
 """
 
 
-@dataclass
-class LoadResult:
-    """What a worker hands back: a new study (or None for another series of the same one)."""
-
-    study: Any
-    series_index: int
-    volume: Any
-    source: Source | None = None
-    of_study: Any = None  # for another series: the study it belongs to
-
-
 def _is_dicomweb_study_url(source: str) -> bool:
     """A ``.../studies/<uid>`` URL under a DICOMweb root (read through WADO-RS)."""
     from mprviewer.io.remote import is_url
@@ -114,74 +108,12 @@ def _server_label(url: str) -> str:
     return url_label(ref.root if ref is not None else url)
 
 
-def series_by_size(study: Any) -> list[int]:
-    """Series rows, the one with the most voxels first: the sensible one to show."""
-    sizes = [s.shape[0] * s.shape[1] * s.shape[2] for s in study.series]
-    return sorted(range(len(sizes)), key=lambda n: -sizes[n])
-
-
-def default_series_index(study: Any) -> int:
-    order = series_by_size(study)
-    return order[0] if order else 0
-
-
-def load_source(
-    source: Source, progress: Any, cancel: Any, series: int | None = None
-) -> LoadResult:
-    """Worker job: scan ``source`` and read the chosen series' pixels.
-
-    Without a choice, the largest series is shown; if its pixels cannot be read, the next
-    one is tried, and the volume's warnings say which series failed and why.
-    """
-    from mprviewer import open_study
-    from mprviewer.errors import DicomError, LoadCancelled
-
-    study = open_study(source, progress=progress, cancel=cancel)
-    try:
-        if series is not None and not 0 <= series < len(study.series):
-            raise MprviewerError(
-                f"{study.source_label}: no series {series}; the study has "
-                f"{len(study.series)} (0-{len(study.series) - 1})"
-            )
-        order = [series] if series is not None else series_by_size(study)
-        failures: list[str] = []
-        first_error: DicomError | None = None
-        for index in order:
-            try:
-                volume = study.series[index].load(progress=progress, cancel=cancel)
-            except LoadCancelled:
-                raise
-            except DicomError as exc:
-                first_error = first_error or exc
-                failures.append(f"series {study.series[index].name!r} not shown: {exc}")
-                continue
-            volume.warnings = [*failures, *volume.warnings]
-            return LoadResult(study, index, volume, source)
-        assert first_error is not None
-        raise first_error
-    except BaseException:
-        study.close()
-        raise
-
-
-def default_threshold(volume: Any) -> float:
-    """A useful first threshold: bone and contrast for CT, the bright tail otherwise."""
-    import numpy as np
-
-    lo, hi = volume.value_range()
-    if getattr(volume, "units", "") == "HU" and lo < 300 < hi:
-        return 300.0
-    flat = np.asarray(volume.array).reshape(-1)
-    sample = flat[:: max(1, flat.size // 1_000_000)]
-    value = float(np.percentile(sample, 95))
-    return round(value) if np.issubdtype(volume.array.dtype, np.integer) else value
-
-
 class MainWindow(QMainWindow):
     """The viewer window.
 
-    For other panels (annotations): attributes ``study``, ``series``, ``series_index``,
-    ``volume``, ``store``, ``state`` (the ViewerState; ``state.focused_plane``), ``views``;
+    For other panels (annotations): ``session`` (everything below but ``store`` and ``views``
+    reads from it), attributes ``study``, ``series``, ``series_index``, ``volume``, ``store``,
+    ``state`` (the ViewerState; ``state.focused_plane``), ``views``;
     signals ``volume_changed(volume)`` after a new volume is on screen (marks are cleared
     then), ``study_changed(study)``, ``slice_key(plane, key, modifiers)`` for keys a 2D view
     does not use; methods ``add_side_panel``, ``add_file_action``, ``set_marked``.
@@ -203,13 +135,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("mprviewer")
         self.setAcceptDrops(True)
-        self.study: Any = None
-        self.source: Source | None = None
-        self.series: Any = None
-        self.series_index = -1
-        self.volume: Any = None
-        self.store: Any = None
-        self.state: Any = None
+        self.session = Session(annotate=False)  # marks start with the annotations panel
+        self.session.series_loader = self.open_series
+        self.store: Any = None  # the render layer's copy of the volume on screen
         self.error_box: QMessageBox | None = None
         self.timings: dict[str, float] = {}
         self._pending_3d = False
@@ -255,6 +183,38 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_patient_bar()
         self._connect_views()
+        session = self.session
+        session.study_changed.connect(self._on_study_shown)
+        session.volume_changed.connect(self._on_volume_shown)
+        session.slice_changed.connect(self._on_slice_changed)
+        session.display_changed.connect(self._on_display_changed)
+        session.camera_changed.connect(self.views.volume_view.set_camera)
+        session.marks_changed.connect(self._show_marks)
+
+    # -- what the session holds --------------------------------------------------------
+    @property
+    def study(self) -> Any:
+        return self.session.study
+
+    @property
+    def source(self) -> Source | None:
+        return self.session.source
+
+    @property
+    def series(self) -> Any:
+        return self.session.series
+
+    @property
+    def series_index(self) -> int:
+        return self.session.series_index
+
+    @property
+    def volume(self) -> Any:
+        return self.session.volume
+
+    @property
+    def state(self) -> Any:
+        return self.session.state
 
     # -- construction ------------------------------------------------------------------
     def _build_patient_bar(self) -> None:
@@ -286,7 +246,7 @@ class MainWindow(QMainWindow):
         self.series_table = SeriesTable(self)
         self.series_table.series_chosen.connect(self.open_series)
         self.controls = DisplayControls(self)
-        self.controls.camera_requested.connect(self.set_camera)
+        self.controls.camera_requested.connect(lambda name: self.session.set_camera(name))
         self.data_table = DataTable(self)
         self.tag_browser = TagBrowser(self)
         self.side_tabs = QTabWidget(self)
@@ -473,9 +433,16 @@ class MainWindow(QMainWindow):
         self.file_menu.insertAction(self._file_export_anchor, action)
         self.addAction(action)
 
+    def _show_marks(self) -> None:
+        """The session's marks of the series on screen, on the sliders, 2D and 3D views."""
+        if self._closed or self.state is None:
+            return
+        for plane in self.views.slice_views:
+            self.set_marked(plane, self.session.marked(plane))
+
     @property
     def focused_plane(self) -> str:
-        return self.state.focused_plane if self.state is not None else "axial"
+        return self.session.focused_plane
 
     # -- opening -----------------------------------------------------------------------
     def ask_open_folder(self) -> None:
@@ -568,32 +535,18 @@ class MainWindow(QMainWindow):
         series = self.study.series[index]
         study = self.study
         self.status.showMessage(f"Loading series {series.name}…")
-
-        def job(progress: Any, cancel: Any) -> LoadResult:
-            volume = series.load(progress=progress, cancel=cancel)
-            return LoadResult(None, index, volume, of_study=study)
-
-        self.runner.start(job, f"Loading {series.name}")
+        self.runner.start(lambda progress, cancel: load_series(study, index, progress, cancel),
+                          f"Loading {series.name}")
 
     def _on_loaded(self, result: LoadResult) -> None:
-        if self._closed:
-            if result.study is not None:
-                result.study.close()
-            return
-        if result.study is not None:
-            old = self.study
-            self.study, self.source = result.study, result.source
-            if old is not None and old is not result.study:
-                old.close()
-            if result.source is not None:
-                open_dialogs.remember_source(result.source)
-            self.series_table.set_study(self.study, result.series_index)
-            self.study_changed.emit(self.study)
-        elif result.of_study is not self.study:  # a series of a study replaced meanwhile
-            return
-        self.series_index = result.series_index
-        self.series = self.study.series[result.series_index]
-        self.set_volume(result.volume, self.series)
+        self.timings["set_volume"] = time.perf_counter()
+        self.session.show(result)  # drops a series of a study replaced meanwhile
+
+    def _on_study_shown(self, study: Any) -> None:
+        if self.source is not None:
+            open_dialogs.remember_source(self.source)
+        self.series_table.set_study(study, self.series_index)
+        self.study_changed.emit(study)
 
     def _on_load_failed(self, exc: BaseException) -> None:
         if self._closed:
@@ -639,32 +592,24 @@ class MainWindow(QMainWindow):
     # -- showing a volume --------------------------------------------------------------
     def set_volume(self, volume: Any, series: Any = None) -> None:
         """Show ``volume``: the 2D views first, the 3D view right after their first frame."""
-        from mprviewer.model.orientation import DisplayGrid
-        from mprviewer.model.presets import auto_window
-        from mprviewer.model.state import ViewerState
+        self.timings["set_volume"] = time.perf_counter()
+        self.session.show_volume(volume, series)
+
+    def _on_volume_shown(self, volume: Any) -> None:
+        """Bind the views to the session's new ViewerState."""
         from mprviewer.render.image import ImageStore
 
-        start = time.perf_counter()
-        self.timings["set_volume"] = start
-        grid = DisplayGrid.for_volume(volume)
+        state = self.state
+        grid = state.grid
         store = ImageStore(volume, grid)
-        window = volume.window if volume.window is not None else auto_window(volume.array)
-        state = ViewerState(grid, window=window, threshold=default_threshold(volume))
-        if self.state is not None:  # keep the user's display choices across series
-            state.threshold_overlay = self.state.threshold_overlay
-            state.volume_opacity = self.state.volume_opacity
         self.central.setCurrentWidget(self.views)
         self.views.volume_view.unbind()
         self.views.volume_view.marked_axial = []
         self.views.volume_view.marked = {}
-        self.volume, self.store, self.state = volume, store, state
-        if series is not None:
-            self.series = series
+        self.store = store
         for view in self.views.slice_views.values():
-            view.bind(state, store)
-        state.slice_changed.connect(self._on_slice_changed)
-        state.display_changed.connect(self._on_display_changed)
-        self.controls.bind(state, volume)
+            view.bind(self.session, store)
+        self.controls.bind(self.session, volume)
         if volume.window is None:  # the window came from the data's percentiles
             self.controls.show_preset("auto")
         self.status.set_store(store)
@@ -687,6 +632,7 @@ class MainWindow(QMainWindow):
         if focus is None or not self.views.isAncestorOf(focus):
             # Arrow keys and the wheel work at once, without a first click.
             self.views.slice_views[state.focused_plane].interactor.setFocus(Qt.OtherFocusReason)
+        self._show_marks()
         self._wait_for_2d_frames()
         self.volume_changed.emit(volume)
 
@@ -777,12 +723,12 @@ class MainWindow(QMainWindow):
 
     # -- commands ----------------------------------------------------------------------
     def set_camera(self, name: str) -> None:
-        self.views.volume_view.set_camera(name)
+        self.session.set_camera(name)
 
     def reset_views(self) -> None:
         for view in self.views.slice_views.values():
             view.reset_camera()
-        self.set_camera("reset")
+        self.session.set_camera("reset")
 
     def _toggle_focused(self) -> None:
         focused = None
@@ -792,12 +738,10 @@ class MainWindow(QMainWindow):
         self.views.toggle_maximised(focused or self.focused_plane)
 
     def _toggle_overlay(self) -> None:
-        if self.state is not None:
-            self.state.set_threshold_overlay(not self.state.threshold_overlay)
+        self.session.toggle_threshold_overlay()
 
     def _toggle_opacity(self) -> None:
-        if self.state is not None:
-            self.state.set_volume_opacity(not self.state.volume_opacity)
+        self.session.toggle_volume_opacity()
 
     def _fill_preset_menu(self) -> None:
         self.preset_menu.clear()
@@ -875,7 +819,5 @@ class MainWindow(QMainWindow):
                     view.interactor.frameSwapped.disconnect()
             self.controls.unbind()
             self.views.close_views()
-            if self.study is not None:
-                self.study.close()
-            self.state = None
+            self.session.close()
         super().closeEvent(event)

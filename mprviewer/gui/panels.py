@@ -406,7 +406,8 @@ class DisplayControls(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state: Any = None
+        self.state: Any = None  # the session's ViewerState while bound (read only)
+        self.session: Any = None
         self.volume: Any = None
         self._file_window: tuple[float, float] | None = None
         self._range = (0.0, 1.0)
@@ -440,9 +441,9 @@ class DisplayControls(QWidget):
         self.center.valueChanged.connect(self._on_window_entry)
         self.width_box.valueChanged.connect(self._on_window_entry)
         self.threshold_slider.valueChanged.connect(self._on_threshold_slider)
-        self.threshold_box.valueChanged.connect(self._on_threshold_entry)
-        self.overlay.toggled.connect(self._on_overlay)
-        self.opacity.toggled.connect(self._on_opacity)
+        self.threshold_box.valueChanged.connect(lambda v: self._tell("set_threshold", v))
+        self.overlay.toggled.connect(lambda on: self._tell("set_threshold_overlay", on))
+        self.opacity.toggled.connect(lambda on: self._tell("set_volume_opacity", on))
 
         window_row = QHBoxLayout()
         window_row.addWidget(QLabel("C", self))
@@ -475,12 +476,14 @@ class DisplayControls(QWidget):
         self.setEnabled(False)
 
     # -- binding -----------------------------------------------------------------------
-    def bind(self, state: Any, volume: Any) -> None:
-        """Follow ``state`` (a ViewerState) for ``volume``; replaces any previous binding."""
+    def bind(self, session: Any, volume: Any) -> None:
+        """Follow ``session`` (its ViewerState for ``volume``); replaces any previous binding.
+        The widgets show the session's values and call its setters."""
         from mprviewer.model.presets import preset_names
 
         self.unbind()
-        self.state, self.volume = state, volume
+        state = session.state
+        self.session, self.state, self.volume = session, state, volume
         self._file_window = getattr(volume, "window", None)
         lo, hi = volume.value_range()
         self._range = (lo, hi if hi > lo else lo + 1.0)
@@ -502,9 +505,9 @@ class DisplayControls(QWidget):
                 box.setSingleStep(1.0 if decimals == 0 else 10.0 ** -(decimals - 1))
         with QSignalBlocker(self.threshold_box):
             self.threshold_box.setRange(*self._range)
-        state.window_changed.connect(self._on_state_window)
-        state.threshold_changed.connect(self._on_state_threshold)
-        state.display_changed.connect(self._on_state_display)
+        session.window_changed.connect(self._on_state_window)
+        session.threshold_changed.connect(self._on_state_threshold)
+        session.display_changed.connect(self._on_state_display)
         self._on_state_window(state.window_center, state.window_width)
         self._on_state_threshold(state.threshold)
         self._on_state_display("threshold_overlay", state.threshold_overlay)
@@ -513,11 +516,11 @@ class DisplayControls(QWidget):
         self.setEnabled(True)
 
     def unbind(self) -> None:
-        state, self.state = self.state, None
-        if state is not None:
-            state.window_changed.disconnect(self._on_state_window)
-            state.threshold_changed.disconnect(self._on_state_threshold)
-            state.display_changed.disconnect(self._on_state_display)
+        session, self.state = self.session, None
+        if session is not None:
+            session.window_changed.disconnect(self._on_state_window)
+            session.threshold_changed.disconnect(self._on_state_threshold)
+            session.display_changed.disconnect(self._on_state_display)
         self.volume = None
         self.setEnabled(False)
 
@@ -532,7 +535,7 @@ class DisplayControls(QWidget):
             center, width = self._file_window
         else:
             center, width = resolve_preset(name, self.volume.array)
-        self.state.set_window(center, width)
+        self.session.set_window(center, width)
         index = self.preset.findData(name)
         if index >= 0:
             with QSignalBlocker(self.preset):
@@ -569,10 +572,14 @@ class DisplayControls(QWidget):
         with QSignalBlocker(self.preset):
             self.preset.setCurrentIndex(max(0, self.preset.findData(name)))
 
-    # -- widget -> state ---------------------------------------------------------------
+    # -- widget -> session -------------------------------------------------------------
+    def _tell(self, action: str, *args: Any) -> None:
+        """Call a session setter while bound (the widgets change before a volume is shown)."""
+        if self.session is not None and self.state is not None:
+            getattr(self.session, action)(*args)
+
     def _on_window_entry(self, _value: float) -> None:
-        if self.state is not None:
-            self.state.set_window(self.center.value(), self.width_box.value())
+        self._tell("set_window", self.center.value(), self.width_box.value())
 
     def _slider_to_value(self, position: int) -> float:
         lo, hi = self._range
@@ -583,23 +590,10 @@ class DisplayControls(QWidget):
         return round((value - lo) / (hi - lo) * self.SLIDER_STEPS)
 
     def _on_threshold_slider(self, position: int) -> None:
-        if self.state is not None:
-            value = self._slider_to_value(position)
-            if self.threshold_box.decimals() == 0:
-                value = round(value)
-            self.state.set_threshold(value)
-
-    def _on_threshold_entry(self, value: float) -> None:
-        if self.state is not None:
-            self.state.set_threshold(value)
-
-    def _on_overlay(self, on: bool) -> None:
-        if self.state is not None:
-            self.state.set_threshold_overlay(on)
-
-    def _on_opacity(self, on: bool) -> None:
-        if self.state is not None:
-            self.state.set_volume_opacity(on)
+        value = self._slider_to_value(position)
+        if self.threshold_box.decimals() == 0:
+            value = round(value)
+        self._tell("set_threshold", value)
 
     # -- state -> widget ---------------------------------------------------------------
     def _on_state_window(self, center: float, width: float) -> None:

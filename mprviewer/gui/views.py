@@ -156,7 +156,8 @@ class ViewContainer(QWidget):
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plane = plane
-        self.state: Any = None
+        self.session: Any = None
+        self.state: Any = None  # the session's ViewerState while bound
         self.store: Any = None
         self.scene: Any = None
         self.title = QLabel(self)
@@ -199,7 +200,7 @@ class ViewContainer(QWidget):
         if self.bar.geometry().contains(event.pos()):
             self.interactor.setFocus(Qt.MouseFocusReason)
             if self.state is not None and self.plane in self.state.slices:
-                self.state.set_focus(self.plane)
+                self.session.focus(self.plane)
             event.accept()
             return
         super().mousePressEvent(event)
@@ -253,12 +254,14 @@ class SliceView(ViewContainer):
         self.interactor.installEventFilter(self)
 
     # -- binding -----------------------------------------------------------------------
-    def bind(self, state: Any, store: Any) -> None:
-        """Show ``store`` following ``state`` (a new scene on the same interactor)."""
+    def bind(self, session: Any, store: Any) -> None:
+        """Show ``store`` following the session's state (a new scene on the same interactor);
+        the mouse and keys call the session."""
         from mprviewer.render.slice_scene import SliceScene
 
         self.unbind()
-        self.state, self.store = state, store
+        state = session.state
+        self.session, self.state, self.store = session, state, store
         self.scene = SliceScene(self.interactor, store, state, self.plane)
         state.slice_changed.connect(self._on_slice_changed)
         state.focus_changed.connect(self._on_focus_changed)
@@ -266,7 +269,7 @@ class SliceView(ViewContainer):
             self.slider.setRange(0, state.grid.plane_size(self.plane) - 1)
             self.slider.setValue(state.slices[self.plane])
         self.slider.setEnabled(True)
-        self.set_marked({})
+        self.set_marked(session.marked(self.plane))
         self._update_info()
         self.set_active(state.focused_plane == self.plane)
 
@@ -308,7 +311,7 @@ class SliceView(ViewContainer):
 
     def _on_slider(self, value: int) -> None:
         if self.state is not None:
-            self.state.set_slice(self.plane, value)
+            self.session.set_slice(self.plane, value)
 
     # -- picking -----------------------------------------------------------------------
     def display_coords(self, pos: QPoint) -> tuple[int, int]:
@@ -345,7 +348,7 @@ class SliceView(ViewContainer):
         if kind == QEvent.KeyPress:
             return self._key(event)
         if kind == QEvent.FocusIn and self.state is not None:
-            self.state.set_focus(self.plane)
+            self.session.focus(self.plane)
         if kind == QEvent.Leave:
             self.hovered.emit(self.plane, None)
         return False
@@ -354,7 +357,7 @@ class SliceView(ViewContainer):
         self.interactor.setFocus(Qt.MouseFocusReason)
         if self.state is None:
             return True
-        self.state.set_focus(self.plane)
+        self.session.focus(self.plane)
         button, mods = event.button(), event.modifiers()
         pos = event.pos()
         if button == Qt.LeftButton and not mods & (Qt.ShiftModifier | Qt.ControlModifier):
@@ -400,7 +403,7 @@ class SliceView(ViewContainer):
     def _move_cursor(self, pos: QPoint) -> None:
         xyz = self.pick(pos)
         if xyz is not None and self.state is not None:
-            self.state.set_cursor(xyz)
+            self.session.set_cursor(xyz)
             self.hovered.emit(self.plane, xyz)
 
     def _drag_window(self, drag: dict[str, Any], pos: QPoint) -> None:
@@ -413,7 +416,7 @@ class SliceView(ViewContainer):
         center = center0 + dy * per_pixel
         if self.store is not None and self.store.is_integer:
             center, width = round(center), max(1, round(width))
-        self.state.set_window(center, width)
+        self.session.set_window(center, width)
 
     def _wheel(self, event: QWheelEvent) -> bool:
         if self.state is None:
@@ -426,7 +429,7 @@ class SliceView(ViewContainer):
         steps = int(self._wheel_rest / 120)
         if steps:
             self._wheel_rest -= steps * 120
-            self.state.step(self.plane, steps)
+            self.session.step(steps, self.plane)
             # the mouse now points at a voxel of the new slice: the read-out follows it
             self.hovered.emit(self.plane, self.pick(event.pos()))
         return True
@@ -434,11 +437,11 @@ class SliceView(ViewContainer):
     def _key(self, event: QKeyEvent) -> bool:
         key, mods = event.key(), event.modifiers()
         if self.state is not None and key in STEP_KEYS:
-            self.state.step(self.plane, STEP_KEYS[key])
+            self.session.step(STEP_KEYS[key], self.plane)
         elif self.state is not None and key == Qt.Key_Home:
-            self.state.set_slice(self.plane, 0)
+            self.session.first_slice(self.plane)
         elif self.state is not None and key == Qt.Key_End:
-            self.state.set_slice(self.plane, self.state.grid.plane_size(self.plane) - 1)
+            self.session.last_slice(self.plane)
         elif key in (Qt.Key_Plus, Qt.Key_Equal):
             self.zoom(1.2)
         elif key == Qt.Key_Minus:

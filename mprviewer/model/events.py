@@ -20,6 +20,10 @@ class Signal:
         if callback in self._callbacks:
             self._callbacks.remove(callback)
 
+    def clear(self) -> None:
+        """Forget every callback (the owner is closing: nothing listens any more)."""
+        self._callbacks.clear()
+
     def emit(self, *args: Any) -> None:
         for callback in list(self._callbacks):
             callback(*args)

@@ -2,7 +2,7 @@
 lesion, an ROI in it, a hematoma-style ABC/2 volume and a 10 mm slab MIP in the 2D views.
 
 Run under a display (``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python
-scripts/docs_measure_screenshot.py [OUT.png]``); the window is built the way ``mprviewer view``
+benchmarks/docs_measure_screenshot.py [OUT.png]``); the window is built the way ``mprviewer view``
 builds it, and the measurements are placed through the same calls the mouse makes.
 """
 
