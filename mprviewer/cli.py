@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "screenshot": "Render views of a study to PNG files without a display.",
     "annotations": "Show, convert and send anomaly annotation files.",
     "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
+    "project": "Labeling projects: worklist, label set, statuses, marks and exports.",
 }
 
 

@@ -178,8 +178,13 @@ def run(
     screenshot: str | Path | None = None,
     timing: bool = False,
     display: dict[str, Any] | None = None,
+    project: str | None = None,
+    reader: str | None = None,
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
+
+    With ``project`` (a labeling project folder) the window shows its worklist and opens the
+    first study ``reader`` has not finished; marks then go to the project.
 
     With ``screenshot``, the window saves a PNG once the study is shown and quits (exit 3 if
     the study cannot be opened).
@@ -193,12 +198,18 @@ def run(
 
     window = MainWindow(source or None, series)
     window.setAttribute(Qt.WA_DeleteOnClose)
-    from mprviewer.gui.annotation_controller import install_annotations
+    if project is not None:
+        from mprviewer.gui.worklist_panel import install_worklist
 
-    install_annotations(window)  # annotations panel, keys, File menu entries, autosave
-    from mprviewer.gui.measure_tools import install_measure_tools
+        install_worklist(window, project, reader)  # worklist panel, label keys, statuses
+    else:
+        from mprviewer.gui.annotation_controller import install_annotations
+        from mprviewer.gui.measure_tools import install_measure_tools
+        from mprviewer.gui.worklist_panel import install_open_project_action
 
-    install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
+        install_annotations(window)  # annotations panel, keys, File menu entries, autosave
+        install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
+        install_open_project_action(window)
     if size is not None:
         window.resize(*size)
     else:

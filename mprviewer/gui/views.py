@@ -436,7 +436,9 @@ class SliceView(ViewContainer):
 
     def _key(self, event: QKeyEvent) -> bool:
         key, mods = event.key(), event.modifiers()
-        if self.state is not None and key in STEP_KEYS:
+        # Ctrl+Left/Right belong to the window (a worklist's previous/next study).
+        ctrl_side = bool(mods & Qt.ControlModifier) and key in (Qt.Key_Left, Qt.Key_Right)
+        if self.state is not None and key in STEP_KEYS and not ctrl_side:
             self.session.step(STEP_KEYS[key], self.plane)
         elif self.state is not None and key == Qt.Key_Home:
             self.session.first_slice(self.plane)

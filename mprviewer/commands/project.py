@@ -1,0 +1,295 @@
+"""``mprviewer project``: make a labeling project, add studies, mark, show status, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+EXAMPLES = """examples:
+  mprviewer project create heads --studies ~/rsna/ --labels ich
+  mprviewer project create bleeds --studies cases.zip more/ --labels anomaly
+  mprviewer project add heads --studies ~/rsna-batch2/
+  mprviewer project add heads --server lab --modality CT --date 20240101-   (PACS matches)
+  mprviewer project status heads
+  mprviewer project status heads --json
+  mprviewer project mark heads --study 0 --label subdural --slices "12-15; 20" --reader ann
+  mprviewer project mark heads --study 0 --label subdural --slices 20 --unmark --reader ann
+  mprviewer project mark heads --study 0 --done --reader ann
+  mprviewer project mark heads --study 1.2.840.1234 --no-finding --reader ann
+  mprviewer project mark heads --study 2 --unreadable "motion artefacts" --reader ann
+  mprviewer project export heads --to csv labels.csv --reader ann
+  mprviewer project export heads --to sr reports/ --reader ann
+
+SOURCE is a folder holding one study per sub-folder or per zip (or one study's files), a
+zip, or a DICOMDIR. Images stay where they are; the project records where. The reader name
+defaults to $MPRVIEWER_READER, else the login name. Statuses: unread, in progress, done,
+no finding, unreadable. Exports: csv (RSNA layout: ID_<SOPInstanceUID>_<label>,0|1),
+original (the original tool's JSON keyed by series folder), full (everything, with the event
+log), sr (one DICOM SR per study into a folder). csv, original and sr hold the studies the
+reader finished (done or no finding).
+"""
+
+
+def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name, help=summary,
+        description="A labeling project: a folder holding a worklist of studies, a label set "
+        "with hotkeys, each reader's status per study and every mark as an event.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="project_action", metavar="ACTION")
+
+    def sources(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--studies", nargs="+", default=[], metavar="SOURCE",
+                       help="folders (one study per sub-folder or zip), zips, DICOMDIRs")
+        pacs = p.add_argument_group("PACS (the filters of 'mprviewer pacs search')")
+        pacs.add_argument("--server", help="DICOMweb root, dimse://AET@host:port or a saved "
+                          "server name; its studies matching the filters are added")
+        pacs.add_argument("--patient", metavar="NAME")
+        pacs.add_argument("--patient-id", metavar="ID")
+        pacs.add_argument("--modality", metavar="MOD")
+        pacs.add_argument("--date", metavar="RANGE", help="YYYYMMDD or YYYYMMDD-YYYYMMDD")
+        pacs.add_argument("--accession", metavar="N")
+        pacs.add_argument("--study-uid", metavar="UID")
+        pacs.add_argument("--limit", type=int, metavar="N")
+
+    create = actions.add_parser("create", help="make a project folder from sources",
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    create.add_argument("dir", metavar="DIR", help="new or empty folder for the project")
+    sources(create)
+    create.add_argument("--labels", default="ich", metavar="ich|anomaly|FILE",
+                        help="label set: built-in 'ich' (default) or 'anomaly', or a JSON file")
+
+    add = actions.add_parser("add", help="add more studies (already known ones are skipped)")
+    add.add_argument("dir", metavar="DIR")
+    sources(add)
+
+    status = actions.add_parser("status", help="counts per reader and status, one row per "
+                                "study")
+    status.add_argument("dir", metavar="DIR")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    mark = actions.add_parser("mark", help="add or remove marks, or set a study's status",
+                              epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    mark.add_argument("dir", metavar="DIR")
+    mark.add_argument("--study", required=True, metavar="UID|INDEX")
+    mark.add_argument("--series", metavar="N", help="series index in the study, UID or name "
+                      "(default: the series with the most images)")
+    mark.add_argument("--plane", choices=("axial", "coronal", "sagittal"),
+                      help="plane the slice numbers belong to (default: the acquisition plane)")
+    mark.add_argument("--label", metavar="KEY")
+    mark.add_argument("--slices", metavar="RANGES", help='e.g. "0-3; 9"')
+    mark.add_argument("--unmark", action="store_true", help="remove these marks")
+    mark.add_argument("--reader", metavar="NAME", help="default: $MPRVIEWER_READER or the login")
+    what = mark.add_mutually_exclusive_group()
+    what.add_argument("--done", action="store_true", help="the reader finished the study")
+    what.add_argument("--no-finding", action="store_true",
+                      help="the reader looked and found nothing (not the same as unread)")
+    what.add_argument("--unreadable", metavar="REASON", help="the study cannot be read")
+    what.add_argument("--in-progress", action="store_true", help="reopen the study")
+
+    export = actions.add_parser("export", help="write labels as csv, original, full or sr",
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("dir", metavar="DIR")
+    export.add_argument("--to", required=True, choices=("original", "full", "csv", "sr"),
+                        dest="fmt")
+    export.add_argument("out", metavar="OUT", help="file (a folder for sr)")
+    export.add_argument("--reader", metavar="NAME", help="whose labels (needed when the "
+                        "project has several readers; full exports everyone without it)")
+    export.add_argument("--force", action="store_true", help="overwrite OUT")
+    parser.set_defaults(project_parser=parser)
+    return parser
+
+
+def _usage(message: str) -> int:
+    print(f"mprviewer project: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    action = getattr(args, "project_action", None)
+    if action is None:
+        args.project_parser.print_help(sys.stderr)
+        return 2
+    return {"create": _create, "add": _add, "status": _status, "mark": _mark,
+            "export": _export}[action](args)
+
+
+# -- create / add -----------------------------------------------------------------------------
+def _pacs(args: argparse.Namespace) -> list[tuple[Any, Any]]:
+    filters = (args.patient, args.patient_id, args.modality, args.date, args.accession,
+               args.study_uid, args.limit)
+    if not args.server:
+        if any(v is not None for v in filters):
+            raise _Usage("the PACS filters need --server")
+        return []
+    from mprviewer.project.remote import pacs_package
+
+    pacs = pacs_package()
+    query = pacs.StudyQuery(patient_name=args.patient, patient_id=args.patient_id,
+                            modality=args.modality, date=args.date, accession=args.accession,
+                            study_uid=args.study_uid, limit=args.limit)
+    return [(args.server, query)]
+
+
+class _Usage(Exception):
+    pass
+
+
+def _progress(sources: list[str]) -> Any:
+    from mprviewer.commands._progress import Progress
+    from mprviewer.project.indexer import plan_source
+
+    total = sum(len(plan_source(s).locations) for s in sources)
+    return Progress(total, stream=sys.stderr).step if total else None
+
+
+def _report(report: Any, project: Any) -> None:
+    n = len(report.added)
+    print(f"{project.folder}: added {n} stud{'y' if n == 1 else 'ies'} "
+          f"({len(project)} in the project)")
+    if report.duplicates:
+        print(f"skipped {len(report.duplicates)} already in the project:", file=sys.stderr)
+        for line in report.duplicates[:20]:
+            print(f"  {line}", file=sys.stderr)
+    for line in report.relocated:
+        print(f"moved: {line}", file=sys.stderr)
+    for line in report.problems[:50]:
+        print(f"skipped {line}", file=sys.stderr)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    try:
+        pacs = _pacs(args)
+    except _Usage as exc:
+        return _usage(str(exc))
+    if not args.studies and not pacs:
+        return _usage("give --studies SOURCE... and/or --server with filters")
+    step = _progress(args.studies)
+    project = Project.create(args.dir, args.studies, labels=args.labels, pacs=pacs, step=step)
+    with project:
+        _report(project.last_report, project)
+        print(f"label set {project.label_set.name}: "
+              + ", ".join(f"{lab.hotkey or '-'} {lab.key}" for lab in project.label_set.labels))
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    try:
+        pacs = _pacs(args)
+    except _Usage as exc:
+        return _usage(str(exc))
+    if not args.studies and not pacs:
+        return _usage("give --studies SOURCE... and/or --server with filters")
+    with Project.open(args.dir) as project:
+        step = _progress(args.studies)
+        _report(project.add(args.studies, pacs=pacs, step=step), project)
+    return 0
+
+
+# -- status -----------------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        summary = project.summary()
+        if args.json:
+            json.dump(summary, sys.stdout, indent=1, ensure_ascii=False)
+            print()
+            return 0
+        readers = list(summary["counts"])
+        total = len(summary["studies"])
+        print(f"{project.name}: {total} studies, label set {project.label_set.name}")
+        for reader, counts in summary["counts"].items():
+            finished = counts["done"] + counts["no finding"]
+            parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            print(f"  {reader}: {finished} / {total} finished ({parts})")
+        if not readers:
+            print("  nobody has read anything yet")
+        _missing(project)
+        header = ["#", "study", *readers]
+        reasons = {(info_id, r): st[1] for info_id, per in project.statuses().items()
+                   for r, st in per.items() if st[1]}
+        ids = [s.id for s in project.studies()]
+
+        def cell(n: int, reader: str, status: str) -> str:
+            reason = reasons.get((ids[n], reader))
+            return f"{status} ({reason})" if reason else status
+
+        rows = [[str(s["index"]), s["name"],
+                 *(cell(n, r, s["statuses"].get(r, "unread")) for r in readers)]
+                for n, s in enumerate(summary["studies"])]
+        widths = [max(len(h), *(len(r[n]) for r in rows)) if rows else len(h)
+                  for n, h in enumerate(header)]
+        out = sys.stdout
+        out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+                  + "\n")
+        out.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                          + "\n" for r in rows))
+    return 0
+
+
+def _missing(project: Any) -> None:
+    """Name the studies whose folders are gone (moved or renamed) on stderr."""
+    from mprviewer.errors import ProjectError
+
+    gone = []
+    for info in project.studies():
+        try:
+            project.check_locations(info)
+        except ProjectError as exc:
+            gone.append(str(exc))
+    for line in gone[:10]:
+        print(f"warning: {line}", file=sys.stderr)
+    if len(gone) > 10:
+        print(f"warning: ... and {len(gone) - 10} more studies whose images are missing",
+              file=sys.stderr)
+
+
+# -- mark -------------------------------------------------------------------------------------
+def _mark(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project, default_reader
+
+    status = ("done" if args.done else "no finding" if args.no_finding else
+              "unreadable" if args.unreadable is not None else
+              "in progress" if args.in_progress else None)
+    if status is not None and (args.label or args.slices or args.unmark):
+        return _usage("set a status (--done, --no-finding, --unreadable) or change marks "
+                      "(--label, --slices), not both at once")
+    if status is None and not (args.label and args.slices):
+        return _usage("give --label KEY and --slices RANGES (or --done, --no-finding, "
+                      "--unreadable REASON)")
+    reader = args.reader or default_reader()
+    with Project.open(args.dir) as project:
+        study = project.study(args.study)
+        if status is not None:
+            project.set_status(study, reader, status, reason=args.unreadable or "")
+            print(f"study {study.index} ({study.name}): {status} by {reader}")
+            return 0
+        mark = project.mark(study, args.label, args.slices, reader, series=args.series,
+                            plane=args.plane, unmark=args.unmark)
+        print(f"study {study.index} ({study.name}): {mark.label} on {mark.plane} slices "
+              f"{mark.ranges or '(none)'} by {reader}")
+    return 0
+
+
+# -- export -----------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        result = project.export(args.fmt, os.fspath(args.out), reader=args.reader,
+                                overwrite=args.force)
+    print(result)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
