@@ -344,7 +344,16 @@ def render(report: Report) -> str:
     return "\n".join(out)
 
 
+WEB_BEGIN, WEB_END = "<!-- bench_web:begin -->", "<!-- bench_web:end -->"
+
+
 def write(report: Report, path: Path) -> Path:
+    """Write the report; the browser section that scripts/bench_web.py wrote is kept."""
     path = Path(path)
-    path.write_text(render(report))
+    text = render(report)
+    old = path.read_text() if path.exists() else ""
+    if WEB_BEGIN in old and WEB_END in old:
+        kept = WEB_BEGIN + old.split(WEB_BEGIN, 1)[1].split(WEB_END, 1)[0] + WEB_END
+        text = text.rstrip("\n") + "\n\n" + kept + "\n"
+    path.write_text(text)
     return path

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "annotations": "Show, convert and send anomaly annotation files.",
     "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
     "project": "Labeling projects: worklist, label set, statuses, marks and exports.",
+    "serve": "Serve the viewer in a browser, one session per tab.",
 }
 
 

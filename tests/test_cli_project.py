@@ -23,10 +23,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture()
-def made(source, tmp_path, capsys) -> Path:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def made(source, tmp_path, capsys, request) -> Path:
+    """A project with its labels in the folder (SQLite) or in a real PostgreSQL server: every
+    test using it must behave the same on both."""
     folder = tmp_path / "proj"
-    assert main(["project", "create", str(folder), "--studies", str(source)]) == 0
+    db = ["--db", request.getfixturevalue("pg_url")] if request.param == "postgresql" else []
+    assert main(["project", "create", str(folder), "--studies", str(source), *db]) == 0
     capsys.readouterr()
     return folder
 

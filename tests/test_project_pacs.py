@@ -26,12 +26,17 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
             yield server, a, b, mr
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_pacs_query_adds_the_matching_studies_and_indexes_them_on_use(orthanc, tmp_path,
-                                                                      capsys):
+                                                                      capsys, backend,
+                                                                      request):
+    """The same with the labels in the folder or in a real PostgreSQL (a team project whose
+    images are in Orthanc)."""
     server, a, b, mr = orthanc
     folder = tmp_path / "proj"
+    db = ["--db", request.getfixturevalue("pg_url")] if backend == "postgresql" else []
     assert main(["project", "create", str(folder), "--server", server.dicomweb_url,
-                 "--modality", "CT"]) == 0
+                 "--modality", "CT", *db]) == 0
     with Project.open(folder) as p:
         found = {s.uid: s for s in p.studies()}
         assert set(found) == {a.study_uid, b.study_uid}  # the MR study does not match

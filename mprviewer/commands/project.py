@@ -22,6 +22,11 @@ EXAMPLES = """examples:
   mprviewer project mark heads --study 2 --unreadable "motion artefacts" --reader ann
   mprviewer project export heads --to csv labels.csv --reader ann
   mprviewer project export heads --to sr reports/ --reader ann
+  mprviewer project create team --studies ~/rsna/ --db postgresql://owner@dbhost:5432/heads
+  mprviewer project join postgresql://ann@dbhost:5432/heads team-ann
+  mprviewer project assign team --readers ann,bob,cy --per-study 2 --seed 1 --adjudicator dee
+  mprviewer project agreement team --json
+  mprviewer project log team --study 0 --json
 
 SOURCE is a folder holding one study per sub-folder or per zip (or one study's files), a
 zip, or a DICOMDIR. Images stay where they are; the project records where. The reader name
@@ -62,6 +67,26 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     sources(create)
     create.add_argument("--labels", default="ich", metavar="ich|anomaly|FILE",
                         help="label set: built-in 'ich' (default) or 'anomaly', or a JSON file")
+    create.add_argument("--db", metavar="URL", help="keep the labels in a shared PostgreSQL "
+                        "database (postgresql://USER@HOST:PORT/DB, new and empty) instead of "
+                        "the folder; a password in URL is used for this command only")
+
+    join = actions.add_parser("join", help="join a shared project from another machine",
+                              epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    join.add_argument("url", metavar="URL", help="postgresql://READER@HOST:PORT/DB")
+    join.add_argument("dir", metavar="DIR", help="new or empty folder (holds settings only)")
+
+    assign = actions.add_parser("assign", help="give each study to k readers, balanced",
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    assign.add_argument("dir", metavar="DIR")
+    assign.add_argument("--readers", required=True, metavar="A,B,C")
+    assign.add_argument("--per-study", type=int, default=2, metavar="K",
+                        help="readers per study (default 2)")
+    assign.add_argument("--seed", type=int, metavar="N", help="repeatable assignment")
+    assign.add_argument("--adjudicator", default="", metavar="NAME[,NAME]",
+                        help="who may see every reading and record final labels")
 
     add = actions.add_parser("add", help="add more studies (already known ones are skipped)")
     add.add_argument("dir", metavar="DIR")
@@ -102,6 +127,36 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     export.add_argument("--reader", metavar="NAME", help="whose labels (needed when the "
                         "project has several readers; full exports everyone without it)")
     export.add_argument("--force", action="store_true", help="overwrite OUT")
+    export.add_argument("--final", action="store_true", help="the final labels: adjudicated "
+                        "ones where they exist, else --rule over the readings")
+    export.add_argument("--rule", default="majority", metavar="majority|union|reader:NAME",
+                        help="with --final, for studies not adjudicated (default: majority)")
+
+    judge = actions.add_parser("adjudicate", help="list the studies readers disagree on, or "
+                               "record final labels", epilog=EXAMPLES,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    judge.add_argument("dir", metavar="DIR")
+    judge.add_argument("--study", metavar="UID|INDEX", help="the study to record labels for "
+                       "(without it: list the adjudication worklist)")
+    judge.add_argument("--label", metavar="KEY")
+    judge.add_argument("--slices", metavar="RANGES")
+    judge.add_argument("--series", metavar="N")
+    judge.add_argument("--plane", choices=("axial", "coronal", "sagittal"))
+    judge.add_argument("--unmark", action="store_true")
+    judge.add_argument("--accept", metavar="majority|union|reader:NAME",
+                       help="take the rule's labels as final (and mark the study done)")
+    judge.add_argument("--done", action="store_true", help="the final labels are complete")
+    judge.add_argument("--reader", metavar="NAME", help="the adjudicator (default: the "
+                       "database role, or $MPRVIEWER_READER)")
+    judge.add_argument("--json", action="store_true", help="machine-readable worklist")
+    agree = actions.add_parser("agreement", help="kappa and percent agreement per label, at "
+                               "image and study level")
+    agree.add_argument("dir", metavar="DIR")
+    agree.add_argument("--json", action="store_true", help="machine-readable output")
+    log = actions.add_parser("log", help="every event: reader, time, study, series, change")
+    log.add_argument("dir", metavar="DIR")
+    log.add_argument("--study", metavar="UID|INDEX", help="only this study's events")
+    log.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(project_parser=parser)
     return parser
 
@@ -116,8 +171,23 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         args.project_parser.print_help(sys.stderr)
         return 2
+    try:
+        return _run(action, args)
+    except Exception as exc:
+        from mprviewer.errors import ProjectError
+        from mprviewer.project.store import database_problem
+
+        problem = database_problem(exc)
+        if problem is None:
+            raise
+        raise ProjectError(problem) from None
+
+
+def _run(action: str, args: argparse.Namespace) -> int:
     return {"create": _create, "add": _add, "status": _status, "mark": _mark,
-            "export": _export}[action](args)
+            "export": _export, "join": _join, "assign": _assign,
+            "agreement": _agreement, "log": _log,
+            "adjudicate": _adjudicate}[action](args)
 
 
 # -- create / add -----------------------------------------------------------------------------
@@ -173,8 +243,11 @@ def _create(args: argparse.Namespace) -> int:
     if not args.studies and not pacs:
         return _usage("give --studies SOURCE... and/or --server with filters")
     step = _progress(args.studies)
-    project = Project.create(args.dir, args.studies, labels=args.labels, pacs=pacs, step=step)
+    project = Project.create(args.dir, args.studies, labels=args.labels, pacs=pacs, step=step,
+                             database=args.db)
     with project:
+        if project.shared:
+            print(f"labels in {project.database}")
         _report(project.last_report, project)
         print(f"label set {project.label_set.name}: "
               + ", ".join(f"{lab.hotkey or '-'} {lab.key}" for lab in project.label_set.labels))
@@ -216,6 +289,7 @@ def _status(args: argparse.Namespace) -> int:
         if not readers:
             print("  nobody has read anything yet")
         _missing(project)
+        _offline(project)
         header = ["#", "study", *readers]
         reasons = {(info_id, r): st[1] for info_id, per in project.statuses().items()
                    for r, st in per.items() if st[1]}
@@ -255,9 +329,24 @@ def _missing(project: Any) -> None:
               file=sys.stderr)
 
 
+def _offline(project: Any) -> None:
+    """Say on stderr what waits in the offline queue and what the database refused."""
+    waiting, refused = project.pending(), project.conflicts()
+    if waiting:
+        print(f"warning: {waiting} changes made while the database was away wait in "
+              f"{project.queue.path}; they are sent with the next change", file=sys.stderr)
+    for rows in refused[:10]:
+        row = rows[0]
+        what = row.get("status") or f"{row.get('action')} {row.get('label')} {row.get('slices')}"
+        print(f"conflict: {row.get('reader')}'s change on study id {row.get('study_id')} "
+              f"({what}, {row.get('time')}) was refused by the database (reassigned or "
+              f"closed meanwhile); it is kept in {project.queue.conflicts_path}",
+              file=sys.stderr)
+
+
 # -- mark -------------------------------------------------------------------------------------
 def _mark(args: argparse.Namespace) -> int:
-    from mprviewer.project import Project, default_reader
+    from mprviewer.project import Project
 
     status = ("done" if args.done else "no finding" if args.no_finding else
               "unreadable" if args.unreadable is not None else
@@ -268,8 +357,8 @@ def _mark(args: argparse.Namespace) -> int:
     if status is None and not (args.label and args.slices):
         return _usage("give --label KEY and --slices RANGES (or --done, --no-finding, "
                       "--unreadable REASON)")
-    reader = args.reader or default_reader()
     with Project.open(args.dir) as project:
+        reader = args.reader or project.default_reader()
         study = project.study(args.study)
         if status is not None:
             project.set_status(study, reader, status, reason=args.unreadable or "")
@@ -282,13 +371,134 @@ def _mark(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- teams -----------------------------------------------------------------------------------
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in str(text or "").split(",") if n.strip()]
+
+
+def _join(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.join(args.url, args.dir) as project:
+        print(f"{project.folder}: joined {project.name} ({project.database}, {len(project)} "
+              f"studies) as {project.default_reader()}")
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        load = project.assign(_names(args.readers), args.per_study, seed=args.seed,
+                              adjudicators=_names(args.adjudicator))
+        for reader, n in load.items():
+            print(f"  {reader}: {n} stud{'y' if n == 1 else 'ies'}")
+        if project.adjudicators():
+            print(f"adjudicators: {', '.join(project.adjudicators())}")
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        doc = project.agreement()
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+        print()
+        return 0
+    readers = doc["readers"]
+    if not readers:
+        print("no study is finished by two or more readers yet")
+        return 0
+    method = "Cohen's kappa" if len(readers) == 2 else "Fleiss' kappa"
+    print(f"readers: {', '.join(readers)} ({method})")
+
+    def cell(stats: dict) -> str:
+        kappa = "-" if stats["kappa"] is None else f"{stats['kappa']:.3f}"
+        agree = "-" if stats["agreement"] is None else f"{100 * stats['agreement']:.1f}%"
+        return f"{kappa:>7} {agree:>7} {stats['n']:>6}"
+
+    width = max(len(k) for k in doc["labels"])
+    print(f"{'label':<{width}}  {'image: kappa  agree      n':>22}   study: kappa  agree      n")
+    for key, levels in doc["labels"].items():
+        print(f"{key:<{width}}  {cell(levels['image'])}   {cell(levels['study'])}")
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        study = None if args.study is None else project.study(args.study)
+        events = project.events(study)
+        names = {s.uid: f"{s.index} ({s.name})" for s in project.studies()}
+    if args.json:
+        keys = ("event_uid", "time", "reader", "study_uid", "series_uid", "action", "label",
+                "plane", "slices", "status", "reason", "stage")
+        json.dump([{k: e.get(k) for k in keys} for e in events], sys.stdout, indent=1,
+                  ensure_ascii=False)
+        print()
+        return 0
+    for e in events:
+        if e["action"] == "status":
+            change = e["status"] + (f" ({e['reason']})" if e.get("reason") else "")
+        else:
+            change = (f"{e['action']} {e.get('label')} {e.get('plane')} {e.get('slices')} "
+                      f"in series {e.get('series_name') or e.get('series_uid')}")
+        final = " [final]" if e.get("stage") == "final" else ""
+        print(f"{e['time']}  {e['reader']}  study {names.get(e['study_uid'], e['study_uid'])}"
+              f"  {change}{final}")
+    if not events:
+        print("no events yet", file=sys.stderr)
+    return 0
+
+
+def _adjudicate(args: argparse.Namespace) -> int:
+    from mprviewer.project import Project
+
+    with Project.open(args.dir) as project:
+        if args.study is None:
+            if args.label or args.slices or args.accept or args.done or args.unmark:
+                return _usage("give --study for the labels to record")
+            rows = project.adjudication()
+            if args.json:
+                json.dump(rows, sys.stdout, indent=1, ensure_ascii=False)
+                print()
+                return 0
+            if not rows:
+                print("no study to adjudicate: the readers agree on every study they all "
+                      "finished")
+            for r in rows:
+                state = "adjudicated" if r["adjudicated"] else "open"
+                print(f"{r['index']}  {r['name']}  {state}  readers {', '.join(r['readers'])}"
+                      f"  disagree on {', '.join(r['labels'])}")
+            return 0
+        if bool(args.label) != bool(args.slices):
+            return _usage("--label and --slices go together")
+        if args.accept and args.label:
+            return _usage("--accept takes a rule's labels; do not give --label as well")
+        judge = args.reader or project.default_reader()
+        info = project.study(args.study)
+        project.adjudicate(info, judge, label=args.label, slices=args.slices,
+                           series=args.series, plane=args.plane, unmark=args.unmark,
+                           accept=args.accept, done=args.done)
+        what = (f"accepted {args.accept}" if args.accept else
+                f"{'unmarked' if args.unmark else 'marked'} {args.label} {args.slices}"
+                if args.label else "done")
+        print(f"study {info.index} ({info.name}): final labels {what} by {judge}")
+    return 0
+
+
 # -- export -----------------------------------------------------------------------------------
 def _export(args: argparse.Namespace) -> int:
     from mprviewer.project import Project
 
     with Project.open(args.dir) as project:
+        if not args.final and args.rule != "majority":
+            return _usage("--rule goes with --final")
         result = project.export(args.fmt, os.fspath(args.out), reader=args.reader,
-                                overwrite=args.force)
+                                overwrite=args.force, final=args.rule if args.final else None)
     print(result)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

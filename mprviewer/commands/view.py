@@ -56,6 +56,9 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     parser.add_argument("--reader", metavar="NAME",
                         help="with a labeling project folder: whose worklist (default: "
                         "$MPRVIEWER_READER or the login name)")
+    parser.add_argument("--adjudicate", action="store_true",
+                        help="with a labeling project folder: the studies its readers "
+                        "disagree on, every reader's marks side by side, final labels")
     parser.add_argument(
         "--timing", action="store_true",
         help="print the time from start to the first 2D frame on stderr",
@@ -90,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
                   "chooses)", file=sys.stderr)
             return 2
         source = None
-    elif args.reader:
-        print("mprviewer view: --reader applies to a labeling project folder", file=sys.stderr)
+    elif args.reader or args.adjudicate:
+        print(f"mprviewer view: {'--reader' if args.reader else '--adjudicate'} applies to a "
+              "labeling project folder", file=sys.stderr)
         return 2
     preset = args.preset.lower() if args.preset else None
     if preset is not None:
@@ -117,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         display=display,
         project=project,
         reader=args.reader,
+        adjudicate=args.adjudicate,
     )
 
 

@@ -180,6 +180,7 @@ def run(
     display: dict[str, Any] | None = None,
     project: str | None = None,
     reader: str | None = None,
+    adjudicate: bool = False,
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
 
@@ -198,7 +199,11 @@ def run(
 
     window = MainWindow(source or None, series)
     window.setAttribute(Qt.WA_DeleteOnClose)
-    if project is not None:
+    if project is not None and adjudicate:
+        from mprviewer.gui.adjudication_panel import install_adjudication
+
+        install_adjudication(window, project, reader)  # every reader's marks, final labels
+    elif project is not None:
         from mprviewer.gui.worklist_panel import install_worklist
 
         install_worklist(window, project, reader)  # worklist panel, label keys, statuses

@@ -132,15 +132,16 @@ class WorklistPanel(QWidget):
                 if colour:  # light tints: dark text whatever the theme
                     item.setBackground(QBrush(QColor(colour)))
                     item.setForeground(QBrush(QColor("#1a1a1a")))
-                if n == current:
+                if row["index"] == current:
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
                 item.setToolTip(row["study_uid"])
                 self.table.setItem(n, c, item)
-        if current is not None and 0 <= current < len(rows):
-            self.table.selectRow(current)
-            self.table.scrollToItem(self.table.item(current, 0))
+        at = [n for n, row in enumerate(rows) if row["index"] == current]
+        if at:  # rows are the reader's studies: a row number is not a study index
+            self.table.selectRow(at[0])
+            self.table.scrollToItem(self.table.item(at[0], 0))
 
 
 # -- the window side ----------------------------------------------------------------------
@@ -272,11 +273,11 @@ def install_worklist(window: Any, folder: str, reader: str | None = None,
                      start: bool = True) -> WorklistController:
     """Open the project in ``folder`` in the window: worklist panel, keys, and (``start``)
     the first study the reader has not finished."""
-    from mprviewer.project import Project, default_reader
+    from mprviewer.project import Project
     from mprviewer.project.worklist import ProjectWorklist
 
     project = Project.open(folder)
-    worklist = ProjectWorklist(project, reader or default_reader())
+    worklist = ProjectWorklist(project, reader or project.default_reader())
     controller = WorklistController(window, worklist)
     window.worklist_controller = controller
     window.setWindowTitle(f"mprviewer — {project.name} ({worklist.reader})")

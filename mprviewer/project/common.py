@@ -5,12 +5,31 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from mprviewer.model.slice_ranges import format_slices
 
 STATUSES: tuple[str, ...] = ("unread", "in progress", "done", "no finding", "unreadable")
 FINISHED: tuple[str, ...] = ("done", "no finding")
 PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The slices one reader has marked with one label in one plane of one series."""
+
+    reader: str
+    study_id: int
+    series_id: int
+    label: str
+    plane: str
+    slices: tuple[int, ...]
+
+    @property
+    def ranges(self) -> str:
+        return format_slices(self.slices)
 
 
 def now() -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     text,
@@ -37,9 +38,9 @@ from sqlalchemy.engine import Connection, Engine
 from mprviewer.errors import ProjectError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0001"
+HEAD = "0002"
 """The newest schema revision this version writes (the last file of migrations/versions)."""
-KNOWN_REVISIONS = ("0001",)
+KNOWN_REVISIONS = ("0001", "0002")
 BUSY_TIMEOUT_MS = 60_000
 
 metadata = MetaData()
@@ -110,18 +111,98 @@ events = Table(
     Column("slices", Text),  # range text "0-3; 9"
     Column("status", String(16)),
     Column("reason", Text),
+    Column("stage", String(16)),  # NULL: a reader's reading; "final": an adjudicator's
 )
 Index("ix_events_study_reader", events.c.study_id, events.c.reader)
+
+assignments = Table(
+    "assignments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_id", Integer, ForeignKey("studies.id"), nullable=False),
+    Column("reader", String(128), nullable=False),
+    Column("assigned", String(32), nullable=False),
+    UniqueConstraint("study_id", "reader", name="uq_assignments_study_reader"),
+)
+
+members = Table(
+    "members", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),  # "adjudicator"
+)
+
+
+WRITE_LOCK = 0x6D707276  # the advisory lock every PostgreSQL write transaction takes
+CONNECT_TIMEOUT_S = 5
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
-def make_engine(url: str) -> Engine:
+def is_postgres(url: str) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``, ``postgresql+driver://``) address."""
+    return str(url).split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def parse_url(url: str) -> Any:
+    """The SQLAlchemy URL of a database address, with a clear error for a malformed one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(str(url))
+    except (ArgumentError, ValueError) as exc:
+        raise ProjectError(f"database address {public_url(url)!r} cannot be read ({exc}); "
+                           "write it like postgresql://USER@HOST:PORT/DATABASE") from None
+    if is_postgres(url):
+        if not parsed.database:
+            raise ProjectError(f"database address {public_url(url)!r} names no database; "
+                               "write it like postgresql://USER@HOST:PORT/DATABASE")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def public_url(url: str) -> str:
+    """The address without its password: what may be written to the project folder."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(str(url))
+    except Exception:  # unreadable: hide everything between '//' and '@'
+        text_url = str(url)
+        head, sep, tail = text_url.partition("://")
+        return f"{head}{sep}{tail.rsplit('@', 1)[-1]}" if "@" in tail else text_url
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when ``exc`` means the database server cannot be reached (not a refused write)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        try:
+            import psycopg
+
+            if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+                return False
+        except ImportError:
+            pass
+        return True
+    return False
+
+
+def make_engine(url: Any) -> Engine:
     """An engine for ``url``; for SQLite: WAL, busy timeout, foreign keys, and
     ``BEGIN IMMEDIATE`` for transactions opened with ``write_connection``."""
-    if not url.startswith("sqlite"):
+    if not isinstance(url, str):  # a parsed PostgreSQL URL (with a password typed in)
+        return create_engine(url, future=True, pool_pre_ping=True,
+                             connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    if is_postgres(url):
+        return create_engine(parse_url(url), future=True, pool_pre_ping=True,
+                             connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    if not str(url).startswith("sqlite"):
         return create_engine(url, future=True, pool_pre_ping=True)
     engine = create_engine(url, future=True,
                            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
@@ -148,12 +229,48 @@ def make_engine(url: str) -> Engine:
 class Store:
     """The connection to one project's database, upgraded to ``HEAD`` on open."""
 
-    def __init__(self, url: str, label: str) -> None:
+    def __init__(self, url: str, label: str, upgrade: bool = True) -> None:
         self.url = url
         self.label = label
+        self.postgres = is_postgres(url)
         self.engine = make_engine(url)
         self._lock = threading.Lock()
-        self._upgrade()
+        if self.postgres:
+            self._connect_check()
+        if upgrade:
+            self._upgrade()
+
+    @property
+    def user(self) -> str | None:
+        """The database role of a PostgreSQL project (None for SQLite)."""
+        return self.engine.url.username if self.postgres else None
+
+    def _connect_check(self) -> None:
+        """Connect once: a missing password is asked for on a terminal (libpq's own
+        PGPASSWORD / PGPASSFILE / ~/.pgpass come first); other failures are one clear line."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as conn:
+                    conn.rollback()
+                return
+            except DBAPIError as exc:
+                message = str(getattr(exc, "orig", exc)).strip().splitlines()
+                first = message[0] if message else type(exc).__name__
+                wants_password = ("password" in first.lower()
+                                  and self.engine.url.password is None)
+                if attempt == 0 and wants_password and _interactive():
+                    import getpass
+
+                    secret = getpass.getpass(f"password for {public_url(self.url)}: ")
+                    self.engine.dispose()
+                    self.engine = make_engine(parse_url(self.url).set(password=secret))
+                    continue
+                hint = (" (give it with PGPASSWORD, a ~/.pgpass or PGPASSFILE file, or in "
+                        "the address for one command)" if wants_password else "")
+                raise ProjectError(f"{self.label}: cannot connect to the project's database "
+                                   f"{public_url(self.url)}: {first}{hint}") from None
 
     def read(self) -> Any:
         """A connection inside a read transaction: ``with store.read() as conn:``."""
@@ -184,15 +301,53 @@ class Store:
                 "Update mprviewer to open it (nothing was changed)")
         from alembic import command
         from alembic.config import Config
+        from sqlalchemy.exc import ProgrammingError
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.write() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, HEAD)
+        try:
+            with self.write() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, HEAD)
+        except ProgrammingError as exc:
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise ProjectError(
+                f"{self.label}: the project's database needs its schema upgraded from "
+                f"revision {current} to {HEAD}, which {self.user or 'this user'} may not do "
+                f"({first}); ask the project's owner to open it once") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def database_problem(exc: BaseException) -> str | None:
+    """One line for a database error a user can meet (no rights, server away), else None."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if is_disconnect(exc):
+        return f"the project's database cannot be reached ({first})"
+    try:
+        import psycopg
+
+        if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            return (f"the project's database refused this ({first}); it needs the rights "
+                    "of the project's owner")
+    except ImportError:
+        pass
+    return None
+
+
+def _interactive() -> bool:
+    import sys
+
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 class _WriteTransaction:
@@ -202,6 +357,8 @@ class _WriteTransaction:
 
     def __enter__(self) -> Connection:
         self._tx = self.conn.begin()
+        if self.conn.dialect.name == "postgresql":  # writers take turns, as on SQLite
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

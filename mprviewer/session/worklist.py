@@ -97,7 +97,7 @@ class SessionWorklist:
                 study.close()
                 raise
 
-        title = f"Opening study {index} ({worklist.rows()[index]['name']})"
+        title = f"Opening study {index} ({worklist.project.study(index).name})"
         if self.runner is not None:
             self.runner(job, title)
         else:
@@ -132,7 +132,20 @@ class SessionWorklist:
         on = result[1]
         self._say(f"{label.name} {'marked' if on else 'removed'} on {plane} slice {index}.")
         self.marks_changed.emit()
+        self._say_offline()
         return on
+
+    def _say_offline(self) -> None:
+        """While changes wait for a shared database that cannot be reached, say so."""
+        project = self.project
+        waiting, refused = project.pending(), project.conflicts()
+        if waiting:
+            self._say(f"Offline: the project's database cannot be reached; {waiting} changes "
+                      "are kept on this computer and sent when it is back.", True)
+        elif refused:
+            self._say(f"{len(refused)} changes made offline were refused by the database (the "
+                      "study was reassigned or closed meanwhile); they are kept in "
+                      f"{project.queue.conflicts_path}.", True)
 
     def marked(self, plane: str) -> dict[int, list[str]]:
         """Slice -> label keys the reader has marked in ``plane`` of the series on screen."""
@@ -153,6 +166,7 @@ class SessionWorklist:
             self._say(str(exc), True)
             return False
         self._say(f"Study {self.worklist.current}: {status}.")
+        self._say_offline()
         if status == "no finding":
             self.next_study()
         return True
