@@ -21,7 +21,10 @@ class Progress:
             width = 30
             filled = round(width * self.done / self.total)
             bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r\033[K[{bar}] {self.done}/{self.total} {message}")
+            from mprviewer.terminal import control
+
+            control(self.stream, "\r\033[K")
+            self.stream.write(f"[{bar}] {self.done}/{self.total} {message}")
             if self.done >= self.total:
                 self.stream.write("\n")
             self.stream.flush()

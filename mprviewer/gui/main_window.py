@@ -169,6 +169,15 @@ class MainWindow(QMainWindow):
         else:
             self.status.showMessage("Open a study: File > Open, drop a folder or zip here, "
                                     "or File > Open demo study")
+        from mprviewer.paths import data_dir_problem
+
+        self.data_folder_problem = data_dir_problem()
+        if self.data_folder_problem:  # start anyway: only autosave and the PACS cache need it
+            log.warning("data folder not writable: %s", self.data_folder_problem)
+            self.status.showMessage(
+                f"The data folder cannot be written ({self.data_folder_problem}): marks on "
+                "zips, URLs and read-only folders cannot be autosaved; set MPRVIEWER_HOME to "
+                "a writable folder.", 30000)
 
         self.views = ViewGrid(self)
         self.central = QStackedWidget(self)
