@@ -101,18 +101,24 @@ def test_turning_the_axial_crosshair_tilts_coronal_and_sagittal(make_viewer, qtb
     # Ctrl+drag around the crosshair by 30 degrees counter-clockwise on the screen.
     from mprviewer.render.oblique import crosshair_point
 
-    qtbot.wait(100)
-    axial.grab_image()  # a frame at the settled size: the camera is fitted to it
-    cx, cy = axial.scene.world_to_display(crosshair_point(axial.scene.store,
-                                                          window.state.slices))
-    scale = axial.interactor.devicePixelRatioF()
-    h = axial.interactor.height()
-
     def widget_pos(deg: float) -> QPoint:
+        """150 px from the crosshair at ``deg`` counter-clockwise, found on a fresh frame (the
+        panels may still be settling, and a resized view refits its camera)."""
+        axial.grab_image()
+        cx, cy = axial.scene.world_to_display(crosshair_point(axial.scene.store,
+                                                              window.state.slices))
+        scale = axial.interactor.devicePixelRatioF()
+        h = axial.interactor.height()
         t = math.radians(deg)
         x, y = cx + 150 * math.cos(t), cy + 150 * math.sin(t)
         return QPoint(round(x / scale), round(h - 1 - y / scale))
 
+    # Let the panels settle (a late relayout refits the camera and moves the crosshair).
+    seen: list[QPoint] = []
+    while len(seen) < 3 or seen[-1] != seen[-3]:
+        seen.append(widget_pos(0.0))
+        qtbot.wait(100)
+        assert len(seen) < 50
     qtbot.mousePress(axial.interactor, Qt.LeftButton, Qt.ControlModifier, widget_pos(0.0))
     for deg in (10.0, 20.0, 30.0):
         qtbot.mouseMove(axial.interactor, widget_pos(deg))
