@@ -227,6 +227,8 @@ def run(
     outcome: dict[str, int] = {"code": 0}
 
     def report_first_frame(seconds: float) -> None:
+        if "process_to_first_frame" in window.timings:
+            return  # a later volume (an oblique series' reslice, another series)
         total = seconds_since_process_start()
         window.timings["process_to_first_frame"] = total
         if timing:
