@@ -24,7 +24,7 @@ TILT_EPS_DEG = 0.05
 LETTER_MIN = 0.2
 """A patient direction enters an oblique edge's letters when its share passes this."""
 MARKING_REFUSED = ("the planes are tilted (oblique reformat) and marks belong to the "
-                   "orthogonal slices: press Reset oblique (O) first")
+                   "orthogonal slices: press Reset oblique (Shift+O) first")
 
 _LETTER = {(0, 1): "L", (0, -1): "R", (1, 1): "P", (1, -1): "A", (2, 1): "S", (2, -1): "I"}
 
