@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-PARTS = ("load", "interaction", "startup", "process", "codecs", "4d", "batch", "window")
+PARTS = ("load", "interaction", "startup", "project", "process", "codecs", "4d", "batch",
+         "window")
 # Parts written into their own section of BENCHMARKS.md (bench_whole); a run of only these
 # replaces that section and keeps the rest of the file.
 WHOLE_PARTS = ("process", "codecs", "4d", "batch", "window")
@@ -34,8 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small data and 2 repetitions: checks the machinery in a minute")
     parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
-                        help="run only this part (load, interaction, startup, process, "
-                             "codecs, 4d, batch, window); repeatable")
+                        help="run only this part (load, interaction, startup, project, "
+                             "process, codecs, 4d, batch, window); repeatable")
     parser.add_argument("--large", action="store_true",
                         help="also load a 512x512x1000 series (about 500 MB of files)")
     parser.add_argument("--reps", type=int, default=None,
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         reps=reps,
     )
     report.load_average.append(bench_report.load_average())
-    folders = {spec.name: bench_data.ensure_dataset(spec, root) for spec in specs}
+    needs_data = {"load", "interaction"} & set(parts)
+    folders = ({spec.name: bench_data.ensure_dataset(spec, root) for spec in specs}
+               if needs_data else {})
 
     if "load" in parts:
         print("loading (imports done; timing starts)")
@@ -95,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         startup_reps = max(1, min(reps, 3)) if args.quick else reps
         _guard(report, "start-up", lambda: report.startup.extend(
             bench_startup.run_startup(root / "home", startup_reps)))
+    if "project" in parts:
+        import bench_project
+
+        print("labeling project (fresh processes)")
+        rows = _guard(report, "project", lambda: bench_project.run(
+            reps=max(1, min(reps, 3)) if args.quick else reps,
+            studies=200 if args.quick else bench_project.STUDIES))
+        for row in rows or []:
+            print(f"  {row.name}: {row.seconds:.3f} s")
+        report.project.extend(rows or [])
     whole = None
     if any(p in WHOLE_PARTS for p in parts):
         import bench_whole

@@ -33,6 +33,7 @@ class Report:
     startup: list[StartupRow] = field(default_factory=list)
     load_average: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    project: list = field(default_factory=list)  # bench_project.ProjectRow
 
 
 # -- machine and versions --------------------------------------------------------------------
@@ -242,6 +243,11 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
             rows.append(("first frame of the viewer on the demo: under 2 s from process start",
                          "n/a" if srow.seconds is None else f"{srow.seconds:.2f} s",
                          None if srow.seconds is None else srow.seconds < 2.0))
+    for prow in report.project:
+        if prow.limit is not None:
+            rows.append((f"{prow.name}: under {prow.limit:g} s",
+                         "n/a" if prow.seconds is None else f"{prow.seconds:.2f} s",
+                         None if prow.seconds is None else prow.seconds < prow.limit))
     return rows
 
 
@@ -295,6 +301,20 @@ def render(report: Report) -> str:
             out.append(f"| {srow.name} | {'n/a' if srow.seconds is None else f'{srow.seconds:.2f}'}"
                        f" | {srow.note} |")
         out.append("")
+    if report.project:
+        out += ["## Labeling project", "",
+                "Each command runs as a fresh `mprviewer` process (start-up and imports "
+                "count), median of the repetitions after one warm-up run. The 1,000-study "
+                "index is written straight into the store (these commands read only the "
+                "database); a third of the studies are marked and done, a third 'no finding'. "
+                "The viewer rows time the worklist's next study inside a viewer process under "
+                "a private Xvfb (benchmarks/bench_worklist.py).",
+                "", "| what | median (s) | note |", "|---|---:|---|"]
+        for prow in report.project:
+            out.append(f"| {prow.name} | "
+                       f"{'n/a' if prow.seconds is None else f'{prow.seconds:.3f}'} | "
+                       f"{prow.note} |")
+        out.append("")
     if report.failures:
         out += ["## Parts that failed", "", *(f"- {f}" for f in report.failures), ""]
     goals = targets(report)
@@ -316,16 +336,25 @@ def render(report: Report) -> str:
         "",
         "The data is generated on the first run into `bench-data/` (git-ignored, about 200 MB, "
         "reused afterwards). Options: `--quick` (small data, few repetitions, written to "
-        "`bench-data/BENCHMARKS-quick.md`), `--only load|interaction|startup|process|codecs|4d|"
-        "batch` (repeatable; a run of only the last four replaces their own section and "
-        "keeps the rest of the file), `--large` (adds a 512x512x1000 series), `--reps N`. "
-        "Run it on a quiet machine: the numbers are only comparable within one run.",
+        "`bench-data/BENCHMARKS-quick.md`), `--only load|interaction|startup|project|process|"
+        "codecs|4d|batch|window` (repeatable; a run of only the last five replaces their own "
+        "section and keeps the rest of the file), `--large` (adds a 512x512x1000 series), "
+        "`--reps N`. Run it on a quiet machine: the numbers are only comparable within one run.",
         "",
     ]
     return "\n".join(out)
 
 
+WEB_BEGIN, WEB_END = "<!-- bench_web:begin -->", "<!-- bench_web:end -->"
+
+
 def write(report: Report, path: Path) -> Path:
+    """Write the report; the browser section that scripts/bench_web.py wrote is kept."""
     path = Path(path)
-    path.write_text(render(report))
+    text = render(report)
+    old = path.read_text() if path.exists() else ""
+    if WEB_BEGIN in old and WEB_END in old:
+        kept = WEB_BEGIN + old.split(WEB_BEGIN, 1)[1].split(WEB_END, 1)[0] + WEB_END
+        text = text.rstrip("\n") + "\n\n" + kept + "\n"
+    path.write_text(text)
     return path

@@ -1,9 +1,13 @@
 #!/usr/bin/env python
-"""Fuzz the loader: mutate real DICOM files and zips, open and load them, count the outcomes.
+"""Fuzz the loader and renderer: mutate real DICOM files and zips, open, load and render them.
 
-Every input must end in success or a ``DicomError`` (``mprviewer.open_study`` or
-``Series.load``) within a time bound; anything else is a bug, and the input is kept in the
-output folder so it can be replayed. Seeds are synthetic series in every transfer syntax
+Every input must end in success or a ``DicomError`` (``mprviewer.open_study``,
+``Series.load``, then ``mprviewer.render.screenshot`` of what loaded, at a small size) within
+a time bound and a memory bound; anything else is a bug, and the input is kept in the output
+folder so it can be replayed. Each input runs in a child process forked from a warmed-up
+parent, with no address-space cap: a segfault in a decoder or in VTK shows as the child's
+signal, and the child's resident memory is watched while it runs (stopped past the limit)
+and its peak checked when it ends. Seeds are synthetic series in every transfer syntax
 the installed plugins write, pydicom's bundled scanner files, and zips of series (deflate,
 stored, nested). Mutations: bit flips, interesting byte values, truncation, element length
 fields, tag values (rewritten through pydicom), chunk deletion/duplication/insertion; for
@@ -11,7 +15,7 @@ zips also header fields (sizes, method, flags, name lengths, entry counts) and t
 directory.
 
     .venv/bin/python benchmarks/fuzz.py --inputs 3000 --seed 1 --out /tmp/fuzz-crashes
-    .venv/bin/python benchmarks/fuzz.py --minutes 5
+    .venv/bin/python benchmarks/fuzz.py --minutes 5 --memory-mib 1024
 
 The bounded CI run (tests/test_fuzz_loader.py) imports ``Fuzzer`` from this file.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import io
 import json
 import logging
@@ -86,9 +91,14 @@ class Seed:
 
 @dataclass
 class Outcome:
-    kind: str  # ok, partial, DicomError subclasses, crash:<type>, slow
+    kind: str  # ok, partial, DicomError subclasses, crash:<type or signal>, hang, slow, memory
     seconds: float
     detail: str = ""
+    rendered: int = 0  # volumes rendered
+    peak_bytes: int = 0  # the child's resident memory above the parent's, at its peak
+
+
+FAILURES = ("crash", "hang", "slow", "memory")
 
 
 @dataclass
@@ -98,10 +108,13 @@ class Report:
     crashes: list[tuple[str, str]] = field(default_factory=list)
     slowest: float = 0.0
     seconds: float = 0.0
+    rendered: int = 0
+    peak_bytes: int = 0
 
     def summary(self) -> dict[str, object]:
         return {"inputs": self.tried, "outcomes": dict(self.outcomes.most_common()),
                 "crashes": len(self.crashes), "slowest_input_s": round(self.slowest, 3),
+                "rendered": self.rendered, "largest_peak_mib": round(self.peak_bytes / 2**20),
                 "total_s": round(self.seconds, 1)}
 
 
@@ -344,34 +357,166 @@ def dicom_error_names() -> set[str]:
     return names
 
 
-def run_input(folder: Path, target: Path) -> tuple[str, str]:
-    """Open and load ``target``; the outcome kind and a detail line."""
+RENDER_SIZE = (96, 72)  # small: the render stage is about crashes, not pictures
+RENDER_VOLUMES = 2  # loaded volumes rendered per input
+
+
+def run_input(folder: Path, target: Path, render: bool = False) -> tuple[str, str, int]:
+    """Open and load ``target`` (and render what loaded); outcome kind, detail, renders."""
     import mprviewer
     from mprviewer.errors import DicomError
 
     try:
         study = mprviewer.open_study(target)
     except DicomError as exc:
-        return type(exc).__name__, str(exc)[:200]
-    failed = 0
+        return type(exc).__name__, str(exc)[:200], 0
+    failed = rendered = 0
     try:
         for series in study.series[:6]:
             try:
                 volume = series.load()
                 if volume.array.size and volume.array.dtype.kind == "f":
                     np.nanmax(volume.array)  # touch the values
+                if render and rendered < RENDER_VOLUMES:
+                    from mprviewer.render.screenshot import screenshot
+
+                    image = screenshot(volume, view="quad", size=RENDER_SIZE)
+                    if image.shape[:2] != (RENDER_SIZE[1], RENDER_SIZE[0]):
+                        raise RuntimeError(f"rendered {image.shape}, not {RENDER_SIZE}")
+                    rendered += 1
             except DicomError:
                 failed += 1
     finally:
         study.close()
-    return ("partial" if failed else "ok"), ""
+    return ("partial" if failed else "ok"), "", rendered
+
+
+def _rss_bytes(pid: int | str = "self") -> int:
+    """Resident memory of a process from /proc (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def warm_up(seeds: list[Seed], workdir: Path, render: bool) -> None:
+    """Open and load every seed once in the parent, so each forked child starts with the
+    modules and plugins it needs imported (no render window is made here: each child makes
+    its own)."""
+    for n, seed in enumerate(seeds):
+        folder = workdir / f"warm{n:03d}"
+        folder.mkdir(parents=True)
+        for name, data in seed.files.items():
+            (folder / name).write_bytes(data)
+        target = folder / sorted(seed.files)[0] if seed.kind == "zip" else folder
+        with warnings.catch_warnings(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")
+            run_input(folder, target, render=False)
+        shutil.rmtree(folder, ignore_errors=True)
+    if render:
+        import vtkmodules.vtkRenderingCore
+        import vtkmodules.vtkRenderingFreeType
+        import vtkmodules.vtkRenderingOpenGL2
+        import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
+
+        import mprviewer.render.screenshot  # noqa: F401
+
+
+def run_isolated(
+    work: Callable[[], dict[str, object]], time_bound: float, memory_limit: float
+) -> tuple[dict[str, object], float, int]:
+    """Run ``work`` in a forked child; (its result or a failure, seconds, peak bytes: the
+    child's resident memory at its peak less what it had when it started).
+
+    The child's resident memory above the parent's is sampled while it runs, and the child
+    is killed past ``memory_limit`` (kind "memory") or after twice ``time_bound`` ("hang"); a
+    child killed by a signal is "crash:SIGSEGV" and the like. Its result travels back as JSON
+    through a pipe."""
+    baseline = _rss_bytes()
+    read_fd, write_fd = os.pipe()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below) the child's stderr
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's exit handlers
+        os.close(read_fd)
+        os.dup2(errors.fileno(), 2)
+        faulthandler.enable(errors, all_threads=False)  # the crashing thread's stack
+        code = 0
+        start_rss = _rss_bytes()  # pages shared with the parent count only once touched
+        try:
+            result = work()
+        except BaseException as exc:  # also pyo3 panics from Rust decoders
+            result = {"kind": f"crash:{type(exc).__name__}", "detail": traceback.format_exc()}
+        result["start_rss"] = start_rss
+        try:
+            with os.fdopen(write_fd, "w") as pipe:
+                pipe.write(json.dumps(result, default=str)[:100_000])
+        except BaseException:
+            code = 70
+        os._exit(code)
+    os.close(write_fd)
+    baseline = min(baseline, _rss_bytes(pid) or baseline)  # the child as it starts
+    peak = 0
+    max_rss = 0
+    kind = ""
+    status = 0
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            max_rss = int(usage.ru_maxrss) * 1024
+            peak = max(peak, max_rss - baseline)
+            break
+        peak = max(peak, _rss_bytes(pid) - baseline)
+        elapsed = time.monotonic() - start
+        if memory_limit and peak > memory_limit:
+            kind = "memory"
+        elif elapsed > 2 * time_bound:
+            kind = "hang"
+        if kind:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.wait4(pid, 0)
+            break
+        time.sleep(0.005 if elapsed < 0.5 else 0.02)
+    seconds = time.monotonic() - start
+    with os.fdopen(read_fd) as pipe:
+        text = pipe.read() if not kind else ""
+    with errors:
+        errors.seek(0)
+        stderr_head = "\n".join(  # the list of loaded extension modules says nothing
+            line for line in errors.read(6000).decode("utf-8", "replace").splitlines()
+            if not line.startswith("Extension modules:"))
+    if kind:
+        return {"kind": kind, "detail": f"{peak / 2**20:.0f} MiB after {seconds:.1f} s"}, \
+            seconds, peak
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return {"kind": f"crash:{name}", "detail": f"killed by {name}\n{stderr_head}"}, \
+            seconds, peak
+    try:
+        result = json.loads(text)
+    except ValueError:
+        result = {"kind": "crash:exit", "detail": f"exit status {os.WEXITSTATUS(status)}, "
+                  f"no result"}
+    start_rss = int(result.pop("start_rss", 0) or 0)
+    if start_rss:
+        peak = max_rss - start_rss  # what the input itself made resident
+    if memory_limit and peak > memory_limit:
+        result = {"kind": "memory", "detail": f"peak {peak / 2**20:.0f} MiB"}
+    return result, seconds, peak
 
 
 class Fuzzer:
     """Generates mutated inputs from the seeds and runs them, collecting outcomes."""
 
     def __init__(self, seed: int = 1, workdir: Path | None = None,
-                 keep: Path | None = None, time_bound: float = 5.0) -> None:
+                 keep: Path | None = None, time_bound: float = 5.0, render: bool = True,
+                 memory_limit: float = 1024 * 2**20, isolate: bool = True,
+                 render_every: int = 1) -> None:
         warnings.simplefilter("ignore")  # pydicom warns on every odd value; outcomes matter
         for name in ("pydicom", "openjpeg", "pylibjpeg", "libjpeg", "rle"):
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
@@ -380,7 +525,13 @@ class Fuzzer:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mprviewer-fuzz-"))
         self.keep = keep
         self.time_bound = time_bound
+        self.render = render
+        self.render_every = max(1, render_every)  # each render makes a GL context: ~0.4 s
+        self.memory_limit = memory_limit
+        self.isolate = isolate and hasattr(os, "fork")
         self.report = Report()
+        if self.isolate:
+            warm_up(self.seeds, self.workdir, render)
 
     def make_input(self, index: int) -> tuple[Path, str]:
         """Write one mutated input under the work folder; return (what to open, description)."""
@@ -410,33 +561,54 @@ class Fuzzer:
     def run_one(self, index: int) -> Outcome:
         target, description = self.make_input(index)
         folder = target if target.is_dir() else target.parent
+        render = self.render and index % self.render_every == 0
+        if self.isolate:
+            def work() -> dict[str, object]:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    kind, detail, rendered = run_input(folder, target, render)
+                return {"kind": kind, "detail": detail, "rendered": rendered}
+
+            result, seconds, peak = run_isolated(work, self.time_bound, self.memory_limit)
+            kind, detail = str(result["kind"]), str(result.get("detail", ""))
+            rendered = int(result.get("rendered", 0) or 0)  # type: ignore[call-overload]
+        else:
+            kind, detail, rendered, seconds = self._run_here(folder, target, render)
+            peak = 0
+        if kind.startswith(FAILURES):
+            detail = f"{description}\n{detail}"
+        elif seconds > self.time_bound:
+            kind, detail = "slow", f"{seconds:.1f} s: {description}"
+        outcome = Outcome(kind, seconds, detail, rendered, max(peak, 0))
+        self._record(index, outcome, folder)
+        return outcome
+
+    def _run_here(self, folder: Path, target: Path, render: bool
+                  ) -> tuple[str, str, int, float]:
+        """The input in this process (``--in-process``, for a debugger): no memory check."""
         start = time.monotonic()
         use_alarm = threading.current_thread() is threading.main_thread() and hasattr(
             signal, "SIGALRM")
         if use_alarm:
             previous = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, self.time_bound * 2)
+        rendered = 0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kind, detail = run_input(folder, target)
+                kind, detail, rendered = run_input(folder, target, render)
         except _Timeout:
-            kind, detail = "hang", description
+            kind, detail = "hang", f"over {2 * self.time_bound:.0f} s"
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # also pyo3 panics from Rust decoders
             kind = f"crash:{type(exc).__name__}"
-            detail = f"{description}\n{traceback.format_exc()}"
+            detail = traceback.format_exc()
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
-        seconds = time.monotonic() - start
-        if not kind.startswith(("crash", "hang")) and seconds > self.time_bound:
-            kind, detail = "slow", f"{seconds:.1f} s: {description}"
-        outcome = Outcome(kind, seconds, detail)
-        self._record(index, outcome, folder)
-        return outcome
+        return kind, detail, rendered, time.monotonic() - start
 
     def _record(self, index: int, outcome: Outcome, folder: Path) -> None:
         report = self.report
@@ -444,7 +616,9 @@ class Fuzzer:
         report.outcomes[outcome.kind] += 1
         report.slowest = max(report.slowest, outcome.seconds)
         report.seconds += outcome.seconds
-        bad = outcome.kind.startswith(("crash", "hang", "slow"))
+        report.rendered += outcome.rendered
+        report.peak_bytes = max(report.peak_bytes, outcome.peak_bytes)
+        bad = outcome.kind.startswith(FAILURES)
         if bad:
             report.crashes.append((outcome.kind, outcome.detail))
             if self.keep is not None:
@@ -482,19 +656,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds one input may take (default 5)")
     parser.add_argument("--out", type=Path, default=None,
                         help="keep failing inputs here, with WHY.txt")
-    parser.add_argument("--memory-gib", type=float, default=8.0,
-                        help="address-space cap for this process (0: none)")
+    parser.add_argument("--memory-mib", type=float, default=1024.0,
+                        help="resident memory one input may add (default 1024; 0: no check)")
+    parser.add_argument("--no-render", action="store_true",
+                        help="skip the render stage (load only)")
+    parser.add_argument("--render-every", type=int, default=1,
+                        help="render the volumes of every Nth input only (default 1: all)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run inputs in this process (no memory check; for debugging)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     if args.inputs is None and args.minutes is None:
         args.inputs = 3000
-    if args.memory_gib:
-        import resource
-
-        cap = int(args.memory_gib * 1024**3)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     os.environ.setdefault("MPRVIEWER_HOME", tempfile.mkdtemp(prefix="mprviewer-fuzz-home-"))
-    fuzzer = Fuzzer(seed=args.seed, keep=args.out, time_bound=args.time_bound)
+    fuzzer = Fuzzer(seed=args.seed, keep=args.out, time_bound=args.time_bound,
+                    render=not args.no_render, memory_limit=args.memory_mib * 2**20,
+                    isolate=not args.in_process, render_every=args.render_every)
     print(f"{len(fuzzer.seeds)} seeds; work folder {fuzzer.workdir}", file=sys.stderr)
 
     def progress(report: Report) -> None:
@@ -512,10 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"inputs tried: {summary['inputs']} in {summary['total_s']} s "
-              f"(slowest {summary['slowest_input_s']} s)")
+              f"(slowest {summary['slowest_input_s']} s, largest memory peak "
+              f"{summary['largest_peak_mib']} MiB); volumes rendered: {summary['rendered']}")
         for kind, n in report.outcomes.most_common():
             print(f"  {kind:<24} {n}")
-        print(f"failures (crash, hang, slow): {summary['crashes']}")
+        print(f"failures (crash, hang, slow, memory): {summary['crashes']}")
         for kind, detail in report.crashes[:10]:
             print(f"--- {kind}\n{detail}")
     return 1 if report.crashes else 0

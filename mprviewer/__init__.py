@@ -18,6 +18,7 @@ from mprviewer.errors import (
     MprviewerError,
     NoImagesError,
     NotDicomError,
+    ProjectError,
     SourceError,
 )
 
@@ -32,6 +33,8 @@ __all__ = [
     "MprviewerError",
     "NoImagesError",
     "NotDicomError",
+    "Project",
+    "ProjectError",
     "SourceError",
     "__version__",
     "demo_path",
@@ -40,6 +43,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from mprviewer.io.study import Study
+    from mprviewer.project import Project
+
+
+def __getattr__(name: str) -> Any:
+    """``mprviewer.Project`` is imported on first use (SQLAlchemy is not light)."""
+    if name == "Project":
+        from mprviewer.project import Project
+
+        return Project
+    raise AttributeError(f"module 'mprviewer' has no attribute {name!r}")
 
 
 def open_study(source: Any, progress: Any = None, cancel: Any = None) -> Study:

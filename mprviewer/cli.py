@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "screenshot": "Render views of a study to PNG files without a display.",
     "annotations": "Show, convert and send anomaly annotation files.",
     "pacs": "Search, retrieve from and manage PACS and DICOMweb servers.",
+    "project": "Labeling projects: worklist, label set, statuses, marks and exports.",
+    "serve": "Serve the viewer in a browser, one session per tab.",
 }
 
 
@@ -66,7 +68,17 @@ def _choose_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code.
+
+    Everything the command writes to the terminal has its control characters escaped
+    (``mprviewer.terminal``): names and messages come from files and servers."""
+    from mprviewer.terminal import protect_streams
+
+    with protect_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = _choose_command(list(sys.argv[1:] if argv is None else argv))
     command = args_list[0] if args_list[0] in COMMANDS else None
     parser = build_parser(only=command)
@@ -89,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mprviewer.io.remote import strip_credentials
 
         print(f"mprviewer: {strip_credentials(str(exc))}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as exc:  # a file or folder the command needs cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mprviewer: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mprviewer: interrupted", file=sys.stderr)

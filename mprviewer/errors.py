@@ -37,3 +37,12 @@ class LoadCancelled(DicomError):
 
 class AnnotationError(MprviewerError):
     """Slice ranges or annotation files that cannot be understood."""
+
+
+class DataFolderError(MprviewerError):
+    """The per-user data folder (``MPRVIEWER_HOME``) cannot be created or written."""
+
+
+class ProjectError(MprviewerError):
+    """A labeling project, or a request on one (unknown study, label, reader), that cannot be
+    carried out; nothing was changed."""

@@ -25,3 +25,36 @@ def _shared_demo_dir(factory: pytest.TempPathFactory) -> Path:
     root = factory.getbasetemp() / "shared-demo"
     root.mkdir(exist_ok=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the whole session (tests/postgres.py), started only
+    when a test asks for it, and stopped and removed at the end."""
+    from tests.postgres import PostgreSQL
+
+    server = PostgreSQL().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def pg_url(postgres_server, request) -> str:
+    """The address of a new, empty database on the session's server (superuser, no
+    password in it: the password comes from PGPASSWORD, as libpq reads it)."""
+    import re
+
+    from tests.postgres import SUPERUSER_PASSWORD
+
+    name = re.sub(r"[^a-z0-9_]", "_", f"t_{request.node.name}".lower())[:50]
+    name = f"{name}_{next(_DATABASE_NUMBERS)}"
+    postgres_server.new_database(name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PGPASSWORD", SUPERUSER_PASSWORD)
+    yield postgres_server.url(password=None, database=name)
+    mp.undo()
+
+
+_DATABASE_NUMBERS = __import__("itertools").count()

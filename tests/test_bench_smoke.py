@@ -105,3 +105,22 @@ def test_report_lists_every_candidate_and_target(folders, tmp_path):
     assert all(ok is not None for _n, _m, ok in goals)  # all measured in this run
     equal_rows = [g for g in goals if "voxel for voxel" in g[0]]
     assert [ok for _n, _m, ok in equal_rows] == [True, True]
+
+
+def test_project_benchmark_builds_what_it_says_and_times_the_commands(tmp_path):
+    """The benchmark's project: a third done with marks, a third no finding, the rest unread;
+    the CSV it times holds every image of the finished studies."""
+    import bench_project
+
+    from mprviewer.project import Project
+
+    folder = bench_project.build(tmp_path / "p", studies=6, images=4)
+    with Project.open(folder) as project:
+        counts = project.summary()["counts"][bench_project.READER]
+        assert counts == {"unread": 2, "in progress": 0, "done": 2, "no finding": 2,
+                          "unreadable": 0}
+        project.export("csv", tmp_path / "x.csv")
+    lines = (tmp_path / "x.csv").read_text().splitlines()
+    assert len(lines) == 1 + 4 * 4 * 6  # 4 finished studies x 4 images x 6 labels
+    # per done study: subdural on slices 1-3 (and so any), subarachnoid on slice 2
+    assert sum(line.endswith(",1") for line in lines) == 2 * (3 * 2 + 1)

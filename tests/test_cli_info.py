@@ -202,7 +202,7 @@ def test_top_level_help_lists_every_command() -> None:
     assert "mprviewer COMMAND -h" in text
 
 
-@pytest.mark.parametrize("command", ["info", "pacs", "view"])
+@pytest.mark.parametrize("command", ["info", "pacs", "project", "serve", "view"])
 def test_command_help_lists_its_options_and_valid_examples(command: str) -> None:
     text = _ok(run_cli(command, "-h"))
     parser = _subparser(command)

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress_printer() if sys.stderr.isatty() and not args.json else None
     with mprviewer.open_study(_source(args), progress=progress) as study:
         if progress:
-            sys.stderr.write("\r\033[K")
+            from mprviewer.terminal import control
+
+            control(sys.stderr, "\r\033[K")
         if args.series is not None:
             series = study.find_series(args.series)
             table = series.metadata
@@ -133,8 +135,11 @@ def _print_table(label: str, records: list[dict[str, Any]], skipped: list) -> No
 
 
 def _progress_printer() -> Any:
+    from mprviewer.terminal import control
+
     def report(done: int, total: int) -> None:
-        sys.stderr.write(f"\rscanning {done}/{total} files")
+        control(sys.stderr, "\r")
+        sys.stderr.write(f"scanning {done}/{total} files")
         sys.stderr.flush()
 
     return report

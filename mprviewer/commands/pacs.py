@@ -241,7 +241,10 @@ def _retrieve(args: argparse.Namespace, server: Any) -> int:
 
 def _progress_printer() -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
-        print(f"\rretrieving: {done}/{total} instances", end="", file=sys.stderr, flush=True)
+        from mprviewer.terminal import control
+
+        control(sys.stderr, "\r")
+        print(f"retrieving: {done}/{total} instances", end="", file=sys.stderr, flush=True)
 
     return show
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mprviewer.commands._progress import Progress
+
 VIEWS = ("quad", "axial", "coronal", "sagittal", "3d")
 CAMERAS = ("anterior", "posterior", "left", "right", "superior", "inferior", "iso")
 PLANES = ("axial", "coronal", "sagittal")
@@ -171,30 +173,6 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         help="annotation JSON (either format): frames and badges on marked slices",
     )
     return parser
-
-
-# -- progress ---------------------------------------------------------------------------------
-class Progress:
-    """A bar on a terminal; plain log lines when output is piped or redirected."""
-
-    def __init__(self, total: int, stream: Any = None) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def step(self, message: str) -> None:
-        self.done += 1
-        if self.tty:
-            width = 30
-            filled = round(width * self.done / self.total)
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r\033[K[{bar}] {self.done}/{self.total} {message}")
-            if self.done >= self.total:
-                self.stream.write("\n")
-            self.stream.flush()
-        else:
-            print(f"[{self.done}/{self.total}] {message}", flush=True)
 
 
 # -- running ----------------------------------------------------------------------------------

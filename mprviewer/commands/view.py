@@ -15,6 +15,9 @@ examples:
   mprviewer a.dcm b.dcm c.dcm       some files of one series
   mprviewer demo --size 1600x1000 --screenshot shot.png
                                     open, save a PNG of the window, quit
+  mprviewer view heads/ --reader ann
+                                    a labeling project (mprviewer project create): its
+                                    worklist, label keys 1-9, N next, D done, Shift+0 no finding
 """
 
 
@@ -50,6 +53,17 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
                         help="colour the voxels above the threshold in the 2D views")
     parser.add_argument("--volume-rendering", action="store_true",
                         help="show the threshold-opacity volume rendering in the 3D view")
+    parser.add_argument("--reader", metavar="NAME",
+                        help="with a labeling project folder: whose worklist (default: "
+                        "$MPRVIEWER_READER or the login name)")
+    parser.add_argument("--adjudicate", action="store_true",
+                        help="with a labeling project folder: the studies its readers "
+                        "disagree on, every reader's marks side by side, final labels")
+    parser.add_argument(
+        "--grid", choices=("patient", "acquisition"), default="patient",
+        help="an oblique series: resliced onto the patient's planes (patient, the default) or "
+        "on its own acquisition grid, where marks are made (acquisition; G in the window)",
+    )
     parser.add_argument(
         "--timing", action="store_true",
         help="print the time from start to the first 2D frame on stderr",
@@ -77,6 +91,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for item in sources:
         _check_local(item)
+    project = sources[0] if len(sources) == 1 and _is_project(sources[0]) else None
+    if project is not None:
+        if args.series is not None:
+            print("mprviewer view: --series does not apply to a project (its worklist "
+                  "chooses)", file=sys.stderr)
+            return 2
+        source = None
+    elif args.reader or args.adjudicate:
+        print(f"mprviewer view: {'--reader' if args.reader else '--adjudicate'} applies to a "
+              "labeling project folder", file=sys.stderr)
+        return 2
     preset = args.preset.lower() if args.preset else None
     if preset is not None:
         from mprviewer.model.presets import CT_PRESETS
@@ -99,7 +124,24 @@ def run(args: argparse.Namespace) -> int:
         screenshot=args.screenshot,
         timing=args.timing,
         display=display,
+        project=project,
+        reader=args.reader,
+        adjudicate=args.adjudicate,
+        grid=args.grid,
     )
+
+
+def _is_project(item: str) -> bool:
+    """A labeling project folder (its settings file), checked without importing the store."""
+    import json
+    from pathlib import Path
+
+    settings = Path(item).expanduser() / "project.json"
+    try:
+        return json.loads(settings.read_text(encoding="utf-8")).get("format") == (
+            "mprviewer-project-folder")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_local(item: str) -> None:

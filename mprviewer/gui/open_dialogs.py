@@ -17,9 +17,9 @@ Source = str | list[str]
 
 def settings() -> QSettings:
     """The application's settings, kept in the per-user data folder (MPRVIEWER_HOME in tests)."""
-    from mprviewer.paths import data_dir
+    from mprviewer.paths import data_dir_path
 
-    return QSettings(str(data_dir() / "settings.ini"), QSettings.IniFormat)
+    return QSettings(str(data_dir_path() / "settings.ini"), QSettings.IniFormat)
 
 
 def source_label(source: Source) -> str:

@@ -6,7 +6,8 @@ state's signals, so the panel, the views and the 3D planes never fall out of ste
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from PyQt5.QtWidgets import (
 
 WARNING_COLOR = QColor(255, 190, 60)
 PENDING_COLOR = QColor(150, 150, 150)  # rows listed by a server, images not here yet
+RESIZE_PRECISION = 200  # rows a column's width is fitted to (Qt's default looks at 1000)
 
 
 def _fmt_mm(values: Sequence[float]) -> str:
@@ -68,6 +70,7 @@ class SeriesTable(QWidget):
         self.table.cellDoubleClicked.connect(lambda row, _col: self._choose(row))
         self.table.itemActivated.connect(lambda item: self._choose(item.row()))
         self.pending = False  # rows announced by a server, not loadable yet
+        self._current = -1  # the row shown as loaded (bold)
         self.skipped_label = QLabel("", self)
         # A long server address or count must not widen the side panel: the text is clipped.
         self.skipped_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
@@ -95,55 +98,85 @@ class SeriesTable(QWidget):
         cannot be chosen until the retrieved study replaces them through ``set_study``.
         """
         self.pending = True
-        self.table.setRowCount(len(rows))
-        for row, series in enumerate(rows):
-            count = getattr(series, "num_instances", None)
-            values = [
-                "" if series.number is None else str(series.number),
-                series.description or series.series_uid,
-                series.modality,
-                "" if count is None else f"{count} images",
-                "…",
-            ]
-            tip = f"{series.series_uid}\nbeing retrieved from {where}"
-            for col, text in enumerate(values):
-                item = QTableWidgetItem(text)
-                item.setToolTip(tip)
-                item.setForeground(PENDING_COLOR)
-                self.table.setItem(row, col, item)
+        self._current = -1
+        with self._bulk():
+            self.table.setRowCount(len(rows))
+            for row, series in enumerate(rows):
+                count = getattr(series, "num_instances", None)
+                values = [
+                    "" if series.number is None else str(series.number),
+                    series.description or series.series_uid,
+                    series.modality,
+                    "" if count is None else f"{count} images",
+                    "…",
+                ]
+                tip = f"{series.series_uid}\nbeing retrieved from {where}"
+                for col, text in enumerate(values):
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(tip)
+                    item.setForeground(PENDING_COLOR)
+                    self.table.setItem(row, col, item)
         self.table.clearSelection()
         self._skipped = []
         self.skipped_label.setText(f"Retrieving {len(rows)} series from {where}…")
         self.skipped_label.setToolTip(self.skipped_label.text())
         self.skipped_button.setVisible(False)
 
+    def _icon(self, warn: bool) -> Any:
+        """The warning / all-right icon, made once (asking the style per row costs)."""
+        if not hasattr(self, "_icons"):
+            style = self.style()
+            self._icons = (style.standardIcon(QStyle.SP_DialogApplyButton),
+                           style.standardIcon(QStyle.SP_MessageBoxWarning))
+        return self._icons[warn]
+
+    @contextlib.contextmanager
+    def _bulk(self) -> Iterator[None]:
+        """Fill many rows at once: no repaint, and no column fitted to its contents after
+        every cell (which made 10,000 rows take minutes); the columns are fitted once after."""
+        header = self.table.horizontalHeader()
+        self.table.setUpdatesEnabled(False)
+        for col in range(len(self.COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.Interactive)
+        try:
+            yield
+        finally:
+            header.setResizeContentsPrecision(RESIZE_PRECISION)
+            for col in range(len(self.COLUMNS)):
+                header.setSectionResizeMode(
+                    col, QHeaderView.Stretch if col == 1 else QHeaderView.ResizeToContents)
+            self.table.setUpdatesEnabled(True)
+
     def set_study(self, study: Any, current: int = 0) -> None:
         """Fill the table from ``study.series``; ``current`` is the row shown as loaded."""
         self.pending = False
         series_list = list(getattr(study, "series", []) or [])
-        self.table.setRowCount(len(series_list))
-        for row, series in enumerate(series_list):
-            shape = tuple(getattr(series, "shape", ()) or ())
-            size = " × ".join(str(n) for n in reversed(shape)) if shape else ""
-            spacing = getattr(series, "spacing", None)
-            warnings = list(getattr(series, "warnings", []) or [])
-            title = str(getattr(series, "description", "") or getattr(series, "name", ""))
-            values = [
-                str(getattr(series, "number", "") or row + 1),
-                title,
-                str(getattr(series, "modality", "")),
-                size,
-                "",
-            ]
-            tip = (
-                f"{getattr(series, 'name', title)}\n{getattr(series, 'num_slices', '?')} images, "
-                f"{size} voxels" + (f", {_fmt_mm(spacing)} mm" if spacing else "")
-            )
-            for col, text in enumerate(values):
-                item = QTableWidgetItem(text)
-                item.setToolTip(tip)
-                self.table.setItem(row, col, item)
-            self.set_warnings(row, warnings)
+        self._current = -1
+        with self._bulk():
+            self.table.clearContents()
+            self.table.setRowCount(len(series_list))
+            for row, series in enumerate(series_list):
+                shape = tuple(getattr(series, "shape", ()) or ())
+                size = " × ".join(str(n) for n in reversed(shape)) if shape else ""
+                spacing = getattr(series, "spacing", None)
+                warnings = list(getattr(series, "warnings", []) or [])
+                title = str(getattr(series, "description", "") or getattr(series, "name", ""))
+                values = [
+                    str(getattr(series, "number", "") or row + 1),
+                    title,
+                    str(getattr(series, "modality", "")),
+                    size,
+                    "",
+                ]
+                tip = (
+                    f"{getattr(series, 'name', title)}\n{getattr(series, 'num_slices', '?')} "
+                    f"images, {size} voxels" + (f", {_fmt_mm(spacing)} mm" if spacing else "")
+                )
+                for col, text in enumerate(values):
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(tip)
+                    self.table.setItem(row, col, item)
+                self.set_warnings(row, warnings)
         self.skipped_label.setToolTip("")
         self._skipped = list(getattr(study, "skipped", []) or [])
         if self._skipped:
@@ -153,17 +186,25 @@ class SeriesTable(QWidget):
         self.skipped_button.setVisible(bool(self._skipped))
         self.set_current(current)
 
+    def _set_bold(self, row: int, bold: bool) -> None:
+        for c in range(self.table.columnCount()):
+            item = self.table.item(row, c)
+            if item is not None:
+                font = item.font()
+                font.setBold(bold)
+                item.setFont(font)
+
     def set_current(self, row: int) -> None:
+        """Select and embolden ``row`` (only the old and the new row change)."""
         with QSignalBlocker(self.table):
             if 0 <= row < self.table.rowCount():
                 self.table.selectRow(row)
-        for r in range(self.table.rowCount()):
-            for c in range(self.table.columnCount()):
-                item = self.table.item(r, c)
-                if item is not None:
-                    font = item.font()
-                    font.setBold(r == row)
-                    item.setFont(font)
+        previous = getattr(self, "_current", -1)
+        if 0 <= previous < self.table.rowCount() and previous != row:
+            self._set_bold(previous, False)
+        if 0 <= row < self.table.rowCount():
+            self._set_bold(row, True)
+        self._current = row
 
     def set_warnings(self, row: int, warnings: Sequence[str]) -> None:
         """Show a series' load warnings (missing slices, tilt...) in its row."""
@@ -175,9 +216,7 @@ class SeriesTable(QWidget):
         item.setToolTip("\n".join(warnings) if warnings else "No warnings")
         if warnings:
             item.setForeground(WARNING_COLOR)
-            item.setIcon(self.style().standardIcon(QStyle.SP_MessageBoxWarning))
-        else:
-            item.setIcon(self.style().standardIcon(QStyle.SP_DialogApplyButton))
+        item.setIcon(self._icon(bool(warnings)))
 
     def _show_skipped(self) -> None:
         box = QMessageBox(QMessageBox.Information, "Skipped files",

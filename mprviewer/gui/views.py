@@ -8,6 +8,8 @@ behave:
 - wheel, arrow keys, Page Up/Down, Home/End: step slices;
 - right drag: window (left/right) and level (up/down);
 - middle drag or Shift+left drag: pan; Ctrl+wheel, Ctrl+right drag or +/-: zoom; R: reset;
+- Ctrl+left drag: turn the crosshair (oblique reformat; ``mprviewer.gui.oblique_tools``
+  takes it before the view);
 - double-click or F11 (focused view): maximise and restore.
 
 VTK objects are touched only here on the GUI thread, through the render scenes and pyvista's
@@ -436,7 +438,9 @@ class SliceView(ViewContainer):
 
     def _key(self, event: QKeyEvent) -> bool:
         key, mods = event.key(), event.modifiers()
-        if self.state is not None and key in STEP_KEYS:
+        # Ctrl+Left/Right belong to the window (a worklist's previous/next study).
+        ctrl_side = bool(mods & Qt.ControlModifier) and key in (Qt.Key_Left, Qt.Key_Right)
+        if self.state is not None and key in STEP_KEYS and not ctrl_side:
             self.session.step(STEP_KEYS[key], self.plane)
         elif self.state is not None and key == Qt.Key_Home:
             self.session.first_slice(self.plane)

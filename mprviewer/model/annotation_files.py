@@ -50,7 +50,13 @@ from mprviewer.model.annotations import (
 from mprviewer.model.measurements import describe as describe_measurement
 from mprviewer.model.measurements import from_json as measurement_from_json
 from mprviewer.model.measurements import to_json as measurement_to_json
-from mprviewer.model.slice_ranges import normalize_slices, parse_slices
+from mprviewer.model.slice_ranges import (
+    SliceBudget,
+    normalize_slices,
+    parse_runs,
+    runs_size,
+    to_runs,
+)
 
 FORMAT_NAME = "mprviewer-annotations"
 FORMAT_VERSION = 1  # written when a set holds no measurements (readable by older versions)
@@ -221,11 +227,16 @@ def _first_schema_error(doc: Any) -> tuple[str, str] | None:
     return message, err.json_path
 
 
-def _slices_of(source: str, value: Any, where: str) -> list[int]:
+def _slices_of(source: str, value: Any, where: str, budget: SliceBudget) -> list[int]:
+    """Slice numbers of a range text or list, counted against the document's ``budget``
+    before anything is expanded."""
     try:
         if isinstance(value, str):
-            return parse_slices(value)
+            runs = parse_runs(value)
+            budget.take(runs_size(runs))
+            return [s for low, high in runs for s in range(low, high + 1)]
         if isinstance(value, list):
+            budget.take(len(value))
             return normalize_slices(int(v) if isinstance(v, float) and v.is_integer() else v
                                     for v in value)
     except AnnotationError as exc:
@@ -234,7 +245,15 @@ def _slices_of(source: str, value: Any, where: str) -> list[int]:
                 f"{type(value).__name__}", where)
 
 
-def _from_full(doc: dict[str, Any], source: str) -> AnnotationSet:
+def _runs_of(source: str, value: Any, where: str) -> list[tuple[int, int]]:
+    """The runs of a range text, compared as runs (never expanded)."""
+    try:
+        return parse_runs(value)
+    except AnnotationError as exc:
+        raise _fail(source, str(exc).rstrip("."), where) from None
+
+
+def _from_full(doc: dict[str, Any], source: str, budget: SliceBudget) -> AnnotationSet:
     problem = _first_schema_error(doc)
     if problem is not None:
         raise _fail(source, f"does not follow the annotation format: {problem[0]}", problem[1])
@@ -246,8 +265,10 @@ def _from_full(doc: dict[str, Any], source: str) -> AnnotationSet:
         entries: list[Entry] = []
         for j, e in enumerate(s["entries"]):
             ew = f"{where}.entries[{j}]"
-            slices = _slices_of(source, e["slices"], f"{ew}.slices")
-            if "ranges" in e and _slices_of(source, e["ranges"], f"{ew}.ranges") != slices:
+            slices = _slices_of(source, e["slices"], f"{ew}.slices", budget)
+            if "ranges" in e and _runs_of(source, e["ranges"], f"{ew}.ranges") != to_runs(
+                slices
+            ):
                 raise _fail(source, "ranges and slices disagree; fix or remove 'ranges'", ew)
             if len(set(e["slices"])) != len(e["slices"]) and (
                 e.get("sop_instance_uids") or e.get("positions")
@@ -339,7 +360,7 @@ def _from_full(doc: dict[str, Any], source: str) -> AnnotationSet:
 
 
 def _from_original(
-    doc: dict[str, Any], source: str, refs: Mapping[str, SeriesRef]
+    doc: dict[str, Any], source: str, refs: Mapping[str, SeriesRef], budget: SliceBudget
 ) -> AnnotationSet:
     series: list[SeriesAnnotations] = []
     for name, value in doc.items():
@@ -352,7 +373,7 @@ def _from_original(
         if not isinstance(label, str) or len(label) > 200:
             raise _fail(source, "'Anomaly' must be a label text of at most 200 characters",
                         f"{where}.Anomaly")
-        slices = _slices_of(source, value["Slices"], f"{where}.Slices")
+        slices = _slices_of(source, value["Slices"], f"{where}.Slices", budget)
         ref = refs.get(name)
         plane = ref.acquisition_plane if ref is not None else "axial"
         entries = ()
@@ -393,14 +414,17 @@ def document_to_set(
     """A new AnnotationSet from a parsed document, checked against the loaded series ``refs``.
 
     With refs, every series in the file must be one of them (unless ``allow_unknown_series``)
-    and slice numbers are re-derived from stored SOP instance UIDs. Returns the set and a
-    report of adjustments.
+    and slice numbers are re-derived from stored SOP instance UIDs. All slices of the document
+    together are capped (``MPRVIEWER_MAX_ANNOTATION_SLICES``), checked before expanding
+    ranges. Returns the set and a report of adjustments.
     """
     fmt = _detect(doc, source)
     ref_list = _ref_table(refs)
     by_name = {r.name: r for r in ref_list if r.name}
     by_name.update({r.uid: r for r in ref_list if r.uid and r.uid not in by_name})
-    aset = _from_full(doc, source) if fmt == "full" else _from_original(doc, source, by_name)
+    budget = SliceBudget()  # one total for the whole document
+    aset = (_from_full(doc, source, budget) if fmt == "full"
+            else _from_original(doc, source, by_name, budget))
     report: list[str] = []
     if ref_list:
         for sa in aset.series:

@@ -1122,3 +1122,128 @@ class AnnotationSet:
         return (f"merged {n_entries} slice entr{'y' if n_entries == 1 else 'ies'} and "
                 f"{n_points} point{'' if n_points == 1 else 's'}{measures} from "
                 f"{len(other.series)} series.")
+
+    # -- other writers of the same sidecar ----------------------------------------------------
+    def snapshot(self) -> AnnotationSet:
+        """A copy of the current marks without history (the data is immutable: cheap)."""
+        state = self._state
+        return AnnotationSet.from_parts(state.study_uid, state.reader, state.series.values(),
+                                        state.note, self.created, state.modified)
+
+    def absorb(self, base: AnnotationSet, theirs: AnnotationSet) -> str:
+        """Take in what another writer changed between ``base`` (what both last agreed on)
+        and ``theirs`` (what it saved): slices and points it added are added, those it
+        removed are removed, notes it changed are taken (joined with ours when both changed).
+        Applied to the undo history too, so undoing one's own edit never drops another's.
+        Not an undo step. Returns what came in, in words ("" when nothing did)."""
+        counts = {"added": 0, "removed": 0}
+
+        def fix(state: _State, tally: bool) -> _State:
+            table = dict(state.series)
+            keys = {(s.uid, s.name) for s in (*base.series, *theirs.series)}
+            for uid, name in keys:
+                bsa = base.get_series(uid, name)
+                tsa = theirs.get_series(uid, name)
+                key = self._find_key(table, uid, name)
+                sa = table.get(key) if key is not None else None
+                if sa is None:
+                    if tsa is None:
+                        continue  # gone on both sides
+                    sa = replace(tsa, entries=(), points=(), rulers=(), rois=(), hematomas=(),
+                                 note="")
+                    key = sa.key
+                new = _absorb_series(sa, bsa, tsa, utc_now(), counts if tally else None)
+                if new.is_empty and (key not in table or tsa is None):
+                    table.pop(key, None)  # nothing left of a series they removed or never had
+                elif new != sa or key not in table:
+                    table[key] = new
+            note = state.note
+            if theirs.note != base.note:
+                note = theirs.note if note == base.note else _join_notes(note, theirs.note)
+            return replace(state, series=table, note=note)
+
+        new = fix(self._state, True)
+        if new == self._state:
+            return ""
+        self._undo = [fix(s, False) for s in self._undo]
+        self._redo = [fix(s, False) for s in self._redo]
+        self._state = replace(new, modified=utc_now())
+        self.last_change = "absorb"
+        self.changed.emit()
+        parts = []
+        if counts["added"]:
+            parts.append(f"{counts['added']} mark{'s' if counts['added'] > 1 else ''} added")
+        if counts["removed"]:
+            parts.append(f"{counts['removed']} removed")
+        return ("Another window saved marks of this study: " + ", ".join(parts or ["notes"])
+                + "; they are merged with yours.")
+
+
+def _restricted(entry: Entry, keep: set[int]) -> Entry:
+    """``entry`` with only the slices in ``keep`` (and their image facts)."""
+    idx = [i for i, s in enumerate(entry.slices) if s in keep]
+    return replace(
+        entry,
+        slices=tuple(entry.slices[i] for i in idx),
+        sop_instance_uids=tuple(entry.sop_instance_uids[i] for i in idx)
+        if entry.sop_instance_uids else (),
+        positions=tuple(entry.positions[i] for i in idx) if entry.positions else (),
+    )
+
+
+def _absorb_series(
+    sa: SeriesAnnotations,
+    bsa: SeriesAnnotations | None,
+    tsa: SeriesAnnotations | None,
+    now: str,
+    counts: dict[str, int] | None,
+) -> SeriesAnnotations:
+    """``sa`` (ours) with the changes from ``bsa`` to ``tsa`` (another writer's) applied."""
+    entries = list(sa.entries)
+    pairs = {(e.label, e.plane) for x in (bsa, tsa) if x is not None for e in x.entries}
+    for label, plane in sorted(pairs):
+        be = bsa.entry(label, plane) if bsa is not None else None
+        te = tsa.entry(label, plane) if tsa is not None else None
+        added = set(te.slices if te else ()) - set(be.slices if be else ())
+        removed = set(be.slices if be else ()) - set(te.slices if te else ())
+        i = next((n for n, e in enumerate(entries) if e.label == label and e.plane == plane),
+                 None)
+        current = entries[i] if i is not None else None
+        if added and te is not None:
+            incoming = _restricted(te, added)
+            if current is None:
+                used = {it.id for it in sa.items}
+                current = incoming if incoming.id not in used else replace(incoming, id=new_id())
+            else:
+                current = _merge_entries(current, incoming, now)
+        if removed and current is not None:
+            current = _restricted(current, set(current.slices) - removed)
+        if counts is not None:
+            counts["added"] += len(added)
+            counts["removed"] += len(removed)
+        if current is not None and current.slices:
+            if i is None:
+                entries.append(current)
+            else:
+                entries[i] = current
+        elif i is not None:
+            del entries[i]
+    kept: dict[str, tuple[Any, ...]] = {}
+    for kind in ("points", "rulers", "rois", "hematomas"):  # items kept by their id
+        base_ids = {it.id for it in getattr(bsa, kind)} if bsa is not None else set()
+        theirs = {it.id: it for it in getattr(tsa, kind)} if tsa is not None else {}
+        items = [it for it in getattr(sa, kind)
+                 if not (it.id in base_ids and it.id not in theirs)]
+        have = {it.id for it in items}
+        for item_id, item in theirs.items():
+            if item_id not in base_ids and item_id not in have:
+                items.append(item)
+                if counts is not None:
+                    counts["added"] += 1
+        kept[kind] = tuple(items)
+    base_note = bsa.note if bsa is not None else ""
+    their_note = tsa.note if tsa is not None else ""
+    note = sa.note
+    if their_note != base_note:
+        note = their_note if note == base_note else _join_notes(note, their_note)
+    return replace(sa, entries=tuple(entries), note=note, **kept)

@@ -15,6 +15,13 @@ folder is fsynced. Before that, the previous sidecar is copied (atomically too) 
 ``<sidecar>.bak``. A kill at any moment therefore leaves the sidecar holding either the state
 before or after the edit being saved: at most the last edit is lost.
 
+Several windows or processes may autosave the same study (two viewers on one study, a
+viewer and a script). A save holds an exclusive lock on ``<sidecar>.lock`` (``flock``) while
+it re-reads the sidecar: when someone else saved since this writer last read or wrote it,
+their changes (slices and points added or removed, notes) are merged into this writer's
+marks first, so both keep everything; a writer that cannot get the lock within
+``LOCK_TIMEOUT`` seconds reports that it did not save rather than overwrite.
+
 ``load_sidecar`` never deletes anything: a sidecar that cannot be read is renamed to
 ``<sidecar>.corrupt-<time>`` and the ``.bak`` copy, if good, is restored in its place.
 """
@@ -26,7 +33,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +51,8 @@ from mprviewer.model.events import Signal
 
 SIDECAR_FOLDER = ".mprviewer"
 BACKUP_SUFFIX = ".bak"
+LOCK_SUFFIX = ".lock"
+LOCK_TIMEOUT = 10.0
 STALE_TEMP_SECONDS = 600
 
 
@@ -63,9 +72,9 @@ def sidecar_path(source: str | Path | None, study_uid: str, writable_folder: boo
         folder = Path(source)
         if folder.is_dir():
             return folder / SIDECAR_FOLDER / f"annotations-{key}.json"
-    from mprviewer.paths import sub_dir
+    from mprviewer.paths import data_dir_path
 
-    return sub_dir("annotations") / f"{key}.json"
+    return data_dir_path() / "annotations" / f"{key}.json"  # created by the first save
 
 
 def folder_is_writable(source: str | Path | None) -> bool:
@@ -86,10 +95,10 @@ def folder_is_writable(source: str | Path | None) -> bool:
 
 
 def _inside_data_dir(folder: Path) -> bool:
-    from mprviewer.paths import data_dir
+    from mprviewer.paths import data_dir_path
 
     try:
-        folder.resolve().relative_to(data_dir().resolve())
+        folder.resolve().relative_to(data_dir_path().resolve())
     except ValueError:
         return False
     return True
@@ -143,34 +152,114 @@ def save_sidecar(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of sidecar ``path`` (its ``.lock`` file, which stays: removing
+    it would let two writers lock two different files); ``LOCK_TIMEOUT`` by default."""
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: saves are atomic but not merged
+        yield
+        return
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AnnotationError(
+                        f"annotations were not saved to {path}: another mprviewer has been "
+                        f"saving there for {timeout:.0f} s ({lock_path(path).name} is locked)"
+                    ) from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 class Autosaver:
     """Saves ``aset`` to ``path`` after every change; failures are reported, never raised
-    into the editing code (``failed`` signal with a message, ``last_error``)."""
+    into the editing code (``failed`` signal with a message, ``last_error``).
 
-    def __init__(self, aset: AnnotationSet, path: str | Path):
+    ``base`` and ``base_text`` are the sidecar as this writer last read it; changes that
+    another writer saved since are merged into ``aset`` before saving (``merged`` signal with
+    a summary)."""
+
+    def __init__(
+        self,
+        aset: AnnotationSet,
+        path: str | Path,
+        base: AnnotationSet | None = None,
+        base_text: str | None = None,
+    ):
         self.aset = aset
         self.path = Path(path)
         self.saved = Signal()
         self.failed = Signal()
+        self.merged = Signal()
         self.last_error: str = ""
         self.save_count = 0
+        self._base = base if base is not None else AnnotationSet()
+        self._base_text = base_text
+        self._saving = False
         aset.changed.connect(self.save)
 
     def save(self) -> bool:
         """Save now; True on success. An empty set creates no file (but empties one)."""
+        if self._saving:
+            return True  # merging changed the set: the save under way writes it
         if self.aset.is_empty and not self.path.exists():
             return True
+        self._saving = True
         try:
-            save_sidecar(self.path, to_json_text(self.aset, "full"))
-        except OSError as exc:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with locked(self.path):
+                summary = self._merge_others()
+                text = to_json_text(self.aset, "full")
+                save_sidecar(self.path, text)
+                self._base, self._base_text = self.aset.snapshot(), text
+        except (OSError, AnnotationError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.last_error = (f"annotations could not be saved to {self.path}: "
-                               f"{exc.strerror or exc}. Export them to another place.")
+                               f"{why.rstrip('.')}. Export them to another place.")
             self.failed.emit(self.last_error)
             return False
+        finally:
+            self._saving = False
         self.last_error = ""
         self.save_count += 1
+        if summary:
+            self.merged.emit(summary)
         self.saved.emit(str(self.path))
         return True
+
+    def _merge_others(self) -> str:
+        """Take in what another writer saved since this one last read or wrote the sidecar
+        (under the lock). A damaged sidecar is left to ``save_sidecar`` to keep aside."""
+        try:
+            text = self.path.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            return ""
+        except (OSError, UnicodeDecodeError):
+            return ""
+        if text == self._base_text:
+            return ""
+        try:
+            theirs, _report = document_to_set(loads(text, str(self.path)), str(self.path))
+        except AnnotationError:
+            return ""
+        return self.aset.absorb(self._base, theirs)
 
     def close(self) -> None:
         """Stop following the set."""
@@ -183,6 +272,7 @@ class SidecarLoad:
 
     path: Path
     aset: AnnotationSet | None = None
+    text: str | None = None  # the sidecar's content as read
     restored_from: Path | None = None
     moved_aside: list[Path] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
@@ -220,9 +310,9 @@ def load_sidecar(path: str | Path) -> SidecarLoad:
     path = Path(path)
     result = SidecarLoad(path)
     if path.exists():
-        good, _text, why = _read_good(path)
+        good, text, why = _read_good(path)
         if good is not None:
-            result.aset = good
+            result.aset, result.text = good, text
             _remove_stale_temps(path)
             return result
         aside = _move_aside(path)
@@ -234,7 +324,7 @@ def load_sidecar(path: str | Path) -> SidecarLoad:
         good, text, why = _read_good(backup)
         if good is not None:
             atomic_write_text(path, text)
-            result.aset = good
+            result.aset, result.text = good, text
             result.restored_from = backup
             result.messages.append(f"The last good version was restored from {backup.name}.")
         else:
@@ -259,7 +349,9 @@ def restore_or_create(
     for ref in refs:
         loaded.messages.extend(aset.reconcile(ref))
     aset.clear_history()
-    saver = Autosaver(aset, path)
+    # what was read, in the numbering every writer of this study uses once reconciled
+    base = aset.snapshot() if loaded.aset is not None else None
+    saver = Autosaver(aset, path, base=base, base_text=loaded.text)
     if loaded.restored_from is not None or aset.last_change == "reconcile":
         saver.save()
     return aset, saver, loaded

@@ -414,7 +414,9 @@ def retrieve(
         raise
     finally:
         stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the other series' threads (their connections are already hung up): one
+        # still writing after the caller removed the partial folder would leave files behind.
+        pool.shutdown(wait=True, cancel_futures=True)
     with lock:
         done = counter[0]
     if progress and done != reported:

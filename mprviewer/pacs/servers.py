@@ -230,7 +230,12 @@ def load_config() -> dict[str, Any]:
 def save_config(data: dict[str, Any]) -> Path:
     """Write the configuration atomically, readable by its owner only."""
     path = config_path()
-    fd, tmp = tempfile.mkstemp(prefix=".pacs-", suffix=".json", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pacs-", suffix=".json", dir=path.parent)
+    except OSError as exc:
+        raise PacsError(f"the PACS settings cannot be saved in {path.parent}: "
+                        f"{exc.strerror or exc}; set MPRVIEWER_HOME to a folder you can "
+                        "write to") from None
     try:
         os.chmod(tmp, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

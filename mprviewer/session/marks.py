@@ -140,6 +140,14 @@ class Marks:
             self.save_problem = (f"Annotations cannot be autosaved ({path}: {exc}). "
                                  "Export them (File > Export Annotations) before closing.")
             messages = [self.save_problem]
+        else:
+            from mprviewer.paths import folder_problem
+
+            problem = folder_problem(path.parent)
+            if problem:  # say so now, not at the first mark
+                self.save_problem = (f"Marks cannot be autosaved ({problem}). Export them "
+                                     "(File > Export Annotations) before closing.")
+                messages.append(self.save_problem)
         if self.reader and not aset.reader:
             aset.set_reader(self.reader)
             aset.clear_history()
@@ -148,6 +156,7 @@ class Marks:
         if saver is not None:
             saver.failed.connect(self._on_save_failed)
             saver.saved.connect(self._on_saved)
+            saver.merged.connect(self._on_merged)
         self.opened.emit()
         return messages
 
@@ -160,6 +169,7 @@ class Marks:
         if saver is not None:
             saver.failed.disconnect(self._on_save_failed)
             saver.saved.disconnect(self._on_saved)
+            saver.merged.disconnect(self._on_merged)
             saver.close()
         self.aset = self.saver = None
         self.sidecar = None
@@ -180,6 +190,10 @@ class Marks:
     def _on_save_failed(self, text: str) -> None:
         self.save_problem = text
         self.message.emit(text, True)
+
+    def _on_merged(self, summary: str) -> None:
+        """Another window or process saved marks of this study; they are in ours now."""
+        self.message.emit(summary, False)
 
     def _on_saved(self, path: str) -> None:
         self.save_problem = ""
@@ -243,6 +257,11 @@ class Marks:
         state = self.session.state
         if self.aset is None or self.ref is None or state is None:
             self.message.emit("Open a study before marking slices.", True)
+            return None
+        refusal = getattr(self.session, "marking_refusal", None)
+        refused = refusal() if refusal is not None else ""
+        if refused:
+            self.message.emit(f"Not marked: {refused}.", True)
             return None
         plane = plane or state.focused_plane
         if plane not in PLANES:
@@ -310,7 +329,9 @@ class Marks:
         ("0-11; 57-59; 112"). Raises AnnotationError (nothing changed) on bad text."""
         ctx = self._context(plane)
         if ctx is None:
-            raise AnnotationError("open a study before marking slices.")
+            refusal = getattr(self.session, "marking_refusal", None)
+            raise AnnotationError((refusal() if refusal is not None else "")
+                                  or "open a study before marking slices.")
         aset, ref, _state, plane = ctx
         slices = parse_slices(text) if text.strip() else []
         aset.set_slices(ref, plane, slices, self.current_label())

@@ -1,0 +1,95 @@
+"""A labeling project's worklist in the viewing session, with no front end: the keys' actions
+act on the session's study and slice and land in the project's event log."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mprviewer.errors import ProjectError
+from mprviewer.project import Project
+from mprviewer.project.worklist import ProjectWorklist
+from mprviewer.session import Session
+from mprviewer.session.worklist import SessionWorklist
+
+READER = "ann"
+
+
+@pytest.fixture
+def bound(tmp_path: Path):
+    from mprviewer.synthetic.writer import make_uid, write_series
+
+    for n in range(4):
+        write_series(tmp_path / "src" / f"case{n}", np.full((10, 12, 14), n, np.int16),
+                     study_uid=make_uid(41, "sw", n), seed=f"sw{n}", shuffle=n + 1)
+    project = Project.create(tmp_path / "proj", [str(tmp_path / "src")], "ich")
+    project.set_status(1, READER, "done")
+    session = Session(annotate=False)
+    messages: list[str] = []
+    session.message.connect(lambda text, problem: messages.append(text))
+    sw = SessionWorklist(session, ProjectWorklist(project, READER))
+    yield sw, session, project, messages, tmp_path
+    sw.close()
+    session.close()
+    project.close()
+
+
+def test_keys_act_on_the_session_slice_and_statuses_move_on(bound):
+    sw, session, project, messages, _ = bound
+    assert sw.next_study() and session.study.uid == project.study(0).uid
+    assert project.status(0, READER)[0] == "in progress"
+    changed = []
+    sw.marks_changed.connect(lambda: changed.append(1))
+    session.set_slice("axial", 6)
+    assert sw.toggle_label(5) is True
+    session.focus("coronal")
+    session.set_slice("coronal", 2)
+    assert sw.toggle_label(3) is True
+    assert sw.toggle_label(9) is None and messages[-1] == "No label on key 9."
+    assert sw.marked("axial") == {6: ["subdural"]}
+    assert sw.marked("coronal") == {2: ["intraventricular"]}
+    assert len(changed) == 2
+    # the axial mark is on the image at slice 6 of the volume on screen
+    (mark,) = [m for m in project.marks(0, READER) if m.plane == "axial"]
+    assert mark.slices == (6,)
+    assert sw.set_status("done")
+    assert sw.next_study() and session.study.uid == project.study(2).uid  # 1 was done
+    assert sw.set_status("no finding")  # and on to study 3
+    assert session.study.uid == project.study(3).uid
+    assert sw.previous_study() and session.study.uid == project.study(2).uid
+    assert sw.set_status("done") and sw.next_study()
+    assert session.study.uid == project.study(3).uid
+    assert sw.set_status("done")
+    assert not sw.next_study() and messages[-1] == "Every study is finished (4 / 4 done)."
+
+
+def test_session_next_study_uses_the_worklist_and_failures_become_unreadable(bound):
+    sw, session, project, _messages, tmp_path = bound
+    assert session.next_study()  # the Session's own "next" asks the worklist
+    assert session.study.uid == project.study(0).uid
+    assert project.status(0, READER)[0] == "in progress"
+    shutil.rmtree(tmp_path / "src" / "case2")
+    sw.worklist.set_status("done")
+    with pytest.raises(ProjectError, match="no longer exists"):
+        sw.next_study()  # no runner: the load runs here and raises
+    sw.failed("case2: its images are gone")
+    assert project.status(2, READER) == ("unreadable", "case2: its images are gone")
+    assert sw.next_study() and session.study.uid == project.study(3).uid
+
+
+def test_project_marks_are_refused_on_tilted_planes_and_hidden_on_a_reslice(bound):
+    sw, session, project, messages, _ = bound
+    assert sw.next_study()
+    session.set_slice("axial", 6)
+    assert sw.toggle_label(5) is True
+    session.rotate_crosshair("axial", 25.0)
+    assert sw.toggle_label(3) is None and "tilted" in messages[-1]
+    assert session.reset_oblique()
+    # the same volume shown as a display-only resample (what an oblique series' reslice is)
+    session.show_volume(session.volume, display_only=True)
+    assert sw.marked("axial") == {}
+    assert sw.toggle_label(3) is None and "acquisition grid" in messages[-1]
+    assert [m.slices for m in project.marks(0, READER)] == [(6,)]
