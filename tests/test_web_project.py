@@ -84,9 +84,11 @@ def test_a_reader_works_through_a_project_in_the_page(tmp_path_factory, tmp_path
             expect(_row(page, 0)).to_have_attribute("data-status", "in progress")
             expect(page.get_by_test_id("progress")).to_have_text("0 / 3 done")
             expect(page.get_by_test_id("reader").locator("input")).to_be_disabled()
-            # The first study opens on its centre slice.
+            # The first study opens with each view on its centre slice.
             centre = SLICES // 2
             expect(page.get_by_test_id("slice-axial")).to_have_text(str(centre))
+            expect(page.get_by_test_id("slice-coronal")).to_have_text("12")
+            expect(page.get_by_test_id("slice-sagittal")).to_have_text("12")
 
             # Key 1 (epidural) on the axial view's slice, then D: done.
             page.get_by_test_id("view-axial").click()
@@ -110,6 +112,19 @@ def test_a_reader_works_through_a_project_in_the_page(tmp_path_factory, tmp_path
                 page.get_by_test_id("download-csv").click()
             assert info.value.suggested_filename.endswith(".csv")
             text = Path(info.value.path()).read_text()
+
+            # Another reader on the same project, in another tab: their own worklist, through
+            # the store (nothing of the first reader's marks or statuses).
+            other, page_b = _open(browser, server.url)
+            try:
+                page_b.get_by_test_id("reader").locator("input").fill("Bo")
+                page_b.get_by_test_id("start").click()
+                expect(_row(page_b, 0)).to_have_attribute("data-status", "in progress")
+                expect(_row(page_b, 1)).to_have_attribute("data-status", "unread")
+                expect(_row(page_b, 0).locator("td").nth(3)).to_have_text("0")
+                expect(page_b.get_by_test_id("progress")).to_have_text("0 / 3 done")
+            finally:
+                other.close()
         finally:
             context.close()
 
@@ -130,9 +145,9 @@ def test_a_reader_works_through_a_project_in_the_page(tmp_path_factory, tmp_path
     out = subprocess.run([sys.executable, "-m", "mprviewer", "project", "status", str(folder),
                           "--json"], capture_output=True, text=True, check=True)
     statuses = {s["study_uid"]: s["statuses"] for s in json.loads(out.stdout)["studies"]}
-    assert statuses[uids[0]] == {READER: "done"}
-    assert statuses[uids[1]] == {READER: "no finding"}
-    assert statuses[uids[2]] == {READER: "in progress"}
+    assert statuses[uids[0]] == {READER: "done", "Bo": "in progress"}
+    assert statuses[uids[1]] == {READER: "no finding", "Bo": "unread"}
+    assert statuses[uids[2]] == {READER: "in progress", "Bo": "unread"}
 
 
 def test_marks_of_a_closed_tab_are_kept_in_the_data_folder(tmp_path_factory, tmp_path):
@@ -150,7 +165,13 @@ def test_marks_of_a_closed_tab_are_kept_in_the_data_folder(tmp_path_factory, tmp
         page.get_by_test_id("view-axial").click()
         page.keyboard.press("m")
         expect(page.get_by_test_id("marks")).to_contain_text(str(centre))
-        context.close()  # the tab closes without a download: its session ends
+        # Closing the tab with marks not downloaded asks first.
+        with page.expect_event("dialog") as asked:
+            page.close(run_before_unload=True)
+        assert asked.value.type == "beforeunload"
+        with page.expect_event("close"):
+            asked.value.accept()
+        context.close()  # the tab is gone without a download: its session ends
         kept = home / "served-marks"
         deadline = time.monotonic() + 30
         while not list(kept.glob("*/*.json")) and time.monotonic() < deadline:
