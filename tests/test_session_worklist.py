@@ -78,3 +78,18 @@ def test_session_next_study_uses_the_worklist_and_failures_become_unreadable(bou
     sw.failed("case2: its images are gone")
     assert project.status(2, READER) == ("unreadable", "case2: its images are gone")
     assert sw.next_study() and session.study.uid == project.study(3).uid
+
+
+def test_project_marks_are_refused_on_tilted_planes_and_hidden_on_a_reslice(bound):
+    sw, session, project, messages, _ = bound
+    assert sw.next_study()
+    session.set_slice("axial", 6)
+    assert sw.toggle_label(5) is True
+    session.rotate_crosshair("axial", 25.0)
+    assert sw.toggle_label(3) is None and "tilted" in messages[-1]
+    assert session.reset_oblique()
+    # the same volume shown as a display-only resample (what an oblique series' reslice is)
+    session.show_volume(session.volume, display_only=True)
+    assert sw.marked("axial") == {}
+    assert sw.toggle_label(3) is None and "acquisition grid" in messages[-1]
+    assert [m.slices for m in project.marks(0, READER)] == [(6,)]

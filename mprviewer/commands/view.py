@@ -60,6 +60,11 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
                         help="with a labeling project folder: the studies its readers "
                         "disagree on, every reader's marks side by side, final labels")
     parser.add_argument(
+        "--grid", choices=("patient", "acquisition"), default="patient",
+        help="an oblique series: resliced onto the patient's planes (patient, the default) or "
+        "on its own acquisition grid, where marks are made (acquisition; G in the window)",
+    )
+    parser.add_argument(
         "--timing", action="store_true",
         help="print the time from start to the first 2D frame on stderr",
     )
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         project=project,
         reader=args.reader,
         adjudicate=args.adjudicate,
+        grid=args.grid,
     )
 
 

@@ -181,6 +181,7 @@ def run(
     project: str | None = None,
     reader: str | None = None,
     adjudicate: bool = False,
+    grid: str = "patient",
 ) -> int:
     """Open the window (on ``source`` when given) and run the event loop; returns the exit code.
 
@@ -188,7 +189,8 @@ def run(
     first study ``reader`` has not finished; marks then go to the project.
 
     With ``screenshot``, the window saves a PNG once the study is shown and quits (exit 3 if
-    the study cannot be opened).
+    the study cannot be opened). ``grid``: an oblique series is shown resliced onto the
+    patient's axes ("patient") or on its own acquisition grid ("acquisition").
     """
     check_display()
     _quiet_qt_messages()
@@ -215,13 +217,18 @@ def run(
         install_annotations(window)  # annotations panel, keys, File menu entries, autosave
         install_measure_tools(window)  # ruler, ROI, hematoma volume, thick slab, cine
         install_open_project_action(window)
+    from mprviewer.gui.oblique_tools import install_oblique_tools
+
+    install_oblique_tools(window, grid)  # patient axes / acquisition grid, oblique reformat
     if size is not None:
         window.resize(*size)
     else:
         fit_to_screen(window, app.primaryScreen().availableGeometry())
-    outcome = {"code": 0}
+    outcome: dict[str, int] = {"code": 0}
 
     def report_first_frame(seconds: float) -> None:
+        if "process_to_first_frame" in window.timings:
+            return  # a later volume (an oblique series' reslice, another series)
         total = seconds_since_process_start()
         window.timings["process_to_first_frame"] = total
         if timing:
@@ -255,6 +262,10 @@ def run(
             attempt()
 
         def finish() -> None:
+            tools = getattr(window, "oblique_tools", None)
+            if outcome.get("shot") or not window.is_3d_ready or (tools and tools.reslicing):
+                return  # taken already, or another volume (a reslice) is on its way
+            outcome["shot"] = 1
             saved = window.save_screenshot(target)
             print(f"mprviewer: wrote {saved}", file=sys.stderr)
             window.close()

@@ -62,6 +62,15 @@ KEYS_HELP = """\
 <tr><td><b>Middle drag</b>, Shift+left drag</td><td>pan</td></tr>
 <tr><td><b>Ctrl+wheel</b>, Ctrl+right drag</td><td>zoom</td></tr>
 <tr><td><b>Double-click</b></td><td>maximise / restore the view</td></tr>
+<tr><td><b>Ctrl+left drag</b></td>
+<td>turn the crosshair: the other two planes tilt with it (oblique reformat)</td></tr>
+</table>
+<h3>Oblique</h3>
+<table>
+<tr><td><b>Shift+O</b></td><td>planes orthogonal again (marks need them so)</td></tr>
+<tr><td><b>G</b></td>
+<td>an oblique series on its acquisition grid (where marks are made) or resliced onto the
+patient's axes</td></tr>
 </table>
 <h3>Keys (focused 2D view)</h3>
 <table>
@@ -655,8 +664,8 @@ class MainWindow(QMainWindow):
 
     def _slice_header(self, k: int) -> Any:
         series = self.series
-        if series is None or not hasattr(series, "slice_header"):
-            return None
+        if series is None or not hasattr(series, "slice_header") or self.session.display_only:
+            return None  # a reslice's slices are none of the acquired files
         return series.slice_header(k)  # None for a slice made by resampling
 
     def _on_slice_changed(self, plane: str, index: int) -> None:

@@ -248,6 +248,11 @@ class MeasureTools(QObject):
         if aset is None or ref is None or state is None:
             self._say("Open a study before measuring.")
             return None
+        session = getattr(self.window, "session", None)
+        refused = session.marking_refusal() if session is not None else ""
+        if refused:
+            self._say(f"Not measured: {refused}.")
+            return None
         return aset, ref, state
 
     def add_ruler(self, plane: str, a_xyz: Any, b_xyz: Any) -> Ruler | None:

@@ -8,6 +8,8 @@ behave:
 - wheel, arrow keys, Page Up/Down, Home/End: step slices;
 - right drag: window (left/right) and level (up/down);
 - middle drag or Shift+left drag: pan; Ctrl+wheel, Ctrl+right drag or +/-: zoom; R: reset;
+- Ctrl+left drag: turn the crosshair (oblique reformat; ``mprviewer.gui.oblique_tools``
+  takes it before the view);
 - double-click or F11 (focused view): maximise and restore.
 
 VTK objects are touched only here on the GUI thread, through the render scenes and pyvista's

@@ -90,6 +90,7 @@ class SliceScene:
         self._slab_image: Any = None
         self._slab_buffer: np.ndarray | None = None
         self._slab_scalars: Any = None
+        self.oblique: Any = None  # an ObliqueSlice once set_reformat gives the view its frames
         disable_multisampling(plotter)
         self.renderer.SetBackground(0.0, 0.0, 0.0)
 
@@ -149,6 +150,8 @@ class SliceScene:
     def _show_overlay(self, on: bool) -> None:
         if self.store.is_rgb:
             return
+        if self.is_tilted:
+            on = False  # the overlay layer is an orthogonal slice; not drawn on a tilted one
         if on and self.overlay_slice is None:
             self.overlay_slice, self._overlay_mapper = self._make_layer()
             self._overlay_lut = threshold_lut(self.state.threshold, self.store.is_integer)
@@ -166,6 +169,8 @@ class SliceScene:
     def _on_slice(self, plane: str, index: int) -> None:
         if plane == self.plane:
             self._apply_slice()
+        if self.oblique is not None and self.oblique.reformat.is_oblique:
+            self.oblique.apply()  # the tilted planes pass through the moved crosshair
         self._update_crosshair()
         self._request_render()
 
@@ -197,12 +202,16 @@ class SliceScene:
             self._overlay_mapper.SetSliceNumber(index)
         n = self.store.shape[self.axis]
         mm = self.store.plane_position_mm(self.plane, index)
-        if self.slab_mm > 0:
+        if self.slab_mm > 0 and not self.is_tilted:  # a tilted slab is the reslice mapper's
             self._update_slab(index)
-        lines = [f"{self.plane.capitalize()} {index} / {n}", format_position(self.axis, mm)]
+        if self.is_tilted:
+            tilt = self.oblique.reformat.tilt_deg(self.plane)
+            lines = [f"{self.plane.capitalize()} oblique {tilt:.0f}°", "marks on orthogonal"]
+        else:
+            lines = [f"{self.plane.capitalize()} {index} / {n}", format_position(self.axis, mm)]
         lines += [t for t in (slab_label(self.slab_mm, self.slab_mode), self.extra_info) if t]
         self.info_text.SetInput("\n".join(lines))
-        labels = self._marked.get(index)
+        labels = None if self.is_tilted else self._marked.get(index)
         self.badge_text.SetInput(("Marked: " + ", ".join(labels)) if labels else "")
         self.frame.set_visible(bool(labels))
 
@@ -217,6 +226,9 @@ class SliceScene:
         self.window_text.SetInput(text)
 
     def _update_crosshair(self) -> None:
+        if self.oblique is not None and self.oblique.reformat.is_oblique:
+            self.crosshair.set_lines(*self.oblique.crosshair_segments())
+            return
         store = self.store
         pos = [
             store.plane_position_mm(AXIS_PLANE[d], self.state.slices[AXIS_PLANE[d]])
@@ -266,7 +278,10 @@ class SliceScene:
         if mode != self.slab_mode:
             self._slab_buffer = None  # mean is float, max/min keep the data's type
         self.slab_mm, self.slab_mode = thickness_mm, mode
-        self.image_slice.SetMapper(self.mapper if thickness_mm <= 0 else self._slab_layer())
+        if self.is_tilted:
+            self.oblique.apply()  # the reslice mapper makes the tilted slab itself
+        else:
+            self.image_slice.SetMapper(self.mapper if thickness_mm <= 0 else self._slab_layer())
         self._apply_slice()
         self._request_render()
 
@@ -341,8 +356,38 @@ class SliceScene:
         self.crosshair.actor.SetVisibility(bool(on))
         self._request_render()
 
+    # -- oblique reformat ----------------------------------------------------------------
+    @property
+    def is_tilted(self) -> bool:
+        """True while this view shows a tilted plane (oblique reformat)."""
+        return self.oblique is not None and self.oblique.active
+
+    def set_reformat(self, reformat: Any) -> None:
+        """Follow a ``ReformatPlanes``: this view's plane tilts with its frame."""
+        from mprviewer.render.oblique import ObliqueSlice
+
+        if self.oblique is not None:
+            self.oblique.reformat.changed.disconnect(self._on_reformat)
+        self.oblique = ObliqueSlice(self, reformat)
+        reformat.changed.connect(self._on_reformat)
+        self._on_reformat()
+
+    def _on_reformat(self) -> None:
+        if self._closed or self.oblique is None:
+            return
+        self.oblique.apply()
+        self._apply_slice()
+        self._update_crosshair()
+        self._request_render()
+
     def reset_camera(self) -> None:
         """Radiological camera, the whole slice fitted to the viewport."""
+        if self.is_tilted:
+            self.oblique.place_camera()
+            cam = self.renderer.GetActiveCamera()
+            self._fit = (tuple(self.renderer.GetSize()), cam.GetParallelScale(),
+                         cam.GetFocalPoint())
+            return
         store = self.store
         b = store.bounds
         lo = np.array([b[0], b[2], b[4]]) - 0.5 * np.asarray(store.spacing)
@@ -383,6 +428,12 @@ class SliceScene:
     def pick(self, display_x: float, display_y: float) -> tuple[int, int, int] | None:
         """Display voxel (x, y, z) under a window pixel (VTK display coordinates, origin
         bottom-left, as ``interactor.GetEventPosition()``), or None outside the image."""
+        if self.is_tilted:
+            world = self.oblique.pick_world(display_x, display_y)
+            if world is None:
+                return None
+            voxel = tuple(round(v) for v in self.store.index_of(world))
+            return voxel if self.store.contains(voxel) else None  # type: ignore[return-value]
         self.renderer.SetDisplayPoint(float(display_x), float(display_y), 0.0)
         self.renderer.DisplayToWorld()
         wx, wy, wz, ww = self.renderer.GetWorldPoint()
@@ -414,6 +465,8 @@ class SliceScene:
         if self._closed:
             return
         self._closed = True
+        if self.oblique is not None:
+            self.oblique.reformat.changed.disconnect(self._on_reformat)
         self.state.slice_changed.disconnect(self._on_slice)
         self.state.window_changed.disconnect(self._on_window)
         self.state.threshold_changed.disconnect(self._on_threshold)

@@ -82,6 +82,8 @@ class VolumeScene:
         self._marks: dict[str, dict[int, list[str]]] = {}
         self._label_order: list[str] = []
         self._widgets: dict[str, Any] = {}
+        self.reformat: Any = None  # a ReformatPlanes once set_reformat is called
+        self._oblique_mappers: dict[str, Any] = {}
 
         state.slice_changed.connect(self._on_slice)
         state.window_changed.connect(self._on_window)
@@ -178,12 +180,74 @@ class VolumeScene:
 
     def _on_slice(self, plane: str, index: int) -> None:
         self._mappers[plane].SetSliceNumber(index)
+        if self.reformat is not None and self.reformat.is_oblique:
+            self._follow_reformat()
+            return
         widget = self._widgets.get(plane)
         if widget is not None:
             origin = list(widget.GetRepresentation().GetOrigin())
             origin[PLANE_AXIS[plane]] = self.store.plane_position_mm(plane, index)
             widget.GetRepresentation().SetOrigin(*origin)
         self._request_render()
+
+    # -- oblique reformat ----------------------------------------------------------------
+    def set_reformat(self, reformat: Any) -> None:
+        """Follow a ``ReformatPlanes``: tilted planes are cut by a vtkImageResliceMapper
+        through the crosshair, and their plane widgets turn with them."""
+        if self.reformat is not None:
+            self.reformat.changed.disconnect(self._follow_reformat)
+        self.reformat = reformat
+        reformat.changed.connect(self._follow_reformat)
+        self._follow_reformat()
+
+    def plane_normal(self, plane: str) -> tuple[float, ...]:
+        """Normal of ``plane`` as drawn in 3D (its widget's, or the axis)."""
+        if self.reformat is not None:
+            return tuple(float(v) for v in self.reformat.normal(plane))
+        normal = [0.0, 0.0, 0.0]
+        normal[PLANE_AXIS[plane]] = 1.0
+        return tuple(normal)
+
+    def _follow_reformat(self) -> None:
+        if self._closed or self.reformat is None:
+            return
+        from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
+
+        from mprviewer.render.oblique import crosshair_point
+
+        center = crosshair_point(self.store, self.state.slices)
+        for plane in PLANES:
+            tilted = self.reformat.is_tilted(plane)
+            normal = self.reformat.normal(plane)
+            mapper = self._oblique_mappers.get(plane)
+            if tilted and mapper is None:
+                mapper = vtkImageResliceMapper()
+                mapper.SetInputData(self.store.image)
+                mapper.SliceFacesCameraOff()
+                mapper.SliceAtFocalPointOff()
+                mapper.SetSlicePlane(vtkPlane())
+                self._oblique_mappers[plane] = mapper
+            if tilted:
+                mapper.GetSlicePlane().SetOrigin(*center)
+                mapper.GetSlicePlane().SetNormal(*normal)
+                mapper.Modified()
+            self.plane_slices[plane].SetMapper(mapper if tilted else self._mappers[plane])
+            widget = self._widgets.get(plane)
+            if widget is not None:
+                rep = widget.GetRepresentation()
+                axis = PLANE_AXIS[plane]
+                rep.SetNormalToXAxis(axis == 0 and not tilted)
+                rep.SetNormalToYAxis(axis == 1 and not tilted)
+                rep.SetNormalToZAxis(axis == 2 and not tilted)
+                rep.SetNormal(*(normal if tilted else self.plane_normal_axis(plane)))
+                rep.SetOrigin(*center)
+        self._request_render()
+
+    @staticmethod
+    def plane_normal_axis(plane: str) -> tuple[float, float, float]:
+        normal = [0.0, 0.0, 0.0]
+        normal[PLANE_AXIS[plane]] = 1.0
+        return tuple(normal)  # type: ignore[return-value]
 
     def _on_window(self, center: float, width: float) -> None:
         self._apply_window()
@@ -347,6 +411,8 @@ class VolumeScene:
             widget.AddObserver("InteractionEvent", self._widget_moved)
             widget.On()
             self._widgets[plane] = widget
+        if self.reformat is not None and self.reformat.is_oblique:
+            self._follow_reformat()
 
     def _widget_moved(self, widget: Any, _event: str) -> None:
         for plane, candidate in self._widgets.items():
@@ -354,6 +420,8 @@ class VolumeScene:
                 plane_fn = vtkPlane()
                 widget.GetRepresentation().GetPlane(plane_fn)
                 self.move_plane_to(plane, plane_fn.GetOrigin()[PLANE_AXIS[plane]])
+                if self.reformat is not None and self.reformat.is_oblique:
+                    self._follow_reformat()  # a tilted plane keeps the reformat's normal
 
     def move_plane_to(self, plane: str, mm: float) -> None:
         """Set ``plane``'s slice to the one nearest a world coordinate along its axis."""
@@ -373,6 +441,8 @@ class VolumeScene:
             (self.state.display_changed, self._on_display),
         ):
             signal.disconnect(callback)
+        if self.reformat is not None:
+            self.reformat.changed.disconnect(self._follow_reformat)
         for widget in self._widgets.values():
             widget.Off()
         self._widgets.clear()

@@ -258,6 +258,11 @@ class Marks:
         if self.aset is None or self.ref is None or state is None:
             self.message.emit("Open a study before marking slices.", True)
             return None
+        refusal = getattr(self.session, "marking_refusal", None)
+        refused = refusal() if refusal is not None else ""
+        if refused:
+            self.message.emit(f"Not marked: {refused}.", True)
+            return None
         plane = plane or state.focused_plane
         if plane not in PLANES:
             plane = "axial"
@@ -324,7 +329,9 @@ class Marks:
         ("0-11; 57-59; 112"). Raises AnnotationError (nothing changed) on bad text."""
         ctx = self._context(plane)
         if ctx is None:
-            raise AnnotationError("open a study before marking slices.")
+            refusal = getattr(self.session, "marking_refusal", None)
+            raise AnnotationError((refusal() if refusal is not None else "")
+                                  or "open a study before marking slices.")
         aset, ref, _state, plane = ctx
         slices = parse_slices(text) if text.strip() else []
         aset.set_slices(ref, plane, slices, self.current_label())

@@ -59,6 +59,10 @@ _STATE_EVENTS = ("slice_changed", "window_changed", "threshold_changed", "displa
                  "focus_changed")
 
 
+RESLICED_REFUSED = ("the series is shown resliced onto the patient's axes and its marks "
+                    "belong to its acquisition grid: switch to the acquisition grid (G) to mark")
+
+
 class Worklist(Protocol):
     """What a labeling project offers a session: the next study to read (None: done)."""
 
@@ -94,6 +98,17 @@ class Session:
         self.marks_changed = Signal()
         self._reader = reader
         self._marks: Marks | None = None
+        from mprviewer.model.reformat import ReformatPlanes
+
+        # Oblique reformat: which way each 2D view's plane faces (orthogonal until a
+        # crosshair is turned; back to orthogonal for every volume shown).
+        self.reformat = ReformatPlanes()
+        # An oblique series may be shown resliced onto the patient's axes ("patient") or on
+        # its acquisition grid ("acquisition"); the front end makes the reslice (VTK) and
+        # shows it with show_volume(..., display_only=True). Marks belong to the acquired
+        # volume and are neither shown nor made on a reslice.
+        self.grid_mode = "patient"
+        self.display_only = False
         if annotate:
             self.marks.enable()
 
@@ -172,9 +187,13 @@ class Session:
         self.show_volume(result.volume, self.study.series[result.series_index])
         return True
 
-    def show_volume(self, volume: Any, series: Any = None) -> None:
+    def show_volume(self, volume: Any, series: Any = None, display_only: bool = False) -> None:
         """Show ``volume`` (of ``series``): a new ViewerState with the data's window and a
-        first threshold; overlay and volume-rendering switches stay as the reader set them."""
+        first threshold; overlay and volume-rendering switches stay as the reader set them.
+
+        ``display_only``: ``volume`` is a resampling of the acquired one (an oblique series
+        resliced onto the patient's axes); the marks stay with the acquired volume, are not
+        shown on it, and marking is refused until the acquired volume is back."""
         from mprviewer.model.orientation import DisplayGrid
         from mprviewer.model.presets import auto_window
         from mprviewer.model.state import ViewerState
@@ -193,8 +212,10 @@ class Session:
         self.volume, self.state = volume, state
         if series is not None:
             self.series = series
-        if self._marks is not None:  # the marks are right before anyone hears of the volume
-            self._marks.follow(volume)
+        self.display_only = bool(display_only)
+        self.reformat.reset()
+        if self._marks is not None and not display_only:
+            self._marks.follow(volume)  # the marks are right before anyone hears of it
         self.volume_changed.emit(volume)
 
     def close(self) -> None:
@@ -304,9 +325,35 @@ class Session:
         self.camera = name
         self.camera_changed.emit(name)
 
+    # -- oblique -----------------------------------------------------------------------------
+    def rotate_crosshair(self, plane: str, degrees: float) -> None:
+        """Turn ``plane``'s crosshair by ``degrees`` counter-clockwise on its screen: the
+        other two planes tilt about its normal (oblique reformat)."""
+        if self.state is not None:
+            self.reformat.rotate(self._plane(plane), degrees)
+
+    def reset_oblique(self) -> bool:
+        """Make the three planes orthogonal again; True if they were tilted."""
+        was = self.reformat.is_oblique
+        self.reformat.reset()
+        return was
+
+    def marking_refusal(self) -> str:
+        """Why marks cannot be made now ('' when they can): tilted planes or a reslice."""
+        from mprviewer.model.reformat import MARKING_REFUSED
+
+        if self.reformat.is_oblique:
+            return MARKING_REFUSED
+        if self.display_only:
+            return RESLICED_REFUSED
+        return ""
+
     # -- marks -----------------------------------------------------------------------------
     def marked(self, plane: str) -> dict[int, list[str]]:
-        """Slice -> labels shown as marks in ``plane`` of the series on screen."""
+        """Slice -> labels shown as marks in ``plane`` of the series on screen (none on a
+        reslice, whose slices are not the acquired ones)."""
+        if self.display_only:
+            return {}
         return self._marks.marked(plane) if self._marks is not None else {}
 
     def toggle_mark(self, plane: str | None = None) -> bool | None:

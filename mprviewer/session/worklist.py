@@ -119,6 +119,10 @@ class SessionWorklist:
         if session.volume is None or session.state is None or self.worklist.current is None:
             self._say("Open a study of the worklist first (N).")
             return None
+        refused = session.marking_refusal()
+        if refused:  # tilted planes or a reslice: not the acquired slices the marks name
+            self._say(f"Not marked: {refused}.", True)
+            return None
         plane = session.focused_plane
         index = int(session.state.slices[plane])
         series = session.series
@@ -150,8 +154,8 @@ class SessionWorklist:
     def marked(self, plane: str) -> dict[int, list[str]]:
         """Slice -> label keys the reader has marked in ``plane`` of the series on screen."""
         series = self.session.series
-        if series is None or self.session.volume is None:
-            return {}
+        if series is None or self.session.volume is None or self.session.display_only:
+            return {}  # a reslice's slices are not the acquired ones the marks name
         return self.worklist.marked(series.uid, series.name, plane)
 
     def set_status(self, status: str) -> bool:
