@@ -185,3 +185,14 @@ def test_marks_of_a_closed_tab_are_kept_in_the_data_folder(tmp_path_factory, tmp
     (sa,) = aset.series
     assert sa.name == name
     assert aset.slices_for(sa.uid, sa.name, "axial", "Anomaly") == [centre]
+
+
+def test_a_damaged_project_is_named_and_nothing_is_served(tmp_path):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "project.json").write_text("{")
+    out = subprocess.run([sys.executable, "-m", "mprviewer", "serve", str(folder), "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3
+    assert "project.json" in out.stderr and "cannot be read" in out.stderr
+    assert "serving" not in out.stdout

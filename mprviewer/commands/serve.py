@@ -80,11 +80,12 @@ def _project(source: str | None) -> str | None:
     from pathlib import Path
 
     from mprviewer.project import Project
+    from mprviewer.project.project import FOLDER_FILE
 
-    if not Project.is_project(source):
-        return None
+    if not (Path(source).expanduser() / FOLDER_FILE).is_file():
+        return None  # a damaged project's settings file is named by Project.open below
     Project.open(source).close()
-    return str(Path(source).resolve())
+    return str(Path(source).expanduser().resolve())
 
 
 def _shown_host(host: str) -> str:
