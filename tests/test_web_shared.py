@@ -59,3 +59,19 @@ def test_upload_identity_comes_from_the_launchers_digest_only(tmp_path):
     assert upload_identity(upload) is None
     (tmp_path / "digests" / "a.zip").write_text("d" * 64)
     assert upload_identity(upload) == "sha256:" + "d" * 64
+
+
+def test_a_folder_keeps_its_identity_while_only_entries_beside_its_files_come_and_go(
+    series_folder,
+):
+    folder, _array = series_folder
+    before = source_identity(str(folder))
+    probe = folder / "probe.tmp"  # a writability check: written and removed again
+    probe.write_bytes(b"x")
+    probe.unlink()
+    (folder / ".mprviewer").mkdir()
+    (folder / ".mprviewer" / "annotations-1.2.3.json").write_text("{}")  # an autosave
+    assert source_identity(str(folder)) == before
+    image = sorted(p for p in folder.iterdir() if p.is_file())[0]
+    image.write_bytes(image.read_bytes() + b"\0\0")  # an image that changed is other bytes
+    assert source_identity(str(folder)) != before

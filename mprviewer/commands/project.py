@@ -26,6 +26,9 @@ EXAMPLES = """examples:
   mprviewer project join postgresql://ann@dbhost:5432/heads team-ann
   mprviewer project assign team --readers ann,bob,cy --per-study 2 --seed 1 --adjudicator dee
   mprviewer project agreement team --json
+  mprviewer project adjudicate team --reader dee
+  mprviewer project adjudicate team --study 3 --accept majority --done --reader dee
+  mprviewer project export team --to csv final.csv --final --rule majority
   mprviewer project log team --study 0 --json
 
 SOURCE is a folder holding one study per sub-folder or per zip (or one study's files), a
@@ -38,12 +41,24 @@ reader finished (done or no finding).
 """
 
 
+class _WideActions(argparse.RawDescriptionHelpFormatter):
+    """Each action's summary on its own line beside its name: argparse measures action names
+    two columns short of their indent, so the longest (adjudicate) would wrap."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max((len(name) for name in action.choices), default=0)
+            self._action_max_length = max(self._action_max_length,
+                                          longest + self._current_indent + 4)
+
+
 def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name, help=summary,
         description="A labeling project: a folder holding a worklist of studies, a label set "
         "with hotkeys, each reader's status per study and every mark as an event.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES, formatter_class=_WideActions)
     actions = parser.add_subparsers(dest="project_action", metavar="ACTION")
 
     def sources(p: argparse.ArgumentParser) -> None:

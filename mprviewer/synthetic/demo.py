@@ -20,6 +20,7 @@ import contextlib
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +206,22 @@ def _is_valid(path: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the demo folder while the zip is built (where locks exist)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform: each process builds its own
+        yield
+        return
+    with open(folder / ".build.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def demo_path() -> Path:
     """The demo study zip, generated into the per-user data folder on first use."""
     from mprviewer.paths import sub_dir
@@ -213,7 +230,10 @@ def demo_path() -> Path:
     path = folder / f"mprviewer-demo-v{GENERATOR_VERSION}.zip"
     if path.is_file() and _is_valid(path):
         return path
-    build_demo_zip(path)
+    with _build_lock(folder):  # processes starting together build it once, not each its own
+        if path.is_file() and _is_valid(path):
+            return path
+        build_demo_zip(path)
     for old in folder.glob("mprviewer-demo-v*.zip"):
         if old != path:
             with contextlib.suppress(OSError):

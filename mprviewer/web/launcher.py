@@ -77,6 +77,7 @@ class Session:
     last_activity: float = field(default_factory=time.monotonic)
     alone_since: float | None = field(default_factory=time.monotonic)
     connected_once: bool = False  # a page has opened the websocket at least once
+    ending: bool = False  # being stopped: no new traffic, still listed until its process is gone
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -300,8 +301,11 @@ class Launcher:
         return session
 
     async def _end(self, session: Session, why: str) -> None:
-        """Stop a session's process (SIGTERM, then SIGKILL) and delete its files."""
-        self.sessions.pop(session.sid, None)
+        """Stop a session's process (SIGTERM, then SIGKILL) and delete its files; the
+        session leaves the list only once its process is gone."""
+        if session.ending:
+            return
+        session.ending = True
         process = session.process
         loop = asyncio.get_running_loop()
         if process.is_alive():
@@ -318,6 +322,7 @@ class Launcher:
             self._keep_root = True  # its marks could not be copied: leave them where they are
             return
         shutil.rmtree(session.folder, ignore_errors=True)
+        self.sessions.pop(session.sid, None)
         log.info("session %s ended: %s", session.sid, why)
 
     async def _reap(self) -> None:
@@ -347,7 +352,7 @@ class Launcher:
 
         sid = request.match_info["sid"]
         session = self.sessions.get(sid) if SESSION_RE.match(sid) else None
-        if session is None or not session.port:
+        if session is None or not session.port or session.ending:
             raise web.HTTPGone(
                 text="This session has ended (closed, idle or the server restarted); "
                 "open the server's address again.",

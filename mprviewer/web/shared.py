@@ -29,7 +29,21 @@ def source_identity(source: str) -> str | None:
         stat = path.stat()
     except OSError:
         return None
-    return f"path:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    if not path.is_dir():
+        return f"path:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    # A folder is the same bytes when every file in it is: its own modification time says
+    # only that an entry came or went (an autosave, a writability probe), not what changed.
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d != ".mprviewer")  # our own sidecars
+        for name in sorted(files):
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            rel = os.path.relpath(os.path.join(folder, name), path)
+            digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return f"folder:{path.resolve()}:{digest.hexdigest()}"
 
 
 def upload_identity(path: Path) -> str | None:
