@@ -196,3 +196,25 @@ def test_a_damaged_project_is_named_and_nothing_is_served(tmp_path):
     assert out.returncode == 3
     assert "project.json" in out.stderr and "cannot be read" in out.stderr
     assert "serving" not in out.stdout
+
+
+def test_keep_marks_copies_a_sessions_sidecars_or_says_it_could_not(tmp_path, monkeypatch):
+    from mprviewer.web.launcher import KEPT_MARKS, keep_marks
+
+    session = tmp_path / "session"
+    (session / "home" / "annotations").mkdir(parents=True)
+    assert keep_marks(session, "a" * 32) is None  # no marks: nothing is made
+    sidecar = session / "home" / "annotations" / "1.2.3.json"
+    sidecar.write_text('{"marks": 1}')
+    home = tmp_path / "home"
+    monkeypatch.setenv("MPRVIEWER_HOME", str(home))
+    kept = keep_marks(session, "b" * 32)
+    assert kept is not None and kept.parent == home / KEPT_MARKS
+    assert (kept / "1.2.3.json").read_text() == '{"marks": 1}'
+    # A data folder that cannot be written: an OSError, and the sidecar stays where it was.
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("MPRVIEWER_HOME", str(blocked / "home"))
+    with pytest.raises(OSError, match="cannot be written"):
+        keep_marks(session, "c" * 32)
+    assert sidecar.read_text() == '{"marks": 1}'

@@ -301,8 +301,8 @@ class Launcher:
         return session
 
     async def _end(self, session: Session, why: str) -> None:
-        """Stop a session's process (SIGTERM, then SIGKILL) and delete its files; the
-        session leaves the list only once its process is gone."""
+        """Stop a session's process (SIGTERM, then SIGKILL), keep its marks (``keep_marks``)
+        and delete its files; the session leaves the list only once its process is gone."""
         if session.ending:
             return
         session.ending = True
@@ -320,8 +320,8 @@ class Launcher:
             keep_marks(session.folder, session.sid)
         except OSError:
             self._keep_root = True  # its marks could not be copied: leave them where they are
-            return
-        shutil.rmtree(session.folder, ignore_errors=True)
+        else:
+            shutil.rmtree(session.folder, ignore_errors=True)
         self.sessions.pop(session.sid, None)
         log.info("session %s ended: %s", session.sid, why)
 
@@ -491,6 +491,7 @@ def keep_marks(folder: Path, sid: str) -> Path | None:
     """Move an ended session's autosaved marks (sidecars of uploads, links and the demo,
     written in its private data folder) to ``<data dir>/served-marks/<time>-<session>/``,
     so closing a tab never deletes a reader's marks. Returns where they went (None: none)."""
+    from mprviewer.errors import MprviewerError
     from mprviewer.paths import data_dir
 
     marks = folder / "home" / "annotations"
@@ -502,10 +503,10 @@ def keep_marks(folder: Path, sid: str) -> Path | None:
         target.mkdir(parents=True, exist_ok=True)
         for path in files:
             shutil.copy2(path, target / path.name)
-    except OSError as exc:
+    except (OSError, MprviewerError) as exc:
         log.warning("the marks of session %s could not be kept (%s); they stay in %s",
                     sid, exc, marks)
-        raise
+        raise OSError(str(exc)) from None
     log.info("session %s: its marks are kept in %s", sid, target)
     return target
 
