@@ -107,6 +107,13 @@ def test_a_reader_works_through_a_project_in_the_page(tmp_path_factory, tmp_path
             expect(_row(page, 1)).to_have_attribute("data-status", "no finding")
             expect(_row(page, 2)).to_have_attribute("data-status", "in progress")
             expect(page.get_by_test_id("progress")).to_have_text("2 / 3 done")
+            expect(_row(page, 2)).to_have_class("selected")
+            # Ctrl+Left: back to the study just finished; the Next button: on to the unread one.
+            page.keyboard.press("Control+ArrowLeft")
+            expect(_row(page, 1)).to_have_class("selected")
+            expect(_row(page, 1)).to_have_attribute("data-status", "no finding")
+            page.get_by_test_id("next").click()
+            expect(_row(page, 2)).to_have_class("selected")
 
             with page.expect_download() as info:
                 page.get_by_test_id("download-csv").click()
