@@ -13,6 +13,8 @@ examples:
   mprviewer serve                      an empty page: readers upload a zip or open a link
   mprviewer serve demo                 every new tab opens the built-in CT phantom
   mprviewer serve ~/studies/chest.zip --port 9000
+  mprviewer serve ~/projects/heads      a labeling project: each reader types a name and
+                                       works through the worklist
   mprviewer serve --host 0.0.0.0 --password-file ~/.mprviewer-password
                                        reachable from other machines, with a password
                                        (put a TLS reverse proxy in front: see the README)
@@ -31,7 +33,8 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", nargs="?", metavar="SOURCE",
-                        help="a folder, zip, URL or 'demo' that every new tab opens")
+                        help="a folder, zip, URL or 'demo' that every new tab opens, or a "
+                        "labeling project's folder (each tab reads its worklist)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
@@ -70,6 +73,21 @@ def _check(args: argparse.Namespace) -> None:
             raise SourceError(f"{args.source}: no such file or folder")
 
 
+def _project(source: str | None) -> str | None:
+    """The folder of a labeling project, opened once here so a broken one is named now."""
+    if not source or source == "demo":
+        return None
+    from pathlib import Path
+
+    from mprviewer.project import Project
+    from mprviewer.project.project import FOLDER_FILE
+
+    if not (Path(source).expanduser() / FOLDER_FILE).is_file():
+        return None  # a damaged project's settings file is named by Project.open below
+    Project.open(source).close()
+    return str(Path(source).expanduser().resolve())
+
+
 def _shown_host(host: str) -> str:
     try:
         ip = ipaddress.ip_address(host)
@@ -87,12 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     password = read_password_file(args.password_file) if args.password_file else None
+    project = _project(args.source)
     settings = ServeSettings(
         host=args.host,
         port=args.port,
         secret=password or new_token(),
         password=password is not None,
-        source=args.source,
+        source=None if project else args.source,
+        project=project,
         idle_timeout=args.idle_timeout * 60.0,
         close_grace=max(1.0, args.close_grace),
         max_sessions=args.max_sessions,

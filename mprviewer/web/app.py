@@ -35,6 +35,7 @@ STATIC = Path(__file__).with_name("static")
 PLANE_KEYS = {"ArrowUp": 1, "ArrowDown": -1, "PageUp": 10, "PageDown": -10}
 ORIGINAL = "original"
 FULL = "full"
+PREPARE_AFTER_S = 1.5  # read the next study ahead once the reader is at work (as the desktop)
 
 
 class Page:
@@ -60,7 +61,11 @@ class Page:
         self.scenes: dict[str, Any] = {}
         self._loading = threading.Event()
         self._task: Any = None  # the open or load running now (a reference keeps it alive)
-        self.session = Session()
+        self._prepare: Any = None  # the pending read-ahead of the next study
+        self.project_folder: str | None = config.get("project")
+        self.bound: Any = None  # the SessionWorklist once the reader has typed a name
+        # In a project the marks are the label keys' marks in the project's store.
+        self.session = Session(annotate=not self.project_folder)
         self.session.series_loader = self._load_series
         s = self.session
         s.volume_changed.connect(self._on_volume)
@@ -100,6 +105,16 @@ class Page:
         s.marks = []
         s.has_volume = False
         s.unsaved = False
+        s.project_mode = bool(self.project_folder)
+        s.project_name = Path(self.project_folder).name if self.project_folder else ""
+        s.reader_name = ""
+        s.reader_set = False
+        s.worklist_rows = []
+        s.worklist_current = None
+        s.progress_text = ""
+        s.label_legend = []
+        if self.project_folder:
+            s.status = "Type your name as a reader to open your worklist."
 
     def _bind(self) -> None:
         c = self.ctrl
@@ -113,6 +128,12 @@ class Page:
         c.trigger("focus")(self.focus)
         c.trigger("apply_slices")(self.apply_slices)
         c.trigger("export_json")(self.export_json)
+        c.trigger("set_reader")(self.set_reader)
+        c.trigger("next_study")(self.next_study)
+        c.trigger("previous_study")(self.previous_study)
+        c.trigger("open_study")(self.open_study)
+        c.trigger("set_status")(self.set_status)
+        c.trigger("export_csv")(self.export_csv)
         self.state.change("threshold")(self._threshold_from_page)
         self.state.change("overlay")(self._overlay_from_page)
         self.state.change("opacity")(self._opacity_from_page)
@@ -362,10 +383,17 @@ class Page:
             self.session.focus(plane)
             self.session.step(int(steps), plane)
 
-    def key(self, key: str, shift: bool = False, ctrl: bool = False) -> None:
+    def key(self, key: str, shift: bool = False, ctrl: bool = False, code: str = "") -> None:
         """The page's keys: arrows/PageUp/PageDown step the focused view, M marks, Shift+M
-        marks the range from the last mark, 1-9 pick a label, Ctrl+Z/Ctrl+Y undo/redo."""
+        marks the range from the last mark, 1-9 pick a label, Ctrl+Z/Ctrl+Y undo/redo; in a
+        project, the desktop worklist's keys (see ``project_key``)."""
+        if self.bound is not None and self.project_key(str(key), bool(shift), bool(ctrl),
+                                                       str(code or "")):
+            return
         session = self.session
+        if self.project_folder and key in ("m", "M"):
+            self.report("In a project, the keys 1-9 mark the labels.", False)
+            return
         if session.state is None:
             return
         if ctrl and key.lower() == "z":
@@ -385,6 +413,163 @@ class Page:
             if n < len(labels):
                 self.state.label = labels[n]
                 self.session.marks.set_label(labels[n])
+
+    def project_key(self, key: str, shift: bool, ctrl: bool, code: str) -> bool:
+        """The worklist keys of the desktop: 1-9 toggle that label on the focused view's
+        slice, N or Ctrl+Right the next unread study, Ctrl+Left the previous one, Shift+0
+        no finding and go on, D done. True when the key was one of them."""
+        bound = self.bound
+        if ctrl and key == "ArrowRight":
+            self.next_study()
+        elif ctrl and key == "ArrowLeft":
+            self.previous_study()
+        elif ctrl:
+            return False
+        elif len(key) == 1 and key in "123456789":
+            bound.toggle_label(int(key))
+        elif key in ("n", "N"):
+            self.next_study()
+        elif key in ("d", "D"):
+            self.set_status("done")
+        elif key == ")" or (shift and (key == "0" or code == "Digit0")):
+            self.set_status("no finding")
+        else:
+            return False
+        return True
+
+    # -- project mode (thin bindings to the session's worklist, as the desktop's) ----------
+    def set_reader(self, name: str) -> None:
+        """The reader's name, typed once: opens their worklist and the first unread study."""
+        from mprviewer.errors import MprviewerError
+        from mprviewer.project import Project
+        from mprviewer.project.project import check_reader
+        from mprviewer.project.worklist import ProjectWorklist
+        from mprviewer.session.worklist import SessionWorklist
+
+        if not self.project_folder or self.bound is not None:
+            return
+        try:
+            reader = check_reader(str(name or ""))
+            project = Project.open(self.project_folder)
+        except MprviewerError as exc:
+            self.report(str(exc).replace("(--reader NAME or $MPRVIEWER_READER)", "").strip())
+            return
+        try:
+            worklist = ProjectWorklist(project, reader)
+        except MprviewerError as exc:
+            project.close()
+            self.report(str(exc))
+            return
+        bound = SessionWorklist(self.session, worklist)
+        bound.runner = self._run_job
+        bound.marks_changed.connect(self._refresh_marks)
+        worklist.changed.connect(self._refresh_worklist)
+        worklist.current_changed.connect(lambda _i: self._refresh_worklist())
+        self.bound = bound
+        with self.state:
+            self.state.reader_name = reader
+            self.state.reader_set = True
+            self.state.label_legend = [
+                {"hotkey": lab.hotkey or "", "name": lab.name, "colour": lab.colour,
+                 "derived": bool(lab.derived)} for lab in project.label_set.labels]
+        self._refresh_worklist()
+        self.next_study()
+
+    def _refresh_worklist(self) -> None:
+        bound = self.bound
+        if bound is None:
+            return
+        worklist = bound.worklist
+        with self.state:
+            self.state.worklist_rows = [
+                {"index": r["index"], "name": r["name"], "marks": r["marks"],
+                 "status": r["status"] + (f": {r['reason']}" if r.get("reason") else ""),
+                 "state": r["status"]}
+                for r in worklist.rows()]
+            self.state.worklist_current = worklist.current
+            self.state.progress_text = worklist.progress_text()
+
+    def _in_worklist(self) -> bool:
+        if self.bound is None:
+            self.report("Type your name as a reader first.")
+            return False
+        if self._loading.is_set():
+            self.report("Still opening the previous study; wait for it to finish.")
+            return False
+        return True
+
+    def next_study(self) -> None:
+        if self._in_worklist():
+            self.bound.next_study()
+
+    def previous_study(self) -> None:
+        if self._in_worklist():
+            self.bound.previous_study()
+
+    def open_study(self, index: int) -> None:
+        if self._in_worklist():
+            try:
+                self.bound.open_index(int(index))
+            except Exception as exc:  # an index from an old page, a project error
+                self.report(str(exc))
+
+    def set_status(self, status: str) -> None:
+        if status in ("done", "no finding") and self._in_worklist():
+            self.bound.set_status(status)
+
+    def _run_job(self, job: Any, title: str) -> None:
+        """The worklist's ``runner``: a study loads off the page's loop, then is shown; a
+        study that fails becomes unreadable (the worklist goes on)."""
+        from mprviewer.errors import MprviewerError
+
+        self._loading.set()
+        with self.state:
+            self.state.busy = True
+            self.state.status = f"{title}…"
+            self.state.problem = False
+        if self._prepare is not None:
+            self._prepare.cancel()
+            self._prepare = None
+
+        async def run() -> None:
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(None, job, None, None)
+            except Exception as exc:
+                if not isinstance(exc, MprviewerError):
+                    log.exception("%s failed", title)
+                text = str(exc) if isinstance(exc, MprviewerError) else \
+                    f"{type(exc).__name__}: {exc}"
+                self._loading.clear()
+                with self.state:
+                    self.state.busy = False
+                if self.bound is not None:
+                    self.bound.failed(text)
+                return
+            self._loading.clear()
+            with self.state:
+                self.state.busy = False
+            self._show(result)
+            if self.bound is not None:
+                self._prepare = asyncio.get_running_loop().call_later(
+                    PREPARE_AFTER_S, self.bound.prepare_next)
+
+        self._task = asyncio.get_event_loop().create_task(run())
+
+    def export_csv(self, _fmt: str = "csv") -> dict[str, str] | None:
+        """The reader's finished studies as the project's CSV export, for the page to save."""
+        from mprviewer.project.exports import csv_text
+
+        if self.bound is None:
+            self.report("Type your name as a reader first.")
+            return None
+        worklist = self.bound.worklist
+        text, result = csv_text(worklist.project, worklist.reader)
+        notes = " ".join(result.notes)
+        self.report(f"CSV of {result.studies} finished studies, {result.rows} rows. {notes}",
+                    bool(notes))
+        stem = f"{worklist.project.name}-{worklist.reader}"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:80]
+        return {"name": f"{safe}.csv", "text": text, "type": "text/csv"}
 
     def apply_slices(self, text: str) -> None:
         """The range box: the current label's marks in the focused plane become exactly these."""
@@ -423,13 +608,18 @@ class Page:
         from mprviewer.model.orientation import PLANES
 
         session = self.session
+        marked = self.bound.marked if self.bound is not None else session.marked
         for plane in PLANES:
             scene = self.scenes.get(plane)
             if scene is not None:
-                scene.set_marked(session.marked(plane))
+                scene.set_marked(marked(plane))
         scene3d = self.scenes.get("3d")
         if scene3d is not None:
-            scene3d.set_marked_axial(list(session.marked("axial")))
+            scene3d.set_marked_axial(list(marked("axial")))
+        self.render_all()
+        if self.project_folder:
+            self._refresh_worklist()
+            return
         aset = session.marks.aset
         rows = [] if aset is None else [
             {"series": sa.label, "label": e.label, "plane": e.plane, "slices": e.ranges}
@@ -457,6 +647,10 @@ class Page:
 
     # -- closing ---------------------------------------------------------------------------
     def close(self) -> None:
+        if self.bound is not None:
+            project = self.bound.project
+            self.bound.close()
+            project.close()
         for scene in self.scenes.values():
             scene.close()
         self.scenes.clear()
@@ -468,6 +662,82 @@ class Page:
 # -- the page layout ---------------------------------------------------------------------
 def _testid(name: str) -> list[str]:
     return [f'data-testid="{name}"']
+
+
+def _project_controls() -> None:
+    """Project mode: the reader's name, their worklist, progress, the label keys and moves."""
+    with html.Div(v_if="project_mode", classes="mb-2"):
+        html.Div("Project {{ project_name }}", classes="text-overline")
+        with html.Div(classes="d-flex align-center"):
+            v3.VTextField(v_model=("reader_name",), label="Your name (reader)",
+                          density="compact", hide_details=True, disabled=("reader_set",),
+                          raw_attrs=[*_testid("reader"),
+                                     "@keydown.enter=\"trigger('set_reader', [reader_name])\""])
+            v3.VBtn("Start", size="small", classes="ml-2", v_if="!reader_set",
+                    click="trigger('set_reader', [reader_name])", raw_attrs=_testid("start"))
+        with html.Div(v_if="reader_set"):
+            html.Div("{{ progress_text }}", classes="text-body-2 mt-2",
+                     raw_attrs=_testid("progress"))
+            with html.Table(classes="mpr-table mt-1", raw_attrs=_testid("worklist")):
+                with html.Tr():
+                    for head in ("#", "Study", "Status", "Marks"):
+                        html.Th(head)
+                with html.Tr(v_for="row in worklist_rows", key="row.index",
+                             click="trigger('open_study', [row.index])",
+                             classes=("{selected: row.index === worklist_current}",),
+                             raw_attrs=[':data-index="row.index"', ':data-status="row.state"']):
+                    html.Td("{{ row.index }}")
+                    html.Td("{{ row.name }}")
+                    html.Td("{{ row.status }}")
+                    html.Td("{{ row.marks }}")
+            with (html.Div(classes="text-caption mt-1"),
+                  html.Span(v_for="lab in label_legend", key="lab.name", classes="mr-2")):
+                    html.B("{{ lab.hotkey }} ")
+                    html.Span("\u25a0 ", style=("'color:' + lab.colour",))
+                    html.Span("{{ lab.name }}{{ lab.derived ? ' (derived)' : '' }}")
+            with html.Div(classes="d-flex flex-wrap mt-1"):
+                v3.VBtn("Previous", size="small", classes="mr-1 mb-1",
+                        click="trigger('previous_study')", raw_attrs=_testid("previous"))
+                v3.VBtn("Next unread", size="small", classes="mr-1 mb-1",
+                        click="trigger('next_study')", raw_attrs=_testid("next"))
+                v3.VBtn("No finding", size="small", classes="mr-1 mb-1",
+                        click="trigger('set_status', ['no finding'])",
+                        raw_attrs=_testid("no-finding"))
+                v3.VBtn("Done", size="small", classes="mr-1 mb-1",
+                        click="trigger('set_status', ['done'])", raw_attrs=_testid("done"))
+            html.Div("1-9 toggle a label on the focused view's slice, N next unread, "
+                     "Ctrl+Left previous, Shift+0 no finding and go on, D done.",
+                     classes="text-caption")
+            v3.VBtn("Download my CSV", size="small", classes="mt-1",
+                    click="window.mprDownload('csv')", raw_attrs=_testid("download-csv"))
+
+
+def _marks_controls() -> None:
+    """Marks of a study opened outside a project: label, range box, downloads."""
+    html.Div("Marks ({{ focused }} view)", classes="text-overline mt-2")
+    v3.VCombobox(v_model=("label",), items=("labels",), label="Label (keys 1-9)",
+                 density="compact", hide_details=True, raw_attrs=_testid("label"))
+    with html.Div(classes="d-flex align-center mt-2"):
+        v3.VTextField(v_model=("slices_text",), label="Slices, e.g. 0-11; 57-59; 112",
+                      density="compact", hide_details=True,
+                      raw_attrs=[*_testid("slices"), "@keydown.enter=\""
+                                 "trigger('apply_slices', [slices_text])\""])
+        v3.VBtn("Apply", size="small", classes="ml-2", raw_attrs=_testid("apply"),
+                click="trigger('apply_slices', [slices_text])")
+    html.Div("M marks or unmarks the slice, Shift+M marks from the last mark, "
+             "arrows and PageUp/PageDown or the wheel scroll, Ctrl+Z undoes.",
+             classes="text-caption mt-1")
+    with (html.Table(classes="mpr-table mt-2", raw_attrs=_testid("marks")),
+          html.Tr(v_for="(m, i) in marks", key="i")):
+        html.Td("{{ m.label }}")
+        html.Td("{{ m.plane }}")
+        html.Td("{{ m.slices }}")
+    with html.Div(classes="d-flex mt-2"):
+        v3.VBtn("Original JSON", size="small", classes="mr-2",
+                click="window.mprDownload('original')",
+                raw_attrs=_testid("download-original"))
+        v3.VBtn("Full JSON", size="small", click="window.mprDownload('full')",
+                raw_attrs=_testid("download-full"))
 
 
 def build_ui(server: Any, page: Page) -> None:
@@ -488,10 +758,12 @@ def build_ui(server: Any, page: Page) -> None:
         with layout.drawer as drawer:
             drawer.width = 380
             with html.Div(classes="pa-3 mpr-controls"):
-                html.Div("Open", classes="text-overline")
-                html.Input(type="file", accept=".zip,application/zip,.dcm,application/dicom",
+                _project_controls()
+                html.Div("Open", classes="text-overline", v_if="!project_mode")
+                html.Input(v_if="!project_mode", type="file",
+                           accept=".zip,application/zip,.dcm,application/dicom",
                            classes="mpr-file", raw_attrs=_testid("upload"))
-                with html.Div(classes="d-flex align-center mt-2"):
+                with html.Div(classes="d-flex align-center mt-2", v_if="!project_mode"):
                     v3.VTextField(v_model=("url",), label="Link (http(s) or Google Drive)",
                                   density="compact", hide_details=True,
                                   raw_attrs=[*_testid("url"),
@@ -499,6 +771,7 @@ def build_ui(server: Any, page: Page) -> None:
                     v3.VBtn("Open", size="small", classes="ml-2",
                             click="trigger('open_url', [url])")
                 v3.VBtn("Demo study", size="small", classes="mt-2", block=True,
+                        v_if="!project_mode",
                         click="trigger('open_demo')", raw_attrs=_testid("demo"))
                 html.Div("Series", classes="text-overline mt-3")
                 with html.Table(classes="mpr-table", raw_attrs=_testid("series")):
@@ -529,30 +802,8 @@ def build_ui(server: Any, page: Page) -> None:
                                  hide_details=True, raw_attrs=_testid("overlay"))
                     v3.VCheckbox(v_model=("opacity",), label="3D opacity", density="compact",
                                  hide_details=True, raw_attrs=_testid("opacity"))
-                html.Div("Marks ({{ focused }} view)", classes="text-overline mt-2")
-                v3.VCombobox(v_model=("label",), items=("labels",), label="Label (keys 1-9)",
-                             density="compact", hide_details=True, raw_attrs=_testid("label"))
-                with html.Div(classes="d-flex align-center mt-2"):
-                    v3.VTextField(v_model=("slices_text",), label="Slices, e.g. 0-11; 57-59; 112",
-                                  density="compact", hide_details=True,
-                                  raw_attrs=[*_testid("slices"), "@keydown.enter=\""
-                                             "trigger('apply_slices', [slices_text])\""])
-                    v3.VBtn("Apply", size="small", classes="ml-2", raw_attrs=_testid("apply"),
-                            click="trigger('apply_slices', [slices_text])")
-                html.Div("M marks or unmarks the slice, Shift+M marks from the last mark, "
-                         "arrows and PageUp/PageDown or the wheel scroll, Ctrl+Z undoes.",
-                         classes="text-caption mt-1")
-                with (html.Table(classes="mpr-table mt-2", raw_attrs=_testid("marks")),
-                      html.Tr(v_for="(m, i) in marks", key="i")):
-                    html.Td("{{ m.label }}")
-                    html.Td("{{ m.plane }}")
-                    html.Td("{{ m.slices }}")
-                with html.Div(classes="d-flex mt-2"):
-                    v3.VBtn("Original JSON", size="small", classes="mr-2",
-                            click="window.mprDownload('original')",
-                            raw_attrs=_testid("download-original"))
-                    v3.VBtn("Full JSON", size="small", click="window.mprDownload('full')",
-                            raw_attrs=_testid("download-full"))
+                with html.Div(v_if="!project_mode"):
+                    _marks_controls()
                 html.Div("Patient and series", classes="text-overline mt-3")
                 with (html.Table(classes="mpr-table", raw_attrs=_testid("metadata")),
                       html.Tr(v_for="row in meta_rows", key="row.key")):

@@ -56,6 +56,7 @@ class ServeSettings:
     secret: str = ""
     password: bool = False  # the secret is a password typed by people, not a token in links
     source: str | None = None
+    project: str | None = None  # a labeling project's folder: every tab reads its worklist
     idle_timeout: float = 30 * 60.0  # seconds without a reader's action before a tab ends
     close_grace: float = 20.0  # seconds a tab's process waits for a reload before ending
     max_sessions: int = 16
@@ -104,6 +105,7 @@ class Launcher:
         self.bound_port = 0
         self._reaper: asyncio.Task | None = None
         self._starting = asyncio.Lock()
+        self._keep_root = False  # a session's marks could not be kept elsewhere
 
     # -- the web application -------------------------------------------------------------
     def app(self) -> Any:
@@ -150,7 +152,8 @@ class Launcher:
             await self._end(session, "the server stops")
         if self._client is not None:
             await self._client.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self._keep_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     # -- access ------------------------------------------------------------------------------
     def _offered(self, request: Any) -> tuple[str | None, bool]:
@@ -271,6 +274,7 @@ class Launcher:
             "secret": secret,
             "folder": str(folder),
             "source": self.settings.source,
+            "project": self.settings.project,
             "max_upload_bytes": self.settings.max_upload_bytes,
             "launcher_pid": os.getpid(),
             "cache": str(self.root / "volumes"),
@@ -297,8 +301,8 @@ class Launcher:
         return session
 
     async def _end(self, session: Session, why: str) -> None:
-        """Stop a session's process (SIGTERM, then SIGKILL) and delete its files; the
-        session leaves the list only once its process is gone."""
+        """Stop a session's process (SIGTERM, then SIGKILL), keep its marks (``keep_marks``)
+        and delete its files; the session leaves the list only once its process is gone."""
         if session.ending:
             return
         session.ending = True
@@ -312,7 +316,12 @@ class Launcher:
                 with contextlib.suppress(OSError):
                     os.kill(process.pid, signal.SIGKILL)
                 await loop.run_in_executor(None, process.join, 5)
-        shutil.rmtree(session.folder, ignore_errors=True)
+        try:
+            keep_marks(session.folder, session.sid)
+        except OSError:
+            self._keep_root = True  # its marks could not be copied: leave them where they are
+        else:
+            shutil.rmtree(session.folder, ignore_errors=True)
         self.sessions.pop(session.sid, None)
         log.info("session %s ended: %s", session.sid, why)
 
@@ -473,6 +482,33 @@ class Launcher:
         (session.folder / "digests").mkdir(exist_ok=True)
         (session.folder / "digests" / name).write_text(digest.hexdigest())
         return web.json_response({"file": name, "size": size})
+
+
+KEPT_MARKS = "served-marks"
+
+
+def keep_marks(folder: Path, sid: str) -> Path | None:
+    """Move an ended session's autosaved marks (sidecars of uploads, links and the demo,
+    written in its private data folder) to ``<data dir>/served-marks/<time>-<session>/``,
+    so closing a tab never deletes a reader's marks. Returns where they went (None: none)."""
+    from mprviewer.errors import MprviewerError
+    from mprviewer.paths import data_dir
+
+    marks = folder / "home" / "annotations"
+    files = sorted(p for p in marks.glob("*.json")) if marks.is_dir() else []
+    if not files:
+        return None
+    try:
+        target = data_dir() / KEPT_MARKS / f"{time.strftime('%Y%m%d-%H%M%S')}-{sid[:8]}"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copy2(path, target / path.name)
+    except (OSError, MprviewerError) as exc:
+        log.warning("the marks of session %s could not be kept (%s); they stay in %s",
+                    sid, exc, marks)
+        raise OSError(str(exc)) from None
+    log.info("session %s: its marks are kept in %s", sid, target)
+    return target
 
 
 async def serve(settings: ServeSettings, ready: Any = None) -> None:

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   const KEYS = new Set(["ArrowUp", "ArrowDown", "PageUp", "PageDown", "m", "M",
-    "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "n", "N", "d", "D", ")"]);
 
   function trigger(name, args) {
     return window.trame ? window.trame.trigger(name, args || []) : Promise.resolve(null);
@@ -20,12 +20,13 @@
 
   window.addEventListener("keydown", function (event) {
     if (typing(event) || event.altKey || event.metaKey) return;
-    const undo = event.ctrlKey && ["z", "Z", "y", "Y"].includes(event.key);
-    if (!undo && (event.ctrlKey || !KEYS.has(event.key))) return;
+    const undo = event.ctrlKey && ["z", "Z", "y", "Y", "ArrowLeft", "ArrowRight"].includes(event.key);
+    const noFinding = event.shiftKey && event.code === "Digit0";  // Shift+0 on any layout
+    if (!undo && !noFinding && (event.ctrlKey || !KEYS.has(event.key))) return;
     event.preventDefault();
     event.stopPropagation();
     window.mprLastKey = performance.now();
-    trigger("key", [event.key, event.shiftKey, event.ctrlKey]);
+    trigger("key", [event.key, event.shiftKey, event.ctrlKey, event.code]);
   }, true);
 
   window.addEventListener("wheel", function (event) {
@@ -59,9 +60,9 @@
   }, true);
 
   window.mprDownload = async function (format) {
-    const reply = await trigger("export_json", [format]);
+    const reply = await trigger(format === "csv" ? "export_csv" : "export_json", [format]);
     if (!reply) return;
-    const blob = new Blob([reply.text], { type: "application/json" });
+    const blob = new Blob([reply.text], { type: reply.type || "application/json" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = reply.name;
