@@ -93,3 +93,35 @@ def test_project_marks_are_refused_on_tilted_planes_and_hidden_on_a_reslice(boun
     assert sw.marked("axial") == {}
     assert sw.toggle_label(3) is None and "acquisition grid" in messages[-1]
     assert [m.slices for m in project.marks(0, READER)] == [(6,)]
+
+
+def test_a_study_whose_largest_series_cannot_be_read_shows_the_next_one():
+    """Worklist and adjudication open studies through the same loader as a source: a series
+    that fails to decode is named in the warnings and the next largest is shown."""
+    from types import SimpleNamespace
+
+    from mprviewer.errors import DicomError
+    from mprviewer.session.loading import load_study
+
+    class Series:
+        def __init__(self, name, shape, fails):
+            self.name, self.shape, self.fails = name, shape, fails
+
+        def load(self, progress=None, cancel=None):
+            if self.fails:
+                raise DicomError(f"{self.name}: pixel data cannot be decoded")
+            return SimpleNamespace(warnings=["kept"])
+
+    closed = []
+    study = SimpleNamespace(
+        series=[Series("small", (4, 8, 8), False), Series("big", (40, 64, 64), True)],
+        source_label="case07", close=lambda: closed.append(True))
+    result = load_study(study, None, None)
+    assert result.series_index == 0
+    assert result.volume.warnings[0].startswith("series 'big' not shown: big: pixel data")
+    assert result.volume.warnings[1:] == ["kept"] and closed == []
+
+    study.series[0].fails = True
+    with pytest.raises(DicomError, match="big: pixel data"):
+        load_study(study, None, None)
+    assert closed == [True]  # a study that shows nothing is closed, not leaked

@@ -217,7 +217,7 @@ class AdjudicationController:
         self.open_index(int(rows[0]["index"]))
 
     def open_index(self, index: int) -> None:
-        from mprviewer.gui.main_window import LoadResult
+        from mprviewer.session.loading import load_study
 
         project = self.project
         self.panel.current = index
@@ -226,13 +226,7 @@ class AdjudicationController:
 
         def job(progress: Any, cancel: Any) -> Any:
             study = project.open_study(info, progress=progress, cancel=cancel)
-            try:
-                largest = study.largest_series()
-                volume = largest.load(progress=progress, cancel=cancel)
-                return LoadResult(study, study.series.index(largest), volume)
-            except BaseException:
-                study.close()
-                raise
+            return load_study(study, progress, cancel)
 
         self.window.runner.start(job, f"Opening study {index} ({info.name}) to adjudicate")
 

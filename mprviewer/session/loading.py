@@ -41,15 +41,25 @@ def default_series_index(study: Any) -> int:
 def load_source(
     source: Source, progress: Any, cancel: Any, series: int | None = None
 ) -> LoadResult:
-    """Scan ``source`` and read the chosen series' pixels.
+    """Scan ``source`` and read the chosen series' pixels (see :func:`load_study`)."""
+    from mprviewer import open_study
+
+    study = open_study(source, progress=progress, cancel=cancel)
+    return load_study(study, progress, cancel, series, source)
+
+
+def load_study(
+    study: Any, progress: Any, cancel: Any, series: int | None = None,
+    source: Source | None = None,
+) -> LoadResult:
+    """Read the pixels of the series to show of a study just opened; the study is closed
+    when that fails.
 
     Without a choice, the largest series is shown; if its pixels cannot be read, the next
     one is tried, and the volume's warnings say which series failed and why.
     """
-    from mprviewer import open_study
     from mprviewer.errors import DicomError, LoadCancelled
 
-    study = open_study(source, progress=progress, cancel=cancel)
     try:
         if series is not None and not 0 <= series < len(study.series):
             raise MprviewerError(
@@ -70,7 +80,8 @@ def load_source(
                 continue
             volume.warnings = [*failures, *volume.warnings]
             return LoadResult(study, index, volume, source)
-        assert first_error is not None
+        if first_error is None:
+            raise MprviewerError(f"{study.source_label}: no image series to show")
         raise first_error
     except BaseException:
         study.close()

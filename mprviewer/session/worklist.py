@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mprviewer.model.events import Signal
-from mprviewer.session.loading import LoadResult
+from mprviewer.session.loading import LoadResult, load_study
 
 Job = Callable[[Any, Any], LoadResult]
 
@@ -89,13 +89,7 @@ class SessionWorklist:
                     return LoadResult(study, target.series_index, target.volume)
             else:
                 study = worklist.open(target, progress=progress, cancel=cancel)
-            try:
-                largest = study.largest_series()
-                volume = largest.load(progress=progress, cancel=cancel)
-                return LoadResult(study, study.series.index(largest), volume)
-            except BaseException:
-                study.close()
-                raise
+            return load_study(study, progress, cancel)
 
         title = f"Opening study {index} ({worklist.project.study(index).name})"
         if self.runner is not None:
