@@ -437,17 +437,11 @@ class SliceScene:
                 return None
             voxel = tuple(round(v) for v in self.store.index_of(world))
             return voxel if self.store.contains(voxel) else None  # type: ignore[return-value]
-        self.renderer.SetDisplayPoint(float(display_x), float(display_y), 0.0)
-        self.renderer.DisplayToWorld()
-        wx, wy, wz, ww = self.renderer.GetWorldPoint()
-        if ww == 0:
+        index = self.pick_point(display_x, display_y)
+        if index is None:
             return None
-        index = self.store.index_of((wx / ww, wy / ww, wz / ww))
-        index[self.axis] = self.state.slices[self.plane]
         voxel = tuple(round(v) for v in index)
-        if not self.store.contains(voxel):  # type: ignore[arg-type]
-            return None
-        return voxel  # type: ignore[return-value]
+        return voxel if self.store.contains(voxel) else None  # type: ignore[return-value]
 
     def pick_point(self, display_x: float, display_y: float) -> np.ndarray | None:
         """Continuous display index (x, y, z) under a window pixel on the current slice (for
