@@ -97,6 +97,26 @@ def test_writer_syntaxes_equal_simpleitk(tmp_path: Path, syntax: str, signed: bo
     np.testing.assert_array_equal(ours, values)
 
 
+def test_jpeg2000_series_longer_than_a_task_equals_simpleitk(tmp_path: Path) -> None:
+    """JPEG 2000 files are decoded one a task: every slice still lands in its place, the
+    volume equals SimpleITK's and the written values, and progress counts file by file."""
+    from mprviewer.io.pixels import FILES_PER_TASK
+
+    count = 2 * FILES_PER_TASK + 3
+    values = np.random.default_rng(5).integers(-1024, 3000, size=(count, 40, 48)).astype(
+        np.int16)
+    synthetic.write_series(tmp_path / "s", values, transfer_syntax="1.2.840.10008.1.2.4.90",
+                           shuffle=3, rescale=(1.0, -1024.0), signed=False, bits_stored=12,
+                           seed=17)
+    seen: list[tuple[int, int]] = []
+    with mprviewer.open_study(tmp_path / "s") as study:
+        ours = study.series[0].load(progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(ours.array, _sitk(tmp_path / "s"))
+    np.testing.assert_array_equal(ours.array, values)
+    assert sorted(done for done, _ in seen) == list(range(1, count + 1))
+    assert {total for _, total in seen} == {count}
+
+
 def test_plugin_gives_the_bytes_pylibjpeg_gives_on_pydicom_test_files() -> None:
     """Greyscale JPEG and JPEG-LS files of pydicom's test set: the imagecodecs plugin's
     frames equal those of pydicom's pylibjpeg plugin (the lossy 12-bit file aside: its

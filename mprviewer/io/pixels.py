@@ -391,6 +391,10 @@ def fused_rescale_dtype(formats: list[PixelFormat], stored: np.dtype) -> np.dtyp
 
 
 FILES_PER_TASK = 8
+# A JPEG 2000 frame takes about 30 ms of CPU (OpenJPEG's tier-1 decoding), so each file is
+# its own task: with eight a task, the last task of 60 files left one thread decoding four
+# frames alone while the other core idled.
+COSTLY_SYNTAXES = frozenset(jpeg2000.SYNTAXES)
 
 # What PixelFormat reads from a header, to recognise headers that give the same format.
 _FORMAT_TAGS = tuple(BaseTag(t) for t in (
@@ -502,8 +506,9 @@ def load_frames(
     for k, f in enumerate(frames):
         by_instance.setdefault(id(f.instance), []).append(k)
     tasks: list[list[list[int]]] = []
+    per_task = 1 if first.transfer_syntax in COSTLY_SYNTAXES else FILES_PER_TASK
     for ks in by_instance.values():
-        if (_is_single(frames, ks) and tasks and len(tasks[-1]) < FILES_PER_TASK
+        if (_is_single(frames, ks) and tasks and len(tasks[-1]) < per_task
                 and _is_single(frames, tasks[-1][-1])):
             tasks[-1].append(ks)
         else:
