@@ -7,6 +7,7 @@ Loaders alternate round after round; the report gives the median and the spread.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,8 @@ class CodecResult:
 
 def run_codecs(reps: int, root: Path = bench_data.DEFAULT_ROOT,
                codecs: list[Codec] | None = None) -> list[CodecResult]:
-    """Every codec: mprviewer and SimpleITK alternating, ``reps`` rounds after a warm-up."""
+    """Every codec: mprviewer and SimpleITK alternating, ``reps`` rounds after a warm-up,
+    each round started after a quiet second (at most 30 s of waiting)."""
     results = []
     for codec in codecs or CODECS:
         folder = ensure_codec_dataset(codec, root)
@@ -133,6 +135,7 @@ def run_codecs(reps: int, root: Path = bench_data.DEFAULT_ROOT,
         if not result.equal:
             result.note = f"voxels differ: {ours.dtype}{ours.shape} vs {theirs.dtype}{theirs.shape}"
         for n in range(reps):
+            _wait_quiet(os.cpu_count() or 1)
             order = [("mprviewer", load_mprviewer), ("SimpleITK", load_simpleitk)]
             for name, fn in order if n % 2 == 0 else order[::-1]:
                 t0 = time.perf_counter()
@@ -182,7 +185,7 @@ def threads_vs_processes(reps: int, root: Path = bench_data.DEFAULT_ROOT) -> lis
     from pydicom.encaps import generate_fragmented_frames
 
     rows = []
-    with ProcessPoolExecutor(2) as processes:
+    with ProcessPoolExecutor(2) as processes, ThreadPoolExecutor(2) as threads:
         for codec in CODECS:
             if codec.uid == "1.2.840.10008.1.2.5":
                 continue
@@ -196,7 +199,7 @@ def threads_vs_processes(reps: int, root: Path = bench_data.DEFAULT_ROOT) -> lis
             items = [(codec.uid, f) for f in frames]
             ways = {
                 "1 thread": lambda d=decode, fs=frames: [d(f) for f in fs],
-                "2 threads": lambda d=decode, fs=frames: list(ThreadPoolExecutor(2).map(d, fs)),
+                "2 threads": lambda d=decode, fs=frames: list(threads.map(d, fs)),
                 "2 processes": lambda it=items: list(processes.map(_decode_in_worker, it,
                                                                    chunksize=8)),
             }
@@ -212,4 +215,148 @@ def threads_vs_processes(reps: int, root: Path = bench_data.DEFAULT_ROOT) -> lis
             row = {"codec": codec.label, **{k: float(np.median(v)) for k, v in times.items()}}
             print(f"  {codec.label}: " + ", ".join(f"{k} {row[k] * 1000:.0f} ms" for k in ways))
             rows.append(row)
+    return rows
+
+
+# -- JPEG 2000: every decoder and arrangement at hand -------------------------------------
+# OpenJPEG's tier-1 decoding (the MQ decoder and the three coding passes over each 64x64
+# code-block) is nearly all of a frame's cost, so what matters is the CPU each decoder
+# spends a frame and how many cores the arrangement keeps busy. CPU is the process's
+# (every thread, OpenJPEG's own included) plus, for the process pool, the workers'.
+
+J2K_FRAMES = 60
+
+
+def _j2k_threads(data: bytes, numthreads: int = 1):
+    import imagecodecs
+
+    return imagecodecs.jpeg2k_decode(data, numthreads=numthreads)
+
+
+def _j2k_in_worker(data: bytes):
+    """A worker's decode and the CPU it took (a pool's CPU is not the parent's)."""
+    c0 = time.process_time()
+    frame = _j2k_threads(data)
+    return frame, time.process_time() - c0
+
+
+def _in_process(fn):
+    """A way whose CPU is all in this process: run it, nothing spent outside."""
+    def run() -> float:
+        fn()
+        return 0.0
+    return run
+
+
+def _j2k_ways(frames: list[bytes], files: list[Path], threads, processes) -> dict:
+    """name -> (callable returning the CPU seconds spent outside this process, note)."""
+    from functools import partial
+
+    ways = {}
+    for workers in (1, 2):
+        for nt in (1, 2):
+            decode = partial(_j2k_threads, numthreads=nt)
+            if workers == 1:
+                fn = _in_process(lambda d=decode: [d(f) for f in frames])
+            else:
+                fn = _in_process(lambda d=decode: list(threads.map(d, frames)))
+            ways[f"imagecodecs, {workers} thread{'s' if workers > 1 else ''} x "
+                 f"{nt} OpenJPEG thread{'s' if nt > 1 else ''}"] = (
+                fn, "frames in memory; lets go of the GIL")
+    ways["imagecodecs, 2 processes"] = (
+        lambda: sum(cpu for _, cpu in processes.map(_j2k_in_worker, frames, chunksize=4)),
+        "frames sent to a started pool, arrays sent back")
+    try:
+        import openjpeg
+
+        ways["pylibjpeg-openjpeg, 1 thread"] = (
+            _in_process(lambda: [openjpeg.decode(f, j2k_format=0) for f in frames]),
+            "frames in memory; holds the GIL, so threads do not help")
+    except ImportError:
+        pass
+    try:
+        import gdcm
+
+        def read_gdcm(path: Path) -> bytes:
+            reader = gdcm.ImageReader()
+            reader.SetFileName(str(path))
+            if not reader.Read():
+                raise OSError(f"GDCM cannot read {path}")
+            return reader.GetImage().GetBuffer()
+
+        ways["python-gdcm ImageReader, 1 thread"] = (
+            _in_process(lambda: [read_gdcm(p) for p in files]),
+            "from the files; OpenJPEG threads inside; holds the GIL")
+    except ImportError:
+        pass
+    import SimpleITK as sitk
+
+    ways["SimpleITK ReadImage, 1 thread"] = (
+        _in_process(lambda: [sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in files]),
+        "from the files; GDCM's OpenJPEG with its own threads")
+    return ways
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (every process), or None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_quiet(cores: int, patience: float = 30.0, share: float = 0.15) -> None:
+    """Wait (at most ``patience`` s) for a second in which other processes use less than
+    ``share`` of the cores: on a shared machine a round then starts on idle cores."""
+    end = time.monotonic() + patience
+    while time.monotonic() < end:
+        b0 = _busy_seconds()
+        time.sleep(1.0)
+        b1 = _busy_seconds()
+        if b0 is None or b1 is None or (b1 - b0) / cores < share:
+            return
+
+
+def jpeg2000_decoders(reps: int, root: Path = bench_data.DEFAULT_ROOT) -> list[dict]:
+    """The 60 JPEG 2000 frames through each decoder and arrangement, alternating round by
+    round (the order reversed every other round): wall and CPU per round, and the share of
+    the cores other processes took meanwhile (each round waits for a quiet second first)."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    import pydicom
+    from pydicom.encaps import generate_fragmented_frames
+
+    codec = next(c for c in CODECS if c.name == "jpeg2000")
+    folder = ensure_codec_dataset(codec, root)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    frames = [b"".join(next(generate_fragmented_frames(
+        pydicom.dcmread(p).PixelData, number_of_frames=1))) for p in files]
+    with ProcessPoolExecutor(2) as processes, ThreadPoolExecutor(2) as threads:
+        ways = _j2k_ways(frames, files, threads, processes)
+        wall: dict[str, list[float]] = {k: [] for k in ways}
+        cpu: dict[str, list[float]] = {k: [] for k in ways}
+        others: dict[str, list[float]] = {k: [] for k in ways}
+        cores = os.cpu_count() or 1
+        for fn, _ in ways.values():
+            fn()  # warm-up (and the pool's start)
+        for n in range(reps):
+            _wait_quiet(cores)
+            items = list(ways.items())
+            for name, (fn, _) in items if n % 2 == 0 else items[::-1]:
+                b0, c0, t0 = _busy_seconds(), time.process_time(), time.perf_counter()
+                outside = fn()
+                t1, c1, b1 = time.perf_counter(), time.process_time(), _busy_seconds()
+                wall[name].append(t1 - t0)
+                cpu[name].append(c1 - c0 + outside)
+                if b0 is not None and b1 is not None:
+                    others[name].append(max(0.0, b1 - b0 - cpu[name][-1]) / cores / (t1 - t0))
+    rows = []
+    for name, (_, note) in ways.items():
+        row = {"name": name, "note": note, "wall": wall[name], "cpu": cpu[name],
+               "others": others[name]}
+        print(f"  {name}: wall {np.median(wall[name]) * 1000:.0f} ms, "
+              f"CPU {np.median(cpu[name]) * 1000:.0f} ms")
+        rows.append(row)
     return rows
