@@ -151,10 +151,10 @@ class SliceScene:
     def _show_overlay(self, on: bool) -> None:
         if self.store.is_rgb:
             return
-        if self.is_tilted:
-            on = False  # the overlay layer is an orthogonal slice; not drawn on a tilted one
         if on and self.overlay_slice is None:
             self.overlay_slice, self._overlay_mapper = self._make_layer()
+            if self.is_tilted:  # the tilted plane's cut, as the image's
+                self.overlay_slice.SetMapper(self.oblique.overlay_mapper)
             self._overlay_lut = threshold_lut(self.state.threshold, self.store.is_integer)
             prop = self.overlay_slice.GetProperty()
             prop.SetLookupTable(self._overlay_lut)
