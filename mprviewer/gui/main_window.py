@@ -431,11 +431,21 @@ class MainWindow(QMainWindow):
         self.side_tabs.setCurrentIndex(index)
         return index
 
-    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+    def set_marked(self, plane: str, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
         """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
-        as slabs coloured per label in 3D. Marks are cleared when another volume is shown."""
-        self.views.slice_views[plane].set_marked(marked)
-        self.views.volume_view.set_marked(plane, marked)
+        as slabs in 3D, one colour per label in every view: ``colors`` (label -> RGB in 0-1),
+        or by default the labels on screen, sorted, taking the mark colours in turn. Marks
+        are cleared when another volume is shown."""
+        from mprviewer.render.overlays import label_colors
+
+        volume_view = self.views.volume_view
+        volume_view.set_marked(plane, marked, {} if colors is None else colors)
+        if colors is None:
+            colors = label_colors(label for m in volume_view.marked.values()
+                                  for labels in m.values() for label in labels)
+        for name, view in self.views.slice_views.items():
+            view.set_marked(marked if name == plane else view.marked, colors)
 
     def add_file_action(self, action: QAction) -> None:
         """Put an action (import/export) in the File menu, above Save Screenshot."""
@@ -618,6 +628,7 @@ class MainWindow(QMainWindow):
         self.store = store
         for view in self.views.slice_views.values():
             view.bind(self.session, store)
+        state.focus_changed.connect(self.views.lead_plane)
         self.controls.bind(self.session, volume)
         if volume.window is None:  # the window came from the data's percentiles
             self.controls.show_preset("auto")
@@ -778,9 +789,11 @@ class MainWindow(QMainWindow):
     def grab_screenshot(self) -> QImage:
         """The whole window as it looks now, 3D and 2D views included."""
         self.views.volume_view.settle_now()
+        self.views.paint_pending()
         for view in self.views.views.values():
             if view.isVisible():
                 view.render()
+        self.views.paint_pending()
         return self.grab().toImage()
 
     def save_screenshot(self, path: str | Path) -> Path:

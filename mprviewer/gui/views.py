@@ -66,11 +66,16 @@ def interactor_class() -> Any:
         from pyvistaqt import QtInteractor
 
         class ViewInteractor(QtInteractor):  # type: ignore[misc, valid-type]
+            repaint_scheduler: Any = None  # a RepaintScheduler decides when, if set
+
             def render(self) -> None:
                 if getattr(self, "_closed", False):
                     return
                 self._rendered = True
-                self.update()
+                if self.repaint_scheduler is None:
+                    self.update()
+                else:
+                    self.repaint_scheduler.request(self)
 
             def render_now(self) -> None:
                 """Render synchronously (screenshots of a widget that is not painted)."""
@@ -112,9 +117,13 @@ class MarkSlider(QSlider):
     def __init__(self, orientation: Qt.Orientation, parent: QWidget | None = None) -> None:
         super().__init__(orientation, parent)
         self.marks: list[int] = []
+        self.mark_colors: dict[int, QColor] = {}  # slice -> its tick's colour (default orange)
 
-    def set_marks(self, slices: Iterable[int]) -> None:
+    def set_marks(self, slices: Iterable[int],
+                  colors: dict[int, tuple[float, float, float]] | None = None) -> None:
+        """Ticks at ``slices``; ``colors`` gives a slice's tick colour (RGB in 0-1)."""
         self.marks = sorted({int(s) for s in slices})
+        self.mark_colors = {int(k): QColor.fromRgbF(*rgb) for k, rgb in (colors or {}).items()}
         self.update()
 
     def paintEvent(self, event: Any) -> None:
@@ -137,6 +146,7 @@ class MarkSlider(QSlider):
         )
         span = length - room
         for value in self.marks:
+            painter.setPen(self.mark_colors.get(value, self.MARK_COLOR))
             offset = QStyle.sliderPositionFromValue(
                 self.minimum(), self.maximum(), value, span, upsideDown=vertical
             )
@@ -157,6 +167,10 @@ class ViewContainer(QWidget):
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # A window of its own: Qt composes and flushes the OpenGL views per native window,
+        # so painting this view redraws its own rectangle, not the whole main window.
+        self.setAttribute(Qt.WA_DontCreateNativeAncestors)
+        self.setAttribute(Qt.WA_NativeWindow)
         self.plane = plane
         self.session: Any = None
         self.state: Any = None  # the session's ViewerState while bound
@@ -229,6 +243,10 @@ class ViewContainer(QWidget):
 
     def close_view(self) -> None:
         """Release the scene and the render window (window close)."""
+        scheduler = getattr(self.interactor, "repaint_scheduler", None)
+        if scheduler is not None:
+            scheduler.forget(self.interactor)
+            self.interactor.repaint_scheduler = None
         self.unbind()
         self.interactor.close()
 
@@ -250,6 +268,7 @@ class SliceView(ViewContainer):
         self.slider.valueChanged.connect(self._on_slider)
         self.body.addWidget(self.slider)
         self.marked: dict[int, list[str]] = {}
+        self.label_colors: dict[str, tuple[float, float, float]] = {}  # as the 3D slabs'
         self._drag: dict[str, Any] | None = None
         self._wheel_rest = 0
         self._last_hover = 0.0
@@ -275,12 +294,18 @@ class SliceView(ViewContainer):
         self._update_info()
         self.set_active(state.focused_plane == self.plane)
 
-    def set_marked(self, marked: dict[int, list[str]]) -> None:
-        """Marked slices of this plane -> labels: ticks on the slider, frame and badge."""
+    def set_marked(self, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
+        """Marked slices of this plane -> labels: ticks on the slider, frame and badge, in
+        the colour of each slice's first label (``colors``: label -> RGB, as in 3D)."""
         self.marked = {int(k): list(v) for k, v in marked.items()}
-        self.slider.set_marks(self.marked)
+        if colors is not None:
+            self.label_colors = dict(colors)
+        colors = self.label_colors
+        ticks = {k: colors[v[0]] for k, v in self.marked.items() if v and v[0] in colors}
+        self.slider.set_marks(self.marked, ticks)
         if self.scene is not None:
-            self.scene.set_marked(self.marked)
+            self.scene.set_marked(self.marked, colors)
 
     def unbind(self) -> None:
         state, self.state = self.state, None
@@ -296,10 +321,21 @@ class SliceView(ViewContainer):
 
     # -- state -> view -----------------------------------------------------------------
     def _on_slice_changed(self, plane: str, index: int) -> None:
-        if plane == self.plane:
-            with QSignalBlocker(self.slider):
-                self.slider.setValue(index)
-            self._update_info()
+        if plane != self.plane:
+            return
+        scheduler = self.interactor.repaint_scheduler
+        if scheduler is None:
+            self._show_slice_number()
+        else:  # with the view's picture: a drag in another view moves it later
+            scheduler.with_paint(self.interactor, self._show_slice_number)
+
+    def _show_slice_number(self) -> None:
+        """The slider and the "n / total" beside the view follow the state."""
+        if self.state is None:
+            return
+        with QSignalBlocker(self.slider):
+            self.slider.setValue(self.state.slices[self.plane])
+        self._update_info()
 
     def _on_focus_changed(self, plane: str) -> None:
         self.set_active(plane == self.plane)
@@ -364,6 +400,9 @@ class SliceView(ViewContainer):
         pos = event.pos()
         if button == Qt.LeftButton and not mods & (Qt.ShiftModifier | Qt.ControlModifier):
             self._drag = {"mode": "cursor"}
+            scheduler = self.interactor.repaint_scheduler
+            if scheduler is not None:  # moving the crosshair is done for the other views
+                scheduler.set_lead(None)
             self._move_cursor(pos)
         elif button == Qt.MiddleButton or (button == Qt.LeftButton and mods & Qt.ShiftModifier):
             self._drag = {"mode": "pan", "last": pos}
@@ -504,19 +543,23 @@ class VolumeView(ViewContainer):
         self._settle.timeout.connect(self._settled)
         self.marked_axial: list[int] = []
         self.marked: dict[str, dict[int, list[str]]] = {}
+        self.label_colors: dict[str, tuple[float, float, float]] = {}  # given colours
 
     def set_marked_axial(self, slices: Iterable[int]) -> None:
         """Translucent slabs at marked axial slices (kept for when the scene is built)."""
         self.set_marked("axial", {int(s): [""] for s in slices})
 
-    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+    def set_marked(self, plane: str, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
         """Translucent slabs at the marked slices of any plane, coloured per label (kept for
-        when the scene is built)."""
+        when the scene is built); ``colors`` gives labels their colours outright."""
         self.marked[plane] = {int(k): list(v) for k, v in marked.items()}
+        if colors is not None:
+            self.label_colors = dict(colors)
         if plane == "axial":
             self.marked_axial = sorted(self.marked[plane])
         if self.scene is not None:
-            self.scene.set_marked(plane, self.marked[plane])
+            self.scene.set_marked(plane, self.marked[plane], colors=self.label_colors)
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -530,7 +573,7 @@ class VolumeView(ViewContainer):
         self.scene.enable_plane_widgets()
         for plane, marked in self.marked.items():
             if marked:
-                self.scene.set_marked(plane, marked)
+                self.scene.set_marked(plane, marked, colors=self.label_colors)
         for signal in self._busy_signals(state):
             signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")
@@ -615,8 +658,13 @@ class ViewGrid(QWidget):
         layout.setSpacing(2)
         for n, name in enumerate(self.ORDER):
             layout.addWidget(self.views[name], n // 2, n % 2)
+        from mprviewer.gui.repaint import RepaintScheduler
+
+        self.repaints = RepaintScheduler(self)
         for view in self.views.values():
             view.maximise_requested.connect(self.toggle_maximised)
+            view.interactor.repaint_scheduler = self.repaints
+            view.interactor.installEventFilter(self)
         self.maximised: str | None = None
         self.setStyleSheet("ViewGrid { background: #444; }")
 
@@ -627,6 +675,24 @@ class ViewGrid(QWidget):
     @property
     def volume_view(self) -> VolumeView:
         return self.views["3d"]  # type: ignore[return-value]
+
+    _LEAD_EVENTS = (QEvent.MouseButtonPress, QEvent.Wheel, QEvent.KeyPress)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        """The view the reader presses, scrolls or types in is painted first."""
+        if event.type() in self._LEAD_EVENTS:
+            self.repaints.set_lead(obj)
+        return False
+
+    def lead_plane(self, plane: str) -> None:
+        """The focused plane leads (focus moved by a key or a title-bar click)."""
+        view = self.views.get(plane)
+        if view is not None:
+            self.repaints.set_lead(view.interactor)
+
+    def paint_pending(self) -> None:
+        """Bring every view up to date now (screenshots, grabs)."""
+        self.repaints.paint_pending()
 
     def toggle_maximised(self, name: str) -> None:
         if self.maximised == name:
