@@ -246,12 +246,30 @@ WHY = {
         "SimpleITK), at about 5 ms a frame each; mprviewer's margin comes from the second "
         "core (imagecodecs lets go of the GIL), which a loaded machine often does not give."),
     "JPEG 2000": (
-        "OpenJPEG decodes on both sides, but not at the same cost: on a quiet machine the "
-        "60 frames take imagecodecs about 1.7 s on one thread and 0.9 s on two (table "
-        "below), while SimpleITK (GDCM) loads the whole series in about 1.1 s on one core. "
-        "Two threads bring mprviewer level with it, not 1.5x ahead; that needs a JPEG 2000 "
-        "decoder that spends less CPU per frame than the OpenJPEG build in imagecodecs, "
-        "or a third core."),
+        "not reachable on two cores with any decoder at hand: they all spend about the "
+        "same CPU a frame, and SimpleITK already keeps both cores busy. The benchmark's "
+        "streams are about 206 KB a frame (5 wavelet levels, 64x64 code-blocks, one layer: "
+        "6.3 bits a 12-bit sample, the phantom's noise). CPU a frame (JPEG 2000 table "
+        "below): imagecodecs (OpenJPEG 2.5.4) 30 ms, pylibjpeg-openjpeg 30-31 ms, "
+        "python-gdcm 34 ms, SimpleITK 35 ms; measured by hand the same way: Debian's "
+        "libopenjp2 2.5.0 through glymur 31-32 ms, OpenJPEG 2.5.4 rebuilt with -O3 "
+        "-march=native 30-31 ms, Grok (through blosc2-grok, AGPL; its output not checked) 29-30 ms. A perf profile "
+        "of imagecodecs decoding the 60 frames puts 93% of the CPU in OpenJPEG's tier-1 "
+        "decoding (significance propagation 41%, magnitude refinement 36%, clean-up 14%), "
+        "1% in the inverse 5/3 wavelet and under 2% in Python and copies; in mprviewer's "
+        "whole load OpenJPEG takes 88% (tier-1 87%), Python 5% (mostly the header scan) "
+        "and the kernel 5% (reading files, switching threads). SimpleITK runs the same "
+        "code inside GDCM (89% of its samples, at addresses within GDCM's bundled OpenJPEG) "
+        "on threads OpenJPEG starts for each frame, so it too uses both cores: 2.0-2.1 s "
+        "of CPU in 1.15-1.3 s. mprviewer's load spends about 1.85 s of CPU, so on two cores "
+        "it cannot finish in less than about 0.92 s: at best 1.25-1.4x SimpleITK. 1.5x "
+        "needs 0.77-0.86 s, that is 23-26 ms of CPU a frame with both cores busy "
+        "throughout, below every decoder here (29-35 ms), or a third core. OpenJPEG's own "
+        "threads on top of two frame threads add CPU and no "
+        "speed on idle cores (they only take a larger share of busy ones); python-gdcm "
+        "and pylibjpeg-openjpeg hold the GIL. What did help: each JPEG 2000 file is its "
+        "own decoding task (with eight a task, one thread decoded the last four frames "
+        "alone), about 5% off the load."),
     "JPEG baseline": (
         "decoding is about 0.7 ms a frame; the rest is opening and reading 60 files and "
         "scanning their headers, which both sides do."),
