@@ -181,7 +181,7 @@ def expand_frames(instance: Instance) -> tuple[list[Frame], list[str]]:
     notes for the user (a mosaic that could not be cut, ...)."""
     from mprviewer.io.mosaic import is_mosaic, mosaic_frames
 
-    header = instance.header
+    header = instance.facts
     if is_mosaic(instance):
         frames, reason = mosaic_frames(instance)
         if frames:
