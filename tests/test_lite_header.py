@@ -252,3 +252,22 @@ def test_an_ordinary_folder_loads_without_importing_pydicom(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out == ["(5, 8, 8) False", "FileDataset True"]
+
+
+def test_full_headers_still_read_after_a_zip_source_is_closed(tmp_path: Path) -> None:
+    import zipfile
+
+    folder = tmp_path / "series"
+    synthetic.write_series(folder, _ramp((3, 8, 8)), seed=8, description="from a zip",
+                           patient={"PatientID": "P-77"})
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, f"case/{path.name}")
+    study = mprviewer.open_study(archive)
+    series = study.series[0]
+    assert isinstance(series.frames[0].instance.facts, LiteHeader)
+    study.close()
+    assert series.header.PatientID == "P-77"
+    assert [series.slice_header(k).SOPInstanceUID for k in range(3)] == (
+        series.sop_instance_uids)

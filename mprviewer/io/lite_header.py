@@ -51,6 +51,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "EchoTime": (0x00180081, "DS"),
     "EchoNumbers": (0x00180086, "IS"),
     "DiffusionBValue": (0x00189087, "FD"),
+    "DiffusionGradientOrientation": (0x00189089, "FD"),
     "ImagerPixelSpacing": (0x00181164, "DS"),
     "StudyInstanceUID": (0x0020000D, "UI"),
     "SeriesInstanceUID": (0x0020000E, "UI"),
@@ -184,6 +185,12 @@ class LiteHeader:
         return False
 
     # -- the rest: pydicom -------------------------------------------------------------
+    @property
+    def header_bytes(self) -> bytes:
+        """The file's bytes up to and including its pixel data element's header (the whole
+        file when it has none): enough for pydicom to parse the same header."""
+        return self._buf
+
     def set_loader(self, loader: Callable[[], Any]) -> None:
         """How to read this file's full pydicom header when something needs it."""
         self._loader = loader
@@ -368,7 +375,8 @@ def _parse(buf: bytes, complete: bool) -> LiteParse:
     elements, end, stop = _walk(buf, pos, implicit=implicit, group=None)
     if stop is None and not (complete and end == len(buf)):
         raise _Unsupported("header runs past the bytes read")
-    kept = buf[:end] if end < len(buf) else buf
+    # The header's bytes and the pixel element's own header: what pydicom parses if asked.
+    kept = buf[:end + 12] if stop is not None and end + 12 < len(buf) else buf
     header = LiteHeader(kept, elements, implicit, meta)
     meta._buf = kept  # the file meta lies before ``end`` too
     keyword = PIXEL_KEYWORDS.get(stop, "PixelData") if stop is not None else "PixelData"

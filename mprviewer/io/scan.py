@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mprviewer.errors import LoadCancelled
+from mprviewer.errors import DicomError, LoadCancelled
 from mprviewer.io.deflated import DEFLATED, is_deflated
 from mprviewer.io.limits import LimitExceeded, Limits
 from mprviewer.io.lite_header import LiteHeader, parse_lite
@@ -127,7 +127,10 @@ def read_facts(member: Member) -> Dataset | LiteHeader:
         lite = parse_lite(prefix, complete=len(prefix) < HEADER_PREFIX)
         if lite is not None:
             header = lite.header
-            header.set_loader(lambda: read_header(member))
+            complete = not lite.has_pixels and len(prefix) < HEADER_PREFIX
+            # From the bytes read now: the source may be closed (a zip, a download) by the
+            # time someone asks, and the header is the one the scan saw.
+            header.set_loader(lambda: _full_header(member, header.header_bytes, complete))
             if header.file_meta is not None:
                 header.file_meta.set_loader(lambda: header.full().file_meta)
             header.__dict__["_mprviewer_pixel_offset"] = lite.pixel_offset
@@ -135,6 +138,15 @@ def read_facts(member: Member) -> Dataset | LiteHeader:
             header.__dict__["_mprviewer_has_pixels"] = lite.has_pixels
             return header
     return read_header(member)
+
+
+def _full_header(member: Member, prefix: bytes, complete: bool) -> Dataset:
+    """The pydicom header behind a LiteHeader; a failure is a DicomError naming the file."""
+    try:
+        return _header_from(member, prefix, complete)
+    except Exception as exc:
+        raise DicomError(f"{member.name}: damaged DICOM header: {type(exc).__name__}: "
+                         f"{exc}") from exc
 
 
 def read_header(member: Member) -> Dataset:
@@ -145,12 +157,6 @@ def read_header(member: Member) -> Dataset:
     a header that runs past the 16 KB (rare: big private blocks) is parsed again from the
     stream.
     """
-    from pydicom.errors import InvalidDicomError
-
-    from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
-    from mprviewer.io.fast_header import parse_header
-
-    parsed = None
     with member.open() as fh:
         try:
             prefix = fh.read(HEADER_PREFIX)
@@ -161,8 +167,20 @@ def read_header(member: Member) -> Dataset:
         deflated = _deflated_header(member)
         if deflated is not None:
             return deflated
+    return _header_from(member, prefix, prefix is not None and len(prefix) < HEADER_PREFIX)
+
+
+def _header_from(member: Member, prefix: bytes | None, complete: bool) -> Dataset:
+    """read_header on the file's first bytes (``complete``: the whole file); the file is
+    read again only for a header longer than them."""
+    from pydicom.errors import InvalidDicomError
+
+    from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+    from mprviewer.io.fast_header import parse_header
+
+    parsed = None
     if prefix is not None:
-        fast = parse_header(prefix, complete=len(prefix) < HEADER_PREFIX)
+        fast = parse_header(prefix, complete=complete)
         if fast is not None:
             ds = fast.dataset
             ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
@@ -174,12 +192,12 @@ def read_header(member: Member) -> Dataset:
         except (InvalidDicomError, HeaderTooLong):
             raise
         except Exception:
-            if len(prefix) < HEADER_PREFIX:
+            if complete:
                 raise
         stopped_at_pixels = parsed is not None and (
             parsed[2] in PIXEL_KEYWORDS or parsed[2] in (b"\xe0\x7f\x10\x00",
                                                          b"\x7f\xe0\x00\x10"))
-        if len(prefix) == HEADER_PREFIX and not stopped_at_pixels:
+        if not complete and not stopped_at_pixels:
             parsed = None
     if parsed is None:
         with member.open() as fh:
