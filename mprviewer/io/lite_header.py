@@ -255,8 +255,12 @@ def _empty(vr: str) -> Any:
     return ""
 
 
+_PRINTABLE = bytes([0, *range(32, 127)])
+
+
 def _printable(raw: bytes) -> bool:
-    return raw.isascii() and all(32 <= b < 127 or b == 0 for b in raw)
+    """Printable ASCII (or NUL padding) only: what every DICOM character set reads alike."""
+    return not raw.translate(None, _PRINTABLE)
 
 
 def _binary(raw: bytes, vr: str) -> Any:
@@ -287,6 +291,8 @@ def _numbers(text: str, parse: Callable[[str], Any]) -> Any:
 
 
 def _ds(part: str) -> Any:
+    if "_" in part:  # Python reads 1_0 as 10; leave such oddities to pydicom
+        return _MISSING
     value = float(part)
     if value != value or value in (float("inf"), float("-inf")):
         return _MISSING
@@ -300,15 +306,18 @@ def _is(part: str) -> Any:
 
 
 def _codes(text: str) -> Any:
-    parts = [p.strip(" \x00") for p in _split(text)]
-    if not any(parts):
+    # pydicom strips the end of the whole value only: padding inside is left to it.
+    parts = _split(text)
+    if not any(parts) or any(p != p.strip(" \x00") for p in parts):
         return _MISSING
     return parts[0] if len(parts) == 1 else parts
 
 
 def _uid(text: str) -> Any:
     value = text.rstrip(" \x00")
-    return value if value and "\\" not in value else _MISSING
+    if not value or "\\" in value or value[0] in " \x00":
+        return _MISSING
+    return value
 
 
 def _long_text(text: str) -> Any:
