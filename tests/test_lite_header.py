@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -287,10 +288,18 @@ ODD_VALUES = {
 }
 
 
+def _outcome(header, keyword: str) -> object:
+    """header.get(keyword), or the type of what it raised (refused alike is read alike)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return header.get(keyword)
+        except Exception as exc:
+            return type(exc)
+
+
 @pytest.mark.parametrize("keyword,raw", [(k, v) for k, vs in ODD_VALUES.items() for v in vs])
 def test_odd_values_read_as_pydicom_reads_them(keyword: str, raw: bytes) -> None:
-    import warnings
-
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
 
@@ -300,15 +309,43 @@ def test_odd_values_read_as_pydicom_reads_them(keyword: str, raw: bytes) -> None
     ds.set_original_encoding(False, True, "iso8859")
     lite = LiteHeader(raw, {tag: (vr.encode(), 0, len(raw))}, implicit=False)
     lite.set_loader(lambda: ds)
+    expected = _outcome(ds, keyword)
+    assert _outcome(lite, keyword) == expected
+    assert type(_outcome(lite, keyword)) in (type(expected), list, float, int, str, type(None))
 
-    def outcome(header) -> object:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return header.get(keyword)
-            except Exception as exc:  # a value pydicom refuses is refused alike
-                return type(exc)
 
-    expected = outcome(ds)
-    assert outcome(lite) == expected
-    assert type(outcome(lite)) in (type(expected), list, float, int, str, type(None))
+def test_mutated_headers_read_alike_or_go_to_pydicom(tmp_path: Path) -> None:
+    """Bytes flipped in the header: whatever the lite reader accepts, pydicom parses into
+    the same pixel offset and the same values (a seeded run over both encodings)."""
+    import io
+    import random
+
+    from mprviewer.io.sources import Member
+
+    seeds = []
+    for name, syntax in (("e", ExplicitVRLittleEndian), ("i", ImplicitVRLittleEndian)):
+        synthetic.write_series(tmp_path / name, _ramp((1, 8, 8)), seed=name, window=(40, 400),
+                               transfer_syntax=syntax, description="mutated")
+        seeds.append(next((tmp_path / name).iterdir()).read_bytes())
+    rng = random.Random(20261203)
+    accepted = 0
+    for _ in range(400):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(128, min(len(data), 1200))] = rng.randrange(256)
+        raw = bytes(data)
+        lite = parse_lite(raw, complete=True)
+        if lite is None:
+            continue
+        accepted += 1
+        member = Member(name="m", folder="", size=len(raw), opener=lambda raw=raw: io.BytesIO(raw))
+        full = scan_module._header_from(member, lite.header.header_bytes,
+                                        complete=not lite.has_pixels)
+        assert full.__dict__["_mprviewer_pixel_offset"] == lite.pixel_offset
+        lite.header.set_loader(lambda full=full: full)
+        for keyword in TAGS:
+            if keyword not in ("MediaStorageSOPClassUID", "TransferSyntaxUID"):
+                expected = _outcome(full, keyword)
+                if expected == expected:  # NaN is NaN whoever reads it
+                    assert _outcome(lite.header, keyword) == expected, keyword
+    assert accepted > 50  # the run tried the lite reader, not only pydicom
