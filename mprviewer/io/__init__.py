@@ -10,14 +10,14 @@ downloads with urllib if anyone asks); modules that need requests import it them
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from typing import Any
 
 
-class _LoaderWithoutRequests(importlib.abc.Loader):
-    """pydicom's own loader, run while ``import requests`` fails."""
+class _LoaderWithoutRequests:
+    """pydicom's own loader, run while ``import requests`` fails (importlib.abc, which
+    would only add base classes, costs 10 ms to import)."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
@@ -39,7 +39,7 @@ class _LoaderWithoutRequests(importlib.abc.Loader):
                 del sys.modules["requests"]
 
 
-class _PydicomWithoutRequests(importlib.abc.MetaPathFinder):
+class _PydicomWithoutRequests:
     """Finds pydicom once, the usual way, and wraps its loader."""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
