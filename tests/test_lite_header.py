@@ -349,3 +349,27 @@ def test_mutated_headers_read_alike_or_go_to_pydicom(tmp_path: Path) -> None:
                 if expected == expected:  # NaN is NaN whoever reads it
                     assert _outcome(lite.header, keyword) == expected, keyword
     assert accepted > 50  # the run tried the lite reader, not only pydicom
+
+
+def test_caps_and_geometry_checks_hold_on_the_lite_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mprviewer.errors import DicomError
+
+    folder = tmp_path / "series"
+    synthetic.write_series(folder, _ramp((4, 16, 16)), seed=9)
+    study = mprviewer.open_study(folder)
+    assert isinstance(study.series[0].frames[0].instance.facts, LiteHeader)
+    monkeypatch.setenv("MPRVIEWER_MAX_DECODED_BYTES", "1K")  # 4x16x16x2 bytes = 2 KiB
+    with pytest.raises(DicomError, match="MPRVIEWER_MAX_DECODED_BYTES"):
+        study.series[0].load()
+    monkeypatch.delenv("MPRVIEWER_MAX_DECODED_BYTES")
+    # A slice whose orientation is not a pair of unit vectors is refused, as by pydicom.
+    bad = tmp_path / "bad"
+    synthetic.write_series(bad, _ramp((4, 16, 16)), seed=10, per_slice=lambda k: (
+        {"ImageOrientationPatient": ["0", "0", "0", "0", "1", "0"]} if k == 2 else {}))
+    lite_study = mprviewer.open_study(bad)
+    monkeypatch.setattr(scan_module, "parse_lite", lambda buf, complete: None)
+    reference = mprviewer.open_study(bad)
+    assert lite_study.skipped == reference.skipped
+    assert any("IM0002" in name for name, _ in lite_study.skipped)
+    assert lite_study.series[0].num_images == 3
