@@ -373,3 +373,19 @@ def test_caps_and_geometry_checks_hold_on_the_lite_path(
     assert lite_study.skipped == reference.skipped
     assert any("IM0002" in name for name, _ in lite_study.skipped)
     assert lite_study.series[0].num_images == 3
+
+
+@pytest.mark.parametrize("kind", ["enhanced", "legacy"])
+def test_multiframe_objects_load_as_on_the_pydicom_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    folder = tmp_path / "mf"
+    folder.mkdir()
+    synthetic.write_multiframe(folder / "mf.dcm", _ramp((6, 8, 10)), kind=kind, seed=12,
+                               rescale=(1.0, -1024.0), signed=False, slice_spacing=2.0,
+                               frame_order="shuffled" if kind == "enhanced" else "stacked")
+    study, volume = _load(folder)
+    assert isinstance(study.series[0].frames[0].instance.facts, LiteHeader)
+    _, reference = _load(folder, monkeypatch, lite=False)
+    np.testing.assert_array_equal(volume.array, reference.array)
+    np.testing.assert_array_equal(volume.affine, reference.affine)
+    np.testing.assert_array_equal(volume.array, _ramp((6, 8, 10)))
