@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import sys
@@ -339,6 +340,13 @@ def instance_from_header(member: Member, ds: Any) -> Instance | str:
     )
 
 
+@functools.cache
+def _known_vrs() -> frozenset[str]:
+    from pydicom.valuerep import VR
+
+    return frozenset(vr.value for vr in VR)
+
+
 def replace_unknown_vrs(ds: Dataset) -> None:
     """Give elements whose VR is not a DICOM VR the VR UN, so reading them later yields raw
     bytes instead of raising.
@@ -347,9 +355,8 @@ def replace_unknown_vrs(ds: Dataset) -> None:
     scan, wherever the value is first used.
     """
     from pydicom.dataelem import RawDataElement
-    from pydicom.valuerep import VR
 
-    known = frozenset(vr.value for vr in VR)
+    known = _known_vrs()
     for container in (getattr(ds, "file_meta", None), ds):
         if container is None:
             continue
