@@ -389,3 +389,37 @@ def test_multiframe_objects_load_as_on_the_pydicom_path(
     np.testing.assert_array_equal(volume.array, reference.array)
     np.testing.assert_array_equal(volume.affine, reference.affine)
     np.testing.assert_array_equal(volume.array, _ramp((6, 8, 10)))
+
+
+def test_real_files_read_alike() -> None:
+    """pydicom's and pydicom-data's test files (scanner output of many makes, and odd ones):
+    every file the lite reader accepts gives pydicom's pixel offset, presence and values."""
+    import io
+
+    import data_store  # pydicom-data, a test dependency
+
+    from mprviewer.io.sources import Member
+    folders = [Path(pydicom.__file__).parent / "data" / "test_files",
+               Path(data_store.__file__).parent / "data"]
+    paths = sorted(str(p) for folder in folders for p in folder.rglob("*") if p.is_file())
+    accepted = 0
+    for path in paths:
+        raw = Path(path).read_bytes()
+        lite = parse_lite(raw[:HEADER_PREFIX], complete=len(raw) < HEADER_PREFIX)
+        if lite is None:
+            continue
+        accepted += 1
+        member = Member(name=path, folder="", size=len(raw),
+                        opener=lambda raw=raw: io.BytesIO(raw))
+        full = scan_module.read_header(member)
+        assert full.__dict__["_mprviewer_pixel_offset"] == lite.pixel_offset, path
+        lite.header.set_loader(lambda full=full: full)
+        for keyword in TAGS:
+            meta = keyword in ("MediaStorageSOPClassUID", "TransferSyntaxUID")
+            ours, theirs = ((lite.header.file_meta, full.file_meta) if meta
+                            else (lite.header, full))
+            assert (keyword in ours) == (keyword in theirs), (path, keyword)
+            expected = _outcome(theirs, keyword)
+            if expected == expected:
+                assert _outcome(ours, keyword) == expected, (path, keyword)
+    assert accepted > 100
