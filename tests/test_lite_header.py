@@ -173,6 +173,10 @@ def test_every_value_equals_pydicoms(tmp_path: Path, window, slope, description,
     ds.SOPInstanceUID = "1.2.3.4.5"
     ds.Modality = "CT"
     ds.SeriesDescription = description
+    ds.StudyDescription = description[::-1]
+    ds.PatientName = description.replace("^", "").replace(" ", "^", 1)
+    ds.PatientID = description[:8]
+    ds.StudyDate = "20240115" if instance % 2 else ""
     ds.InstanceNumber = str(instance)
     ds.ImagePositionPatient = ["-12.5", "3", "1e2"]
     ds.Rows, ds.Columns, ds.BitsAllocated, ds.PixelRepresentation = 4, 4, 16, 1
@@ -279,6 +283,8 @@ ODD_VALUES = {
                   b"A \\B", b"A\x00\\B"],
     "Modality": [b" CT ", b"CT\x00", b"CT\\MR", b""],
     "SeriesDescription": [b" head ", b"a\\b", b"  ", b"x\x00", "Sch\u00e4del".encode("latin-1")],
+    "PatientName": [b"Doe^Jane ", b"Doe^J=Yamada^T", b"", b"A\\B", "M\u00fcller".encode("latin-1")],
+    "StudyDate": [b"20240115", b"", b"2024-01-15 "],
     "RescaleSlope": [b" 1.5", b"+1e2", b"1 \\ 2", b" ", b".5", b"-0", b"0x1", b"1_0",
                      b"inf", b"1e999", b""],
     "InstanceNumber": [b"+5", b" 7 ", b"1.0", b"007", b"1_0", b"5\\6", b""],

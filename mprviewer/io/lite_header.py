@@ -38,12 +38,16 @@ TAGS: dict[str, tuple[int, str]] = {
     "MediaStorageSOPClassUID": (0x00020002, "UI"),
     "TransferSyntaxUID": (0x00020010, "UI"),
     "SpecificCharacterSet": (0x00080005, "CS"),
+    "StudyDate": (0x00080020, "DA"),
     "ImageType": (0x00080008, "CS"),
     "SOPClassUID": (0x00080016, "UI"),
     "SOPInstanceUID": (0x00080018, "UI"),
     "Modality": (0x00080060, "CS"),
     "Manufacturer": (0x00080070, "LO"),
+    "StudyDescription": (0x00081030, "LO"),
     "SeriesDescription": (0x0008103E, "LO"),
+    "PatientName": (0x00100010, "PN"),
+    "PatientID": (0x00100020, "LO"),
     "SliceThickness": (0x00180050, "DS"),
     "SpacingBetweenSlices": (0x00180088, "DS"),
     "GantryDetectorTilt": (0x00181120, "DS"),
@@ -225,8 +229,10 @@ class LiteHeader:
             if not _printable(raw):
                 return _MISSING
             text = raw.decode("ascii")
-            if vr in ("LO", "SH") and not self._plain_charset():
+            if vr in ("LO", "SH", "PN") and not self._plain_charset():
                 return _MISSING
+            if vr == "DA" and _setting("datetime_conversion"):
+                return _MISSING  # pydicom would give date objects
             return _TEXT_PARSERS[vr](text)
         except (ValueError, KeyError, struct.error):
             return _MISSING
@@ -249,10 +255,15 @@ def _empty(vr: str) -> Any:
         return None
     if vr == "SQ":
         return _MISSING
-    config = sys.modules.get("pydicom.config")
-    if config is not None and config.use_none_as_empty_text_VR_value:
-        return None
+    if vr in ("DA", "PN") or _setting("use_none_as_empty_text_VR_value"):
+        return _MISSING  # pydicom's own empty value types
     return ""
+
+
+def _setting(name: str) -> bool:
+    """A pydicom configuration flag (False while pydicom is not even imported)."""
+    config = sys.modules.get("pydicom.config")
+    return bool(config is not None and getattr(config, name, False))
 
 
 _PRINTABLE = bytes([0, *range(32, 127)])
@@ -334,6 +345,8 @@ _TEXT_PARSERS: dict[str, Callable[[str], Any]] = {
     "UI": _uid,
     "LO": _long_text,
     "SH": _long_text,
+    "PN": _long_text,  # str(PersonName) is its text; == compares the text
+    "DA": _long_text,
 }
 
 
