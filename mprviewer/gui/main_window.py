@@ -213,6 +213,8 @@ class MainWindow(QMainWindow):
             # the window first shows; complete_window shows them after the first 2D frame.
             self.dock.hide()
             self.views.volume_view.hide()
+            # the patient bar has its row from the start: filling it moves no view
+            self.patient_bar.setVisible(True)
         mark("window: panels built")
 
     # -- what the session holds --------------------------------------------------------
@@ -264,7 +266,8 @@ class MainWindow(QMainWindow):
 
         text = patient_summary(header)
         self.patient_label.set_full_text(text)
-        self.patient_bar.setVisible(bool(text))
+        if not self._panels_waiting:
+            self.patient_bar.setVisible(bool(text))
 
     def _build_side_panel(self) -> None:
         self.series_table = SeriesTable(self)
@@ -647,6 +650,9 @@ class MainWindow(QMainWindow):
         self.status.set_store(store)
         self.status.set_warnings(volume.warnings)
         self.status.showMessage(self._describe(volume), 10000)
+        # whose images these are shows with the first frame
+        self._show_patient(getattr(self.series, "header", None) if self.series is not None
+                           else None)
         if not self._panels_waiting:
             self._fill_panels(volume)
         self.act_overlay.setChecked(state.threshold_overlay)
@@ -664,14 +670,12 @@ class MainWindow(QMainWindow):
         self.volume_changed.emit(volume)
 
     def _fill_panels(self, volume: Any) -> None:
-        """The series table's warnings, the data table, the patient bar and the tag browser
-        for the volume on screen."""
+        """The series table's warnings, the data table and the tag browser for the volume on
+        screen."""
         if self.series_index >= 0:
             self.series_table.set_warnings(self.series_index, volume.warnings)
         metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
         self.data_table.set_metadata(metadata)
-        self._show_patient(getattr(self.series, "header", None) if self.series is not None
-                           else None)
         self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
         state = self.state
         if state is not None:
@@ -687,6 +691,7 @@ class MainWindow(QMainWindow):
             self.series_table.set_study(self.study, self.series_index)
         if self.volume is not None:
             self._fill_panels(self.volume)
+        self.patient_bar.setVisible(bool(self.patient_label.full_text))
         self.views.volume_view.setVisible(self.views.maximised in (None, "3d"))
         self.dock.show()
         mark("window complete")
