@@ -136,7 +136,8 @@ def test_startup_section_pairs_the_viewer_with_the_bare_window_and_keeps_the_res
         "run": 0.07, "window: views built": 1.2, "first 2D frame": 1.5}
     compile(bs.BARE_WINDOW, "bare_window.py", "exec")  # the peer is a script that runs
     pair = bs.PairedFirstFrame([1.5, 1.7, 1.6], [1.0, 1.2, 1.1],
-                               {"run": 0.1, "first 2D frame": 1.6},
+                               {"run": 0.1, "load: started": 0.2, "load: done": 1.2,
+                                "first 2D frame": 1.6},
                                {"imports": 0.8, "first frame": 1.1})
     assert pair.ratio == pytest.approx(1.6 / 1.1) and not pair.met
     bs.LAST_PAIR[:] = [pair]
@@ -150,8 +151,9 @@ def test_startup_section_pairs_the_viewer_with_the_bare_window_and_keeps_the_res
     assert f"| {bs.VIEWER_NAME} | 1.60 | 1.50-1.70 |" in text
     assert f"| {bs.BARE_NAME} | 1.10 | 1.00-1.20 |" in text
     assert "**1.45x**" in text and "1.42x-1.50x" in text and "**not met**" in text
-    assert "- viewer: run 0.10 (+0.10), first 2D frame 1.60 (+1.50)" in text
-    assert "Why it is missed (by 0.23 s)" in text
+    assert "- viewer, main thread: run 0.10 (+0.10), first 2D frame 1.60 (+1.50)" in text
+    assert "- viewer, loading thread: load: started 0.20 (+0.20), load: done 1.20 (+1.00)" in text
+    assert "Why it is missed (by 0.23 s)" in text and "loading thread took 1.00 s" in text
     bs.LAST_PAIR[:] = [bs.PairedFirstFrame([1.2], [1.0], {}, {})]
     text = "\n".join(bs.render_section(rows))
     assert "**met**" in text and "Why it is missed" not in text

@@ -44,7 +44,7 @@ from mprviewer.gui.app import mark
 from mprviewer.gui.open_dialogs import Source
 from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBrowser
 from mprviewer.gui.statusbar import ViewerStatusBar
-from mprviewer.gui.views import ViewGrid
+from mprviewer.gui.views import ViewGrid, interactor_class
 from mprviewer.gui.worker import JobRunner
 from mprviewer.session import LoadResult, Session, load_series, load_source
 from mprviewer.session.loading import default_series_index, series_by_size
@@ -187,6 +187,8 @@ class MainWindow(QMainWindow):
                 "a writable folder.", 30000)
 
         mark("window: loading started")
+        interactor_class()  # pyvistaqt, pyvista's plotting layer and VTK: the longest import
+        mark("window: pyvistaqt imported")
         self.views = ViewGrid(self)
         mark("window: views built")
         self.central = QStackedWidget(self)
