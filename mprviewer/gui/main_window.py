@@ -667,6 +667,10 @@ class MainWindow(QMainWindow):
             # Arrow keys and the wheel work at once, without a first click.
             self.views.slice_views[state.focused_plane].interactor.setFocus(Qt.OtherFocusReason)
         self._show_marks()
+        for view in self.views.slice_views.values():
+            # lay the title bars out now: the focused view's bold title would otherwise be
+            # painted cut ("● Ax") until the event loop gets to the layout, after the 3D scene
+            view.bar.layout().activate()
         mark("views bound")
         self._wait_for_2d_frames()
         self.volume_changed.emit(volume)
