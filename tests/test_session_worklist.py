@@ -125,3 +125,46 @@ def test_a_study_whose_largest_series_cannot_be_read_shows_the_next_one():
     with pytest.raises(DicomError, match="big: pixel data"):
         load_study(study, None, None)
     assert closed == [True]  # a study that shows nothing is closed, not leaked
+
+
+def test_read_ahead_falls_back_to_the_next_series_like_opening(tmp_path, monkeypatch):
+    """The next study read in the background shows what opening it would show: its largest
+    series cannot be decoded, so the smaller one, with a warning naming the first."""
+    from mprviewer.errors import DicomError
+    from mprviewer.io.series import Series
+    from mprviewer.synthetic.writer import make_uid, write_series
+
+    write_series(tmp_path / "src" / "case0", np.full((6, 8, 8), 1, np.int16),
+                 study_uid=make_uid(42, "ra", 0), seed="ra0")
+    study_uid = make_uid(42, "ra", 1)
+    write_series(tmp_path / "src" / "case1" / "small", np.full((6, 8, 8), 7, np.int16),
+                 study_uid=study_uid, seed="ra1", series_number=1, description="small")
+    write_series(tmp_path / "src" / "case1" / "big", np.full((12, 16, 16), 9, np.int16),
+                 study_uid=study_uid, seed="ra2", series_number=2, description="big")
+    real_load = Series.load
+
+    def load(self, *args, **kwargs):
+        if self.shape[0] == 12:
+            raise DicomError(f"{self.name}: pixel data cannot be decoded")
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(Series, "load", load)
+    project = Project.create(tmp_path / "proj", [str(tmp_path / "src")], "ich")
+    session = Session(annotate=False)
+    sw = SessionWorklist(session, ProjectWorklist(project, READER))
+    try:
+        assert sw.next_study()
+        sw.prepare_next()
+        prepared = sw.worklist._prepared
+        assert prepared is not None and prepared.done.wait(30)
+        assert prepared.error is None
+        assert sw.set_status("done") and sw.next_study()
+        assert sw.last_open_prepared
+        assert session.study.uid == study_uid
+        assert int(session.volume.array.max()) == 7  # the small series' voxels
+        assert any("not shown" in w and "pixel data cannot be decoded" in w
+                   for w in session.volume.warnings)
+    finally:
+        sw.close()
+        session.close()
+        project.close()

@@ -646,6 +646,7 @@ class MainWindow(QMainWindow):
         self.store = store
         for view in self.views.slice_views.values():
             view.bind(self.session, store)
+        state.focus_changed.connect(self.views.lead_plane)
         self.controls.bind(self.session, volume)
         if volume.window is None:  # the window came from the data's percentiles
             self.controls.show_preset("auto")
@@ -836,9 +837,11 @@ class MainWindow(QMainWindow):
     def grab_screenshot(self) -> QImage:
         """The whole window as it looks now, 3D and 2D views included."""
         self.views.volume_view.settle_now()
+        self.views.paint_pending()
         for view in self.views.views.values():
             if view.isVisible():
                 view.render()
+        self.views.paint_pending()
         return self.grab().toImage()
 
     def save_screenshot(self, path: str | Path) -> Path:

@@ -66,11 +66,16 @@ def interactor_class() -> Any:
         from pyvistaqt import QtInteractor
 
         class ViewInteractor(QtInteractor):  # type: ignore[misc, valid-type]
+            repaint_scheduler: Any = None  # a RepaintScheduler decides when, if set
+
             def render(self) -> None:
                 if getattr(self, "_closed", False):
                     return
                 self._rendered = True
-                self.update()
+                if self.repaint_scheduler is None:
+                    self.update()
+                else:
+                    self.repaint_scheduler.request(self)
 
             def render_now(self) -> None:
                 """Render synchronously (screenshots of a widget that is not painted)."""
@@ -157,6 +162,10 @@ class ViewContainer(QWidget):
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # A window of its own: Qt composes and flushes the OpenGL views per native window,
+        # so painting this view redraws its own rectangle, not the whole main window.
+        self.setAttribute(Qt.WA_DontCreateNativeAncestors)
+        self.setAttribute(Qt.WA_NativeWindow)
         self.plane = plane
         self.session: Any = None
         self.state: Any = None  # the session's ViewerState while bound
@@ -229,6 +238,10 @@ class ViewContainer(QWidget):
 
     def close_view(self) -> None:
         """Release the scene and the render window (window close)."""
+        scheduler = getattr(self.interactor, "repaint_scheduler", None)
+        if scheduler is not None:
+            scheduler.forget(self.interactor)
+            self.interactor.repaint_scheduler = None
         self.unbind()
         self.interactor.close()
 
@@ -296,10 +309,21 @@ class SliceView(ViewContainer):
 
     # -- state -> view -----------------------------------------------------------------
     def _on_slice_changed(self, plane: str, index: int) -> None:
-        if plane == self.plane:
-            with QSignalBlocker(self.slider):
-                self.slider.setValue(index)
-            self._update_info()
+        if plane != self.plane:
+            return
+        scheduler = self.interactor.repaint_scheduler
+        if scheduler is None:
+            self._show_slice_number()
+        else:  # with the view's picture: a drag in another view moves it later
+            scheduler.with_paint(self.interactor, self._show_slice_number)
+
+    def _show_slice_number(self) -> None:
+        """The slider and the "n / total" beside the view follow the state."""
+        if self.state is None:
+            return
+        with QSignalBlocker(self.slider):
+            self.slider.setValue(self.state.slices[self.plane])
+        self._update_info()
 
     def _on_focus_changed(self, plane: str) -> None:
         self.set_active(plane == self.plane)
@@ -364,6 +388,9 @@ class SliceView(ViewContainer):
         pos = event.pos()
         if button == Qt.LeftButton and not mods & (Qt.ShiftModifier | Qt.ControlModifier):
             self._drag = {"mode": "cursor"}
+            scheduler = self.interactor.repaint_scheduler
+            if scheduler is not None:  # moving the crosshair is done for the other views
+                scheduler.set_lead(None)
             self._move_cursor(pos)
         elif button == Qt.MiddleButton or (button == Qt.LeftButton and mods & Qt.ShiftModifier):
             self._drag = {"mode": "pan", "last": pos}
@@ -615,8 +642,13 @@ class ViewGrid(QWidget):
         layout.setSpacing(2)
         for n, name in enumerate(self.ORDER):
             layout.addWidget(self.views[name], n // 2, n % 2)
+        from mprviewer.gui.repaint import RepaintScheduler
+
+        self.repaints = RepaintScheduler(self)
         for view in self.views.values():
             view.maximise_requested.connect(self.toggle_maximised)
+            view.interactor.repaint_scheduler = self.repaints
+            view.interactor.installEventFilter(self)
         self.maximised: str | None = None
         self.setStyleSheet("ViewGrid { background: #444; }")
 
@@ -627,6 +659,24 @@ class ViewGrid(QWidget):
     @property
     def volume_view(self) -> VolumeView:
         return self.views["3d"]  # type: ignore[return-value]
+
+    _LEAD_EVENTS = (QEvent.MouseButtonPress, QEvent.Wheel, QEvent.KeyPress)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        """The view the reader presses, scrolls or types in is painted first."""
+        if event.type() in self._LEAD_EVENTS:
+            self.repaints.set_lead(obj)
+        return False
+
+    def lead_plane(self, plane: str) -> None:
+        """The focused plane leads (focus moved by a key or a title-bar click)."""
+        view = self.views.get(plane)
+        if view is not None:
+            self.repaints.set_lead(view.interactor)
+
+    def paint_pending(self) -> None:
+        """Bring every view up to date now (screenshots, grabs)."""
+        self.repaints.paint_pending()
 
     def toggle_maximised(self, name: str) -> None:
         if self.maximised == name:

@@ -121,11 +121,13 @@ class ProjectWorklist:
         return self.project.open_study(target, progress=progress, cancel=cancel)
 
     # -- preparing the next study --------------------------------------------------------
-    def prepare_next(self, load: Callable[[Any], tuple[int, Any]] | None = None) -> None:
+    def prepare_next(
+        self, load: Callable[[Any, threading.Event], tuple[int, Any]] | None = None,
+    ) -> None:
         """Start opening the next unfinished study in a background thread.
 
-        ``load(study) -> (series index, volume)`` reads the pixels the viewer will show
-        (default: the largest series).
+        ``load(study, cancel) -> (series index, volume)`` reads the pixels the viewer will
+        show (default: the largest series).
         """
         index = self.next_index()
         if index is None or (self._prepared is not None and self._prepared.index == index):
@@ -139,7 +141,7 @@ class ProjectWorklist:
                 study = self.project.open_study(index, cancel=prepared.cancel)
                 prepared.study = study
                 if load is not None:
-                    prepared.series_index, prepared.volume = load(study)
+                    prepared.series_index, prepared.volume = load(study, prepared.cancel)
                 else:
                     largest = study.largest_series()
                     prepared.series_index = study.series.index(largest)

@@ -98,8 +98,9 @@ class SessionWorklist:
             self.session.show(job(None, None))
 
     def prepare_next(self) -> None:
-        """Start reading the next unfinished study in the background."""
-        self.worklist.prepare_next()
+        """Start reading the next unfinished study in the background, through the same
+        loader as opening it (a largest series that cannot be read falls back to the next)."""
+        self.worklist.prepare_next(load=_read_ahead)
 
     # -- what the reader does --------------------------------------------------------------
     def toggle_label(self, digit: int) -> bool | None:
@@ -186,3 +187,8 @@ class SessionWorklist:
         self.worklist.close()
         if self.session.worklist is self:
             self.session.worklist = None
+
+
+def _read_ahead(study: Any, cancel: Any) -> tuple[int, Any]:
+    result = load_study(study, None, cancel)
+    return result.series_index, result.volume
