@@ -359,3 +359,33 @@ def test_mr_series_gets_a_window_from_its_percentiles(make_viewer, qtbot, tmp_pa
                              / state.window_width, 0, 1)
         assert grey_at_column(i) == pytest.approx(want, abs=10), i
     assert grey_at_column(0) < 15 and grey_at_column(ni - 1) > 240
+
+
+# -- marks: one colour per label in 2D, as in 3D ------------------------------------------
+def test_a_marked_slice_is_framed_in_its_labels_colour(make_viewer, qtbot):
+    from mprviewer.render.overlays import LABEL_COLORS, MARK_COLOR
+
+    window, _ = _shown(make_viewer, qtbot)
+    window.set_marked("axial", {3: ["Bleeding"], 7: ["Tumour"]})
+    window.set_marked("coronal", {5: ["Tumour"]})
+    axial = window.views.slice_views["axial"]
+    # Sorted labels on screen take the colours in order, in 2D as for the 3D slabs.
+    tumour = LABEL_COLORS[1]
+    assert tumour != MARK_COLOR
+
+    def frame_colour(index):
+        window.state.set_slice("axial", index)
+        image = axial.grab_image().astype(float) / 255.0
+        h = image.shape[0]
+        edge = image[h // 3: 2 * h // 3, 1:6].reshape(-1, 3)  # the left side of the frame
+        coloured = edge[edge.max(axis=1) - edge.min(axis=1) > 0.3]
+        assert len(coloured) > 20, f"slice {index}: no frame on the left edge"
+        return np.median(coloured, axis=0)
+
+    assert np.allclose(frame_colour(7), tumour, atol=0.08)
+    assert np.allclose(frame_colour(3), MARK_COLOR, atol=0.08)
+    ticks = axial.slider.mark_colors
+    assert ticks[7].getRgbF()[:3] == pytest.approx(tumour, abs=0.01)
+    assert ticks[3].getRgbF()[:3] == pytest.approx(MARK_COLOR, abs=0.01)
+    coronal = window.views.slice_views["coronal"].slider.mark_colors
+    assert coronal[5].getRgbF()[:3] == pytest.approx(tumour, abs=0.01)

@@ -189,3 +189,38 @@ def test_view_grid_option_reaches_the_window(monkeypatch) -> None:
     with pytest.raises(SystemExit) as refused:
         build_parser(only="view").parse_args(["view", "demo", "--grid", "sideways"])
     assert refused.value.code == 2
+
+
+def test_the_threshold_overlay_is_drawn_on_a_tilted_plane(make_viewer, qtbot, oblique_study):
+    """Voxels above the threshold are coloured on a tilted view too, where the tilted plane
+    cuts them: the cylinder's cross-section, not an orthogonal slice's."""
+    window, _annotations, tools = _open(make_viewer, qtbot, oblique_study, grid="acquisition")
+    axial = window.views.slice_views["axial"]
+
+    def overlay_pixels() -> np.ndarray:
+        image = axial.grab_image().astype(int)
+        r, g, b = image[..., 0], image[..., 1], image[..., 2]
+        return (r - b > 50) & (r - g > 30)  # the orange-red overlay, not grey nor lines
+
+    def aspect(mask: np.ndarray) -> float:
+        rows, cols = np.nonzero(mask[50:-50, 50:-50])  # away from the corner text
+        assert rows.size > 200, "the cylinder's cut is not coloured"
+        return (rows.max() - rows.min() + 1) / (cols.max() - cols.min() + 1)
+
+    window.views.slice_views["axial"].scene.set_crosshair_visible(False)  # red lines
+    tools.rotate("sagittal", -30.0)  # the axial plane square to the cylinder
+    qtbot.wait(50)
+    assert axial.scene.is_tilted
+    window.session.set_threshold(500.0)
+    before = overlay_pixels()
+    window.session.set_threshold_overlay(True)
+    coloured = overlay_pixels() & ~before
+    assert aspect(coloured) == pytest.approx(1.0, abs=0.08)  # a circle: the tilted cut
+    # Back to the orthogonal planes: the overlay follows the acquisition's own slice.
+    tools.reset()
+    qtbot.wait(50)
+    assert not axial.scene.is_tilted
+    window.session.set_threshold_overlay(False)
+    before = overlay_pixels()
+    window.session.set_threshold_overlay(True)
+    assert aspect(overlay_pixels() & ~before) > 1.1  # the slantwise cut of the stack

@@ -454,8 +454,15 @@ class MainWindow(QMainWindow):
     def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
         """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
         as slabs coloured per label in 3D. Marks are cleared when another volume is shown."""
-        self.views.slice_views[plane].set_marked(marked)
-        self.views.volume_view.set_marked(plane, marked)
+        from mprviewer.render.overlays import label_colors
+
+        volume_view = self.views.volume_view
+        volume_view.set_marked(plane, marked)
+        # One colour per label in every view: the 3D slabs' (the labels on screen, sorted).
+        colors = label_colors(label for m in volume_view.marked.values()
+                              for labels in m.values() for label in labels)
+        for name, view in self.views.slice_views.items():
+            view.set_marked(marked if name == plane else view.marked, colors)
 
     def add_file_action(self, action: QAction) -> None:
         """Put an action (import/export) in the File menu, above Save Screenshot."""

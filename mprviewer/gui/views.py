@@ -117,9 +117,13 @@ class MarkSlider(QSlider):
     def __init__(self, orientation: Qt.Orientation, parent: QWidget | None = None) -> None:
         super().__init__(orientation, parent)
         self.marks: list[int] = []
+        self.mark_colors: dict[int, QColor] = {}  # slice -> its tick's colour (default orange)
 
-    def set_marks(self, slices: Iterable[int]) -> None:
+    def set_marks(self, slices: Iterable[int],
+                  colors: dict[int, tuple[float, float, float]] | None = None) -> None:
+        """Ticks at ``slices``; ``colors`` gives a slice's tick colour (RGB in 0-1)."""
         self.marks = sorted({int(s) for s in slices})
+        self.mark_colors = {int(k): QColor.fromRgbF(*rgb) for k, rgb in (colors or {}).items()}
         self.update()
 
     def paintEvent(self, event: Any) -> None:
@@ -142,6 +146,7 @@ class MarkSlider(QSlider):
         )
         span = length - room
         for value in self.marks:
+            painter.setPen(self.mark_colors.get(value, self.MARK_COLOR))
             offset = QStyle.sliderPositionFromValue(
                 self.minimum(), self.maximum(), value, span, upsideDown=vertical
             )
@@ -263,6 +268,7 @@ class SliceView(ViewContainer):
         self.slider.valueChanged.connect(self._on_slider)
         self.body.addWidget(self.slider)
         self.marked: dict[int, list[str]] = {}
+        self.label_colors: dict[str, tuple[float, float, float]] = {}  # as the 3D slabs'
         self._drag: dict[str, Any] | None = None
         self._wheel_rest = 0
         self._last_hover = 0.0
@@ -288,12 +294,18 @@ class SliceView(ViewContainer):
         self._update_info()
         self.set_active(state.focused_plane == self.plane)
 
-    def set_marked(self, marked: dict[int, list[str]]) -> None:
-        """Marked slices of this plane -> labels: ticks on the slider, frame and badge."""
+    def set_marked(self, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
+        """Marked slices of this plane -> labels: ticks on the slider, frame and badge, in
+        the colour of each slice's first label (``colors``: label -> RGB, as in 3D)."""
         self.marked = {int(k): list(v) for k, v in marked.items()}
-        self.slider.set_marks(self.marked)
+        if colors is not None:
+            self.label_colors = dict(colors)
+        colors = self.label_colors
+        ticks = {k: colors[v[0]] for k, v in self.marked.items() if v and v[0] in colors}
+        self.slider.set_marks(self.marked, ticks)
         if self.scene is not None:
-            self.scene.set_marked(self.marked)
+            self.scene.set_marked(self.marked, colors)
 
     def unbind(self) -> None:
         state, self.state = self.state, None

@@ -47,6 +47,14 @@ class ObliqueSlice:
         self.mapper.SliceAtFocalPointOff()
         self.mapper.BorderOn()
         self.mapper.ResampleToScreenPixelsOn()
+        # The threshold overlay cuts the same plane (nearest neighbour, in its own layer).
+        self.overlay_mapper = vtkImageResliceMapper()
+        self.overlay_mapper.SetInputData(scene.store.image)
+        self.overlay_mapper.SetSlicePlane(self.plane_fn)
+        self.overlay_mapper.SliceFacesCameraOff()
+        self.overlay_mapper.SliceAtFocalPointOff()
+        self.overlay_mapper.BorderOn()
+        self.overlay_mapper.ResampleToScreenPixelsOn()
         self.active = False
 
     @property
@@ -63,23 +71,24 @@ class ObliqueSlice:
         center = self.center()
         self.plane_fn.SetOrigin(*center)
         self.plane_fn.SetNormal(*self.reformat.normal(plane))
-        if scene.slab_mm > 0:
-            self.mapper.SetSlabThickness(scene.slab_mm)
-            getattr(self.mapper, f"SetSlabTypeTo{scene.slab_mode.capitalize()}")()
-        else:
-            self.mapper.SetSlabThickness(0.0)
-        self.mapper.Modified()
+        for mapper in (self.mapper, self.overlay_mapper):
+            if scene.slab_mm > 0:
+                mapper.SetSlabThickness(scene.slab_mm)
+                getattr(mapper, f"SetSlabTypeTo{scene.slab_mode.capitalize()}")()
+            else:
+                mapper.SetSlabThickness(0.0)
+            mapper.Modified()
         was = self.active
         self.active = tilted
         if tilted and not was:
             scene.image_slice.SetMapper(self.mapper)
             if scene.overlay_slice is not None:
-                scene.overlay_slice.SetVisibility(False)
+                scene.overlay_slice.SetMapper(self.overlay_mapper)
         elif was and not tilted:
             scene.image_slice.SetMapper(scene.mapper if scene.slab_mm <= 0
                                         else scene._slab_layer())
             if scene.overlay_slice is not None:
-                scene.overlay_slice.SetVisibility(bool(scene.state.threshold_overlay))
+                scene.overlay_slice.SetMapper(scene._overlay_mapper)
         letters = self.reformat.edge_letters(plane)
         for edge, actor in scene.letters.actors.items():
             actor.SetInput(letters[edge])

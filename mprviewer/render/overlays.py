@@ -175,6 +175,9 @@ class Frame:
     def set_visible(self, on: bool) -> None:
         self.actor.SetVisibility(bool(on))
 
+    def set_color(self, color: tuple[float, float, float]) -> None:
+        self.actor.GetProperty().SetColor(*color)
+
 
 class OrientationMarker:
     """Patient axes (L, P, S) in a corner of a 3D view, turning with its camera.

@@ -159,6 +159,7 @@ class _Shot:
         from mprviewer.model.state import ViewerState
         from mprviewer.render.image import ImageStore
         from mprviewer.render.offscreen import offscreen_plotter
+        from mprviewer.render.overlays import label_colors
         from mprviewer.render.slice_scene import SliceScene
         from mprviewer.render.volume_scene import VolumeScene
 
@@ -185,6 +186,8 @@ class _Shot:
         self.shape = shape
         self.plotter = offscreen_plotter((width, height), shape=shape)
         self.scenes: list[Any] = []
+        colors = label_colors(label for m in marks.values() if m
+                              for labels in m.values() for label in labels)
         for n, name in enumerate(names):
             self.plotter.subplot(*divmod(n, shape[1]))
             if name == "3d":
@@ -201,7 +204,7 @@ class _Shot:
                 if info:
                     scene.set_extra_info(info)
                 if marks.get(name):
-                    scene.set_marked(marks[name])
+                    scene.set_marked(marks[name], colors)
             self.scenes.append(scene)
 
     def image(self) -> np.ndarray:

@@ -82,6 +82,7 @@ class SliceScene:
         self.axis = PLANE_AXIS[plane]
         self.h_axis, self.v_axis = planes.screen_display_axes(plane)
         self._marked: dict[int, list[str]] = {}
+        self._label_colors: dict[str, tuple[float, float, float]] = {}
         self._fit: tuple[tuple[int, int], float, tuple[float, ...]] | None = None
         self._closed = False
         self.slab_mm = 0.0
@@ -150,10 +151,10 @@ class SliceScene:
     def _show_overlay(self, on: bool) -> None:
         if self.store.is_rgb:
             return
-        if self.is_tilted:
-            on = False  # the overlay layer is an orthogonal slice; not drawn on a tilted one
         if on and self.overlay_slice is None:
             self.overlay_slice, self._overlay_mapper = self._make_layer()
+            if self.is_tilted:  # the tilted plane's cut, as the image's
+                self.overlay_slice.SetMapper(self.oblique.overlay_mapper)
             self._overlay_lut = threshold_lut(self.state.threshold, self.store.is_integer)
             prop = self.overlay_slice.GetProperty()
             prop.SetLookupTable(self._overlay_lut)
@@ -217,6 +218,10 @@ class SliceScene:
         labels = None if self.is_tilted else self._marked.get(index)
         self.badge_text.SetInput(("Marked: " + ", ".join(labels)) if labels else "")
         self.frame.set_visible(bool(labels))
+        if labels:  # the first label's colour, as its slab in 3D
+            color = self._label_colors.get(labels[0], MARK_COLOR)
+            self.frame.set_color(color)
+            self.badge_text.GetTextProperty().SetColor(*color)
 
     def _update_window_text(self) -> None:
         units = f" {self.store.units}" if self.store.units else ""
@@ -348,9 +353,14 @@ class SliceScene:
         self.extra_info = str(text)
         self._apply_slice()
 
-    def set_marked(self, marked: dict[int, list[str]]) -> None:
-        """Slices of this plane that carry marks -> their labels; shows a frame and a badge."""
+    def set_marked(self, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
+        """Slices of this plane that carry marks -> their labels; shows a frame and a badge,
+        in the colour of the slice's first label (``colors``: label -> RGB, as in 3D; the
+        mark orange for a label without one)."""
         self._marked = {int(k): list(v) for k, v in marked.items()}
+        if colors is not None:
+            self._label_colors = dict(colors)
         self._apply_slice()
         self._request_render()
 
