@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PyQt5.QtGui import QColor
 
 from mprviewer.gui.adjudication_panel import install_adjudication, reader_colour
 from mprviewer.project import Project
@@ -62,6 +63,13 @@ def test_every_readers_marks_side_by_side_and_a_rule_taken_as_final(make_viewer,
     axial = window.views.slice_views["axial"].marked
     assert axial == {3: ["ann: subdural"], 4: ["ann: subdural", "bob: subdural", "cy: epidural"],
                      5: ["ann: subdural", "bob: subdural"], 6: ["bob: subdural"]}
+    # On the slider and in 3D each reader's marks take the reader's colour from the table.
+    readers = ["ann", "bob", "cy"]
+    ticks = window.views.slice_views["axial"].slider.mark_colors
+    assert ticks[3].name() == reader_colour(readers, "ann")  # ann's mark first
+    assert ticks[6].name() == reader_colour(readers, "bob")
+    slab_colors = window.views.volume_view.label_colors
+    assert QColor.fromRgbF(*slab_colors["cy: epidural"]).name() == reader_colour(readers, "cy")
     panel.rule_buttons["majority"].click()
     final = [(m.label, m.slices) for m in project.marks()
              if m.study_id == project.study(0).id and m.reader in ("ann", "bob", "cy")]

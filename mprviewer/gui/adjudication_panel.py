@@ -37,6 +37,12 @@ def reader_colour(readers: list[str], reader: str) -> str:
         else "#888888"
 
 
+def _rgb(colour: str) -> tuple[float, float, float]:
+    """A '#rrggbb' colour as RGB in 0-1 (the views' colours)."""
+    color = QColor(colour)
+    return (color.redF(), color.greenF(), color.blueF())
+
+
 def _tint(colour: str) -> QColor:
     """A light shade of a reader's colour, for a cell that carries dark text."""
     return QColor(colour).lighter(175)
@@ -240,20 +246,25 @@ class AdjudicationController:
         stored = self.project.series_for(self.panel.current, series.uid, series.name)
         if stored is None:
             return
-        _readers, per, final = self.panel.readings_of_current()
+        readers, per, final = self.panel.readings_of_current()
+        colors: dict[str, tuple[float, float, float]] = {}  # each reader's, as in the table
+        by_plane: dict[str, dict[int, list[str]]] = {}
         for plane in PLANES:
-            marked: dict[int, list[str]] = {}
+            marked = by_plane[plane] = {}
             for (series_id, label, pl), by_reader in per.items():
                 if series_id != stored.id or pl != plane:
                     continue
                 for reader, slices in sorted(by_reader.items()):
+                    colors[f"{reader}: {label}"] = _rgb(reader_colour(readers, reader))
                     for s in slices:
                         marked.setdefault(s, []).append(f"{reader}: {label}")
             for (series_id, label, pl), slices in final.items():
                 if series_id == stored.id and pl == plane:
+                    colors[f"final: {label}"] = _rgb(FINAL_COLOUR)
                     for s in slices:
                         marked.setdefault(s, []).append(f"final: {label}")
-            self.window.set_marked(plane, marked)
+        for plane, marked in by_plane.items():
+            self.window.set_marked(plane, marked, colors)
 
     def accept(self, rule: str) -> None:
         if self.panel.current is None:

@@ -451,16 +451,19 @@ class MainWindow(QMainWindow):
         self.side_tabs.setCurrentIndex(index)
         return index
 
-    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+    def set_marked(self, plane: str, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
         """Show annotation marks of ``plane`` (slice -> labels) on its slider and 2D view, and
-        as slabs coloured per label in 3D. Marks are cleared when another volume is shown."""
+        as slabs in 3D, one colour per label in every view: ``colors`` (label -> RGB in 0-1),
+        or by default the labels on screen, sorted, taking the mark colours in turn. Marks
+        are cleared when another volume is shown."""
         from mprviewer.render.overlays import label_colors
 
         volume_view = self.views.volume_view
-        volume_view.set_marked(plane, marked)
-        # One colour per label in every view: the 3D slabs' (the labels on screen, sorted).
-        colors = label_colors(label for m in volume_view.marked.values()
-                              for labels in m.values() for label in labels)
+        volume_view.set_marked(plane, marked, {} if colors is None else colors)
+        if colors is None:
+            colors = label_colors(label for m in volume_view.marked.values()
+                                  for labels in m.values() for label in labels)
         for name, view in self.views.slice_views.items():
             view.set_marked(marked if name == plane else view.marked, colors)
 

@@ -543,19 +543,23 @@ class VolumeView(ViewContainer):
         self._settle.timeout.connect(self._settled)
         self.marked_axial: list[int] = []
         self.marked: dict[str, dict[int, list[str]]] = {}
+        self.label_colors: dict[str, tuple[float, float, float]] = {}  # given colours
 
     def set_marked_axial(self, slices: Iterable[int]) -> None:
         """Translucent slabs at marked axial slices (kept for when the scene is built)."""
         self.set_marked("axial", {int(s): [""] for s in slices})
 
-    def set_marked(self, plane: str, marked: dict[int, list[str]]) -> None:
+    def set_marked(self, plane: str, marked: dict[int, list[str]],
+                   colors: dict[str, tuple[float, float, float]] | None = None) -> None:
         """Translucent slabs at the marked slices of any plane, coloured per label (kept for
-        when the scene is built)."""
+        when the scene is built); ``colors`` gives labels their colours outright."""
         self.marked[plane] = {int(k): list(v) for k, v in marked.items()}
+        if colors is not None:
+            self.label_colors = dict(colors)
         if plane == "axial":
             self.marked_axial = sorted(self.marked[plane])
         if self.scene is not None:
-            self.scene.set_marked(plane, self.marked[plane])
+            self.scene.set_marked(plane, self.marked[plane], colors=self.label_colors)
 
     def bind(self, state: Any, store: Any) -> None:
         try:
@@ -569,7 +573,7 @@ class VolumeView(ViewContainer):
         self.scene.enable_plane_widgets()
         for plane, marked in self.marked.items():
             if marked:
-                self.scene.set_marked(plane, marked)
+                self.scene.set_marked(plane, marked, colors=self.label_colors)
         for signal in self._busy_signals(state):
             signal.connect(self._changing)
         self.info.setText("drag the planes; left-drag rotates")

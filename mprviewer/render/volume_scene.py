@@ -81,6 +81,7 @@ class VolumeScene:
         self._marks_actors: list[vtkActor] = []
         self._marks: dict[str, dict[int, list[str]]] = {}
         self._label_order: list[str] = []
+        self._label_colors: dict[str, tuple[float, float, float]] = {}  # given colours
         self._widgets: dict[str, Any] = {}
         self.reformat: Any = None  # a ReformatPlanes once set_reformat is called
         self._oblique_mappers: dict[str, Any] = {}
@@ -322,13 +323,17 @@ class VolumeScene:
         self.set_marked("axial", {int(s): [""] for s in slices})
 
     def set_marked(self, plane: str, marked: Mapping[int, Sequence[str]],
-                   labels: Sequence[str] | None = None) -> None:
+                   labels: Sequence[str] | None = None,
+                   colors: Mapping[str, tuple[float, float, float]] | None = None) -> None:
         """Translucent slabs across the volume at the marked slices of ``plane`` (slice ->
         labels), one colour per label; ``labels`` orders the labels for their colours (default:
-        the labels on screen, sorted), so a label keeps its colour across planes."""
+        the labels on screen, sorted), so a label keeps its colour across planes; ``colors``
+        gives labels their colours outright (a reader's colour in adjudication)."""
         self._marks[plane] = {int(k): list(v) for k, v in marked.items()}
         if labels is not None:
             self._label_order = list(labels)
+        if colors is not None:
+            self._label_colors = dict(colors)
         self._build_marks()
         self._request_render()
 
@@ -339,7 +344,8 @@ class VolumeScene:
         on_screen = {label for m in self._marks.values() for ls in m.values() for label in ls}
         order = [x for x in self._label_order if x in on_screen]
         order += sorted(on_screen - set(order))
-        colors = {label: LABEL_COLORS[n % len(LABEL_COLORS)] for n, label in enumerate(order)}
+        colors = {label: self._label_colors.get(label, LABEL_COLORS[n % len(LABEL_COLORS)])
+                  for n, label in enumerate(order)}
         b = self._edge_bounds()
         for label in order:
             append = vtkAppendPolyData()

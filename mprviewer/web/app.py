@@ -606,16 +606,22 @@ class Page:
     def _refresh_marks(self) -> None:
         from mprviewer.model.annotations import DEFAULT_LABEL
         from mprviewer.model.orientation import PLANES
+        from mprviewer.render.overlays import label_colors
 
         session = self.session
         marked = self.bound.marked if self.bound is not None else session.marked
+        by_plane = {plane: marked(plane) for plane in PLANES}
+        # One colour per label in every view, as in the desktop window.
+        colors = label_colors(label for m in by_plane.values() for labels in m.values()
+                              for label in labels)
         for plane in PLANES:
             scene = self.scenes.get(plane)
             if scene is not None:
-                scene.set_marked(marked(plane))
+                scene.set_marked(by_plane[plane], colors)
         scene3d = self.scenes.get("3d")
         if scene3d is not None:
-            scene3d.set_marked_axial(list(marked("axial")))
+            for plane in PLANES:
+                scene3d.set_marked(plane, by_plane[plane])
         self.render_all()
         if self.project_folder:
             self._refresh_worklist()
