@@ -44,3 +44,11 @@ def test_requests_still_imports_after_the_loader() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["requests", "False"]
+
+
+@pytest.mark.parametrize("module", ["mprviewer.cli", "mprviewer.io.tempfiles",
+                                    "mprviewer.commands.view"])
+def test_what_every_command_imports_first_leaves_pydicom_to_the_loader(module: str) -> None:
+    """The command line installs its temporary-file cleanup before any command runs; the
+    viewer reads pydicom in its loading thread, not before the window."""
+    assert _loaded(module) == set()

@@ -6,6 +6,8 @@ to download its own test files, which mprviewer never asks for; that costs about
 every process that reads a header through pydicom. Once this package is imported, the first
 ``import pydicom`` (by any module) therefore runs with ``requests`` hidden (pydicom then
 downloads with urllib if anyone asks); modules that need requests import it themselves.
+A process that only uses the light modules here (temporary files, URLs) never pays for
+pydicom, and ``mprviewer view`` imports it in its loading thread, not before the window.
 """
 
 from __future__ import annotations
