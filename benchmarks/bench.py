@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         startup_reps = max(1, min(reps, 3)) if args.quick else reps
         _guard(report, "start-up", lambda: report.startup.extend(
             bench_startup.run_startup(root / "home", startup_reps)))
+        if parts == ("startup",):  # only this part: replace its section, keep the rest
+            bench_startup.update_section(
+                output, bench_startup.render_section(report.startup, report.command))
+            print(f"updated the Start-up section of {output}")
+            return 0
     if "project" in parts:
         import bench_project
 

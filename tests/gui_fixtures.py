@@ -33,7 +33,8 @@ def qapp() -> Any:
 
 @pytest.fixture
 def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
-    """``make_viewer(show=True, size=(1000, 760))`` -> a MainWindow, closed after the test.
+    """``make_viewer(show=True, size=(1000, 760), **window_args)`` -> a MainWindow, closed
+    after the test.
 
     Fails the test when, after closing, a new top-level widget survives, a loader thread is
     still running or a view's VTK render window was not closed.
@@ -47,8 +48,9 @@ def make_viewer(qapp: Any, qtbot: Any) -> Iterator[Callable[..., Any]]:
     before = {id(w) for w in QApplication.topLevelWidgets()}
     windows: list[Any] = []
 
-    def factory(show: bool = True, size: tuple[int, int] = (1000, 760)) -> MainWindow:
-        window = MainWindow()
+    def factory(show: bool = True, size: tuple[int, int] = (1000, 760),
+                **window_args: Any) -> MainWindow:
+        window = MainWindow(**window_args)
         window.setAttribute(Qt.WA_DeleteOnClose)
         window.resize(*size)
         windows.append(window)

@@ -124,3 +124,37 @@ def test_project_benchmark_builds_what_it_says_and_times_the_commands(tmp_path):
     assert len(lines) == 1 + 4 * 4 * 6  # 4 finished studies x 4 images x 6 labels
     # per done study: subdural on slices 1-3 (and so any), subarachnoid on slice 2
     assert sum(line.endswith(",1") for line in lines) == 2 * (3 * 2 + 1)
+
+
+def test_startup_section_pairs_the_viewer_with_the_bare_window_and_keeps_the_rest(tmp_path):
+    """The Start-up section: both rows with their spread, the ratio of the medians against
+    the target, the steps of each process, and a reason when missed; a run of only this
+    part replaces its section and leaves the others as they were."""
+    import bench_startup as bs
+
+    assert bs._parse_steps("run 0.07, window: views built 1.20, first 2D frame 1.50") == {
+        "run": 0.07, "window: views built": 1.2, "first 2D frame": 1.5}
+    compile(bs.BARE_WINDOW, "bare_window.py", "exec")  # the peer is a script that runs
+    pair = bs.PairedFirstFrame([1.5, 1.7, 1.6], [1.0, 1.2, 1.1],
+                               {"run": 0.1, "load: started": 0.2, "load: done": 1.2,
+                                "first 2D frame": 1.6},
+                               {"imports": 0.8, "first frame": 1.1})
+    assert pair.ratio == pytest.approx(1.6 / 1.1) and not pair.met
+    bs.LAST_PAIR[:] = [pair]
+    rows = [bs.StartupRow(bs.VIEWER_NAME, 1.6, "viewer", spread=(1.5, 1.7)),
+            bs.StartupRow(bs.BARE_NAME, 1.1, "bare", spread=(1.0, 1.2))]
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# b\n\n## Start-up\n\nold figures\n\n## Labeling project\n\nkept\n")
+    bs.update_section(path, bs.render_section(rows, "benchmarks/bench.py --only startup"))
+    text = path.read_text()
+    assert "old figures" not in text and "## Labeling project\n\nkept" in text
+    assert f"| {bs.VIEWER_NAME} | 1.60 | 1.50-1.70 |" in text
+    assert f"| {bs.BARE_NAME} | 1.10 | 1.00-1.20 |" in text
+    assert "**1.45x**" in text and "1.42x-1.50x" in text and "**not met**" in text
+    assert "- viewer, main thread: run 0.10 (+0.10), first 2D frame 1.60 (+1.50)" in text
+    assert "- viewer, loading thread: load: started 0.20 (+0.20), load: done 1.20 (+1.00)" in text
+    assert "Why it is missed (by 0.23 s)" in text and "loading thread took 1.00 s" in text
+    bs.LAST_PAIR[:] = [bs.PairedFirstFrame([1.2], [1.0], {}, {})]
+    text = "\n".join(bs.render_section(rows))
+    assert "**met**" in text and "Why it is missed" not in text
+    bs.LAST_PAIR.clear()

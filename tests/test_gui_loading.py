@@ -81,6 +81,36 @@ def test_slice_tags_follow_the_acquisition_slice(make_viewer, qtbot, small_study
     qtbot.waitUntil(lambda: shown_uid() == volume.sop_instance_uids[k], timeout=5000)
 
 
+def test_first_slice_shows_before_the_panels_then_the_window_completes(make_viewer, qtbot,
+                                                                        small_study):
+    """``mprviewer view SOURCE``: the 2D views show the study while the side panel and the
+    3D view wait; right after the first frame they appear, filled, and the 3D scene follows."""
+    window = make_viewer(source=str(small_study), panels_after_first_frame=True)
+    at_first_frame: dict = {}
+
+    def note(_seconds):
+        at_first_frame.update(
+            dock=window.dock.isVisible(), view_3d=window.views.volume_view.isVisible(),
+            series_rows=window.series_table.table.rowCount(),
+            data=dict(window.data_table.rows()), volume=window.volume)
+
+    window.first_frame_shown.connect(note)
+    qtbot.waitUntil(lambda: window.is_3d_ready, timeout=30000)
+    assert at_first_frame["volume"] is window.volume
+    assert at_first_frame["volume"].shape == (12, 32, 32)  # the largest series
+    assert not at_first_frame["dock"] and not at_first_frame["view_3d"]
+    assert at_first_frame["series_rows"] == 0 and "First" not in " ".join(
+        at_first_frame["data"].values())
+    qtbot.waitUntil(lambda: window.dock.isVisible() and window.views.volume_view.isVisible(),
+                    timeout=5000)
+    assert window.series_table.table.rowCount() == 2
+    assert "First" in " ".join(dict(window.data_table.rows()).values())
+    # the axial view shows the middle slice: the bright block (900 HU at 40/400) is white
+    axial = window.views.slice_views["axial"]
+    assert window.state.slices["axial"] == 6
+    assert (axial.grab_image() >= 250).all(axis=2).sum() > 20
+
+
 def test_load_error_keeps_the_previous_study(make_viewer, qtbot, small_study, tmp_path):
     window = make_viewer()
     volume = _open(window, qtbot, small_study)

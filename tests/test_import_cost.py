@@ -28,13 +28,27 @@ def test_the_package_imports_nothing_heavy() -> None:
 
 
 @pytest.mark.parametrize("module", ["mprviewer.io.study", "mprviewer.io.pixels"])
-def test_the_loader_imports_pydicom_but_no_network_gui_or_renderer(module: str) -> None:
-    assert _loaded(module) == {"pydicom"}
+def test_the_loader_imports_no_pydicom_network_gui_or_renderer(module: str) -> None:
+    # pydicom comes in when a file needs it (lite_header reads the common layout).
+    assert _loaded(module) == set()
+
+
+@pytest.mark.parametrize("module", ["mprviewer.io.scan", "mprviewer.io.pixels"])
+def test_pydicom_imported_after_the_loader_leaves_requests_out(module: str) -> None:
+    assert _loaded(f"{module}, pydicom") == {"pydicom"}
 
 
 def test_requests_still_imports_after_the_loader() -> None:
-    code = ("import mprviewer.io.study, requests, pydicom.data.download as d; "
+    code = ("import mprviewer.io.study, pydicom, requests, pydicom.data.download as d; "
             "print(requests.__name__, d.HAVE_REQUESTS)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["requests", "False"]
+
+
+@pytest.mark.parametrize("module", ["mprviewer.cli", "mprviewer.io.tempfiles",
+                                    "mprviewer.commands.view"])
+def test_what_every_command_imports_first_leaves_pydicom_to_the_loader(module: str) -> None:
+    """The command line installs its temporary-file cleanup before any command runs; the
+    viewer reads pydicom in its loading thread, not before the window."""
+    assert _loaded(module) == set()

@@ -58,7 +58,8 @@ def series_record(index: int, series: Any) -> dict[str, Any]:
 def study_record(study: Any, study_uid: str) -> dict[str, Any]:
     """One study of the source: its UID, patient and date, and its series' indexes."""
     members = study.series_of_study(study_uid)
-    header = members[0].header
+    # The loader's header facts: these few values need no pydicom for ordinary files.
+    header = members[0].frames[0].instance.facts
     return {
         "study_uid": study_uid,
         "patient_name": str(header.get("PatientName", "") or ""),

@@ -66,7 +66,8 @@ def add_parser(subparsers: Any, name: str, summary: str) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--timing", action="store_true",
-        help="print the time from start to the first 2D frame on stderr",
+        help="print the time from start to the first 2D frame, and the start-up steps "
+        "before it, on stderr",
     )
     return parser
 

@@ -30,6 +30,21 @@ def seconds_since_process_start() -> float:
         return time.perf_counter() - _IMPORTED_AT
 
 
+_MARKS: dict[str, float] = {}
+
+
+def mark(name: str) -> None:
+    """Note when the start-up reached ``name`` (the first time only): ``--timing`` prints
+    these steps, so a slow start shows where the time went."""
+    if name not in _MARKS:
+        _MARKS[name] = seconds_since_process_start()
+
+
+def startup_marks() -> dict[str, float]:
+    """Seconds after process start of each step noted by ``mark``, in the order reached."""
+    return dict(sorted(_MARKS.items(), key=lambda item: item[1]))
+
+
 def check_display() -> None:
     """Fail with a clear message instead of Qt's abort when there is no display."""
     if sys.platform.startswith("linux") and not (
@@ -192,14 +207,18 @@ def run(
     the study cannot be opened). ``grid``: an oblique series is shown resliced onto the
     patient's axes ("patient") or on its own acquisition grid ("acquisition").
     """
+    mark("run")
     check_display()
     _quiet_qt_messages()
     app = ensure_app()
+    mark("qt application")
     from PyQt5.QtCore import Qt, QTimer
 
     from mprviewer.gui.main_window import MainWindow
 
-    window = MainWindow(source or None, series)
+    mark("window module imported")
+    window = MainWindow(source or None, series, panels_after_first_frame=True)
+    mark("window built")
     window.setAttribute(Qt.WA_DeleteOnClose)
     if project is not None and adjudicate:
         from mprviewer.gui.adjudication_panel import install_adjudication
@@ -220,6 +239,7 @@ def run(
     from mprviewer.gui.oblique_tools import install_oblique_tools
 
     install_oblique_tools(window, grid)  # patient axes / acquisition grid, oblique reformat
+    mark("tools installed")
     if size is not None:
         window.resize(*size)
     else:
@@ -231,7 +251,11 @@ def run(
             return  # a later volume (an oblique series' reslice, another series)
         total = seconds_since_process_start()
         window.timings["process_to_first_frame"] = total
+        mark("first 2D frame")
         if timing:
+            steps = ", ".join(f"{name} {at:.2f}" for name, at in startup_marks().items())
+            print(f"mprviewer: start-up steps (s after process start): {steps}",
+                  file=sys.stderr)
             print(
                 f"mprviewer: volume read {total - seconds:.2f} s, first 2D frame "
                 f"{total:.2f} s after process start",
@@ -280,6 +304,7 @@ def run(
         window.runner.cancelled.connect(lambda: fail("loading was cancelled"))
 
     window.show()
+    mark("window shown")
     # Python runs its signal handlers (SIGTERM/SIGHUP: remove temporary folders) only when it
     # gets control; a timer hands it control while the Qt event loop waits.
     wake = QTimer()

@@ -40,10 +40,11 @@ from PyQt5.QtWidgets import (
 
 from mprviewer.errors import MprviewerError
 from mprviewer.gui import open_dialogs
+from mprviewer.gui.app import mark
 from mprviewer.gui.open_dialogs import Source
 from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBrowser
 from mprviewer.gui.statusbar import ViewerStatusBar
-from mprviewer.gui.views import ViewGrid
+from mprviewer.gui.views import ViewGrid, interactor_class
 from mprviewer.gui.worker import JobRunner
 from mprviewer.session import LoadResult, Session, load_series, load_source
 from mprviewer.session.loading import default_series_index, series_by_size
@@ -138,9 +139,14 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self, source: Source | None = None, series: int | None = None,
-        parent: QWidget | None = None,
+        parent: QWidget | None = None, panels_after_first_frame: bool = False,
     ) -> None:
-        """With ``source``, loading starts first, while the views are still being built."""
+        """With ``source``, loading starts first, while the views are still being built.
+
+        With ``panels_after_first_frame`` (and a source), the side panel and the 3D view stay
+        hidden and the panels empty until the 2D views have shown their first frame: the first
+        slice is on screen sooner, and the window is complete a moment later.
+        """
         super().__init__(parent)
         self.setWindowTitle("mprviewer")
         self.setAcceptDrops(True)
@@ -152,6 +158,7 @@ class MainWindow(QMainWindow):
         self._pending_3d = False
         self._frames_waiting: set[str] = set()
         self._closed = False
+        self._panels_waiting = bool(source) and panels_after_first_frame
 
         self.status = ViewerStatusBar(self)
         self.setStatusBar(self.status)
@@ -179,7 +186,11 @@ class MainWindow(QMainWindow):
                 "zips, URLs and read-only folders cannot be autosaved; set MPRVIEWER_HOME to "
                 "a writable folder.", 30000)
 
+        mark("window: loading started")
+        interactor_class()  # pyvistaqt, pyvista's plotting layer and VTK: the longest import
+        mark("window: pyvistaqt imported")
         self.views = ViewGrid(self)
+        mark("window: views built")
         self.central = QStackedWidget(self)
         self._build_actions()
         self.welcome = self._build_welcome()
@@ -199,6 +210,14 @@ class MainWindow(QMainWindow):
         session.display_changed.connect(self._on_display_changed)
         session.camera_changed.connect(self.views.volume_view.set_camera)
         session.marks_changed.connect(self._show_marks)
+        if self._panels_waiting:
+            # Hidden widgets are neither laid out nor painted (nor given a GL context) when
+            # the window first shows; complete_window shows them after the first 2D frame.
+            self.dock.hide()
+            self.views.volume_view.hide()
+            # the patient bar has its row from the start: filling it moves no view
+            self.patient_bar.setVisible(True)
+        mark("window: panels built")
 
     # -- what the session holds --------------------------------------------------------
     @property
@@ -249,7 +268,8 @@ class MainWindow(QMainWindow):
 
         text = patient_summary(header)
         self.patient_label.set_full_text(text)
-        self.patient_bar.setVisible(bool(text))
+        if not self._panels_waiting:
+            self.patient_bar.setVisible(bool(text))
 
     def _build_side_panel(self) -> None:
         self.series_table = SeriesTable(self)
@@ -493,10 +513,14 @@ class MainWindow(QMainWindow):
         label = open_dialogs.source_label(source)
         self.status.new_study()
         self.status.showMessage(f"Opening {label}…")
-        self.runner.start(
-            lambda progress, cancel: load_source(source, progress, cancel, series),
-            f"Opening {label}",
-        )
+
+        def job(progress: Any, cancel: Any) -> LoadResult:
+            mark("load: started")
+            result = load_source(source, progress, cancel, series)
+            mark("load: done")
+            return result
+
+        self.runner.start(job, f"Opening {label}")
 
     def open_remote(
         self, server: Any, study_uid: str | None = None, series_uid: str | None = None,
@@ -558,13 +582,15 @@ class MainWindow(QMainWindow):
                           f"Loading {series.name}")
 
     def _on_loaded(self, result: LoadResult) -> None:
+        mark("volume arrived")
         self.timings["set_volume"] = time.perf_counter()
         self.session.show(result)  # drops a series of a study replaced meanwhile
 
     def _on_study_shown(self, study: Any) -> None:
         if self.source is not None:
             open_dialogs.remember_source(self.source)
-        self.series_table.set_study(study, self.series_index)
+        if not self._panels_waiting:
+            self.series_table.set_study(study, self.series_index)
         self.study_changed.emit(study)
 
     def _on_load_failed(self, exc: BaseException) -> None:
@@ -580,6 +606,7 @@ class MainWindow(QMainWindow):
             details = strip_credentials(
                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         log.warning("load failed: %s", message)
+        self.complete_window()
         self._restore_series_table()
         keep = "The previous study stays open." if self.volume is not None else ""
         self.status.showMessage(f"Could not open: {message}", 15000)
@@ -587,6 +614,7 @@ class MainWindow(QMainWindow):
         self.load_failed.emit(message)
 
     def _on_load_cancelled(self) -> None:
+        self.complete_window()
         if not self._closed:
             self._restore_series_table()
             self.status.showMessage("Loading cancelled.", 8000)
@@ -635,14 +663,11 @@ class MainWindow(QMainWindow):
         self.status.set_store(store)
         self.status.set_warnings(volume.warnings)
         self.status.showMessage(self._describe(volume), 10000)
-        if self.series_index >= 0:
-            self.series_table.set_warnings(self.series_index, volume.warnings)
-        metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
-        self.data_table.set_metadata(metadata)
+        # whose images these are shows with the first frame
         self._show_patient(getattr(self.series, "header", None) if self.series is not None
                            else None)
-        self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
-        self._on_slice_changed(grid.acquisition_plane, state.slices[grid.acquisition_plane])
+        if not self._panels_waiting:
+            self._fill_panels(volume)
         self.act_overlay.setChecked(state.threshold_overlay)
         self.act_opacity.setChecked(state.volume_opacity)
         title = volume.name or getattr(self.series, "name", "") or "volume"
@@ -653,8 +678,40 @@ class MainWindow(QMainWindow):
             # Arrow keys and the wheel work at once, without a first click.
             self.views.slice_views[state.focused_plane].interactor.setFocus(Qt.OtherFocusReason)
         self._show_marks()
+        for view in self.views.slice_views.values():
+            # lay the title bars out now: the focused view's bold title would otherwise be
+            # painted cut ("● Ax") until the event loop gets to the layout, after the 3D scene
+            view.bar.layout().activate()
+        mark("views bound")
         self._wait_for_2d_frames()
         self.volume_changed.emit(volume)
+
+    def _fill_panels(self, volume: Any) -> None:
+        """The series table's warnings, the data table and the tag browser for the volume on
+        screen."""
+        if self.series_index >= 0:
+            self.series_table.set_warnings(self.series_index, volume.warnings)
+        metadata = getattr(self.series, "metadata", None) or self._metadata_of(volume)
+        self.data_table.set_metadata(metadata)
+        self.tag_browser.set_provider(self._slice_header if self.series is not None else None)
+        state = self.state
+        if state is not None:
+            plane = state.grid.acquisition_plane
+            self._on_slice_changed(plane, state.slices[plane])
+
+    def complete_window(self) -> None:
+        """Show and fill what waited for the first 2D frame: the side panel, the 3D view."""
+        if not self._panels_waiting or self._closed:
+            return
+        self._panels_waiting = False
+        if self.study is not None:
+            self.series_table.set_study(self.study, self.series_index)
+        if self.volume is not None:
+            self._fill_panels(self.volume)
+        self.patient_bar.setVisible(bool(self.patient_label.full_text))
+        self.views.volume_view.setVisible(self.views.maximised in (None, "3d"))
+        self.dock.show()
+        mark("window complete")
 
     def _describe(self, volume: Any) -> str:
         nk, nj, ni = volume.shape
@@ -725,6 +782,7 @@ class MainWindow(QMainWindow):
         self.timings["first_2d_frame"] = now
         log.info("first 2D frames %.3f s after the volume arrived", seconds)
         self.first_frame_shown.emit(seconds)
+        QTimer.singleShot(0, self.complete_window)
         # Give Qt a moment to put the 2D frames on screen before the 3D scene is built.
         QTimer.singleShot(30, self._build_3d)
 

@@ -74,8 +74,8 @@ def check_instance(instance: Any, limits: Limits | None = None) -> None:
     limits = limits or Limits.from_env()
     name = instance.member.name
     rows, columns, frames = instance.rows, instance.columns, instance.frames
-    nbytes = decoded_bytes(instance.header, rows, columns, frames)
-    size, samples = sample_layout(instance.header)
+    nbytes = decoded_bytes(instance.facts, rows, columns, frames)
+    size, samples = sample_layout(instance.facts)
     if nbytes > limits.max_decoded_bytes:
         raise DecodedSizeError(
             f"{name}: the pixel data would take {describe_size(nbytes)} once decoded "

@@ -435,19 +435,21 @@ def _is_html(response: Any) -> bool:
 def _read_text(response: Any, transfer: Transfer) -> str:
     """At most ``HTML_LIMIT`` of a web page, under the same rate and cancel rules."""
     data = bytearray()
-    with transfer.stream(hang_up_response(response)) as stream:
-        while len(data) <= HTML_LIMIT:
-            try:
-                chunk = read_some(response, CHUNK)
-            except Exception as exc:
-                transfer.check()
-                raise _read_error(exc, transfer.shown, transfer.limits, 0, 0) from None
-            if not chunk:
-                transfer.check()
-                break
-            transfer.add(len(chunk), stream)
-            data += chunk
-    response.close()
+    try:
+        with transfer.stream(hang_up_response(response)) as stream:
+            while len(data) <= HTML_LIMIT:
+                try:
+                    chunk = read_some(response, CHUNK)
+                except Exception as exc:
+                    transfer.check()
+                    raise _read_error(exc, transfer.shown, transfer.limits, 0, 0) from None
+                if not chunk:
+                    transfer.check()
+                    break
+                transfer.add(len(chunk), stream)
+                data += chunk
+    finally:
+        response.close()  # a page cut off for its rate is hung up, not left to the collector
     return bytes(data).decode(response.encoding or "utf-8", "replace")
 
 

@@ -159,8 +159,10 @@ def decode_into(instance: object, out: np.ndarray, signed: bool, samples: int,
     ts = getattr(inst, "transfer_syntax", "")
     # The header scan notes where the pixel data element starts (Instance.pixel_offset
     # keeps it for native files only).
-    offset = getattr(getattr(inst, "header", None), "__dict__", {}).get(
-        "_mprviewer_pixel_offset")
+    facts = getattr(inst, "facts", None)
+    if facts is None:
+        facts = getattr(inst, "header", None)
+    offset = getattr(facts, "__dict__", {}).get("_mprviewer_pixel_offset")
     path = getattr(getattr(inst, "member", None), "path", None)
     if (ts not in DIRECT_SYNTAXES or signed or samples != 1 or offset is None or not path
             or getattr(inst, "frames", 1) != 1 or out.dtype.kind != "u" or out.ndim != 2

@@ -143,7 +143,7 @@ def frame_position(frame: Frame) -> np.ndarray | None:
 
 def _header_float(instance: Instance, keyword: str) -> float | None:
     try:
-        value = float(instance.header.get(keyword))  # type: ignore[arg-type]
+        value = float(instance.facts.get(keyword))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) and value > 0 else None

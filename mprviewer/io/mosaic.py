@@ -112,7 +112,7 @@ def _protocol(instance: Instance) -> dict[str, str]:
 
 def is_mosaic(instance: Instance) -> bool:
     """A Siemens mosaic: ImageType holds MOSAIC."""
-    image_type = header_value(instance.header, "ImageType") or []
+    image_type = header_value(instance.facts, "ImageType") or []
     if isinstance(image_type, str):
         image_type = [image_type]
     return any(str(v).upper() == "MOSAIC" for v in image_type) and instance.frames == 1

@@ -155,7 +155,7 @@ def _stacked_frames(instance: Instance) -> list[Frame]:
     """Legacy multi-frame: frames along the normal at GridFrameOffsetVector or the spacing."""
     position = instance.position
     orientation = instance.orientation
-    header = instance.header
+    header = instance.facts
     offsets: np.ndarray | None = None
     if position is not None and orientation is not None:
         grid = header.get("GridFrameOffsetVector")  # RT dose: offsets along the normal
@@ -181,7 +181,7 @@ def expand_frames(instance: Instance) -> tuple[list[Frame], list[str]]:
     notes for the user (a mosaic that could not be cut, ...)."""
     from mprviewer.io.mosaic import is_mosaic, mosaic_frames
 
-    header = instance.header
+    header = instance.facts
     if is_mosaic(instance):
         frames, reason = mosaic_frames(instance)
         if frames:

@@ -15,22 +15,22 @@ import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
 
 from mprviewer.errors import DicomError, LoadCancelled
-from mprviewer.io import fast_decoders, jpeg2000
 from mprviewer.io.codecs import ensure_decodable
 from mprviewer.io.decoded import check_instance, check_streams, check_volume, decoded_bytes
-from mprviewer.io.deflated import DEFLATED, read_deflated
+from mprviewer.io.deflated import DEFLATED
 from mprviewer.io.geometry import Frame
 from mprviewer.io.limits import Limits
+from mprviewer.io.lite_header import LiteHeader
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
@@ -38,7 +38,7 @@ PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 class PixelFormat:
     """How stored values become output values for one slice."""
 
-    def __init__(self, ds: Dataset, rescale: tuple[float, float] | None = None) -> None:
+    def __init__(self, ds: Any, rescale: tuple[float, float] | None = None) -> None:
         self.bits_allocated = int(header_value(ds, "BitsAllocated", 16) or 16)
         self.bits_stored = int(header_value(ds, "BitsStored", self.bits_allocated)
                                or self.bits_allocated)
@@ -75,7 +75,7 @@ class PixelFormat:
         return float(self.slope).is_integer() and float(self.intercept).is_integer()
 
 
-def _rescale(ds: Dataset) -> tuple[float, float]:
+def _rescale(ds: Any) -> tuple[float, float]:
     try:
         slope = float(header_value(ds, "RescaleSlope", 1) or 1)
         intercept = float(header_value(ds, "RescaleIntercept", 0) or 0)
@@ -175,7 +175,7 @@ def _cut_short_by(inst: Instance) -> tuple[int, int] | None:
     if inst.pixel_offset is None or inst.member.size <= 0:
         return None
     try:
-        header = inst.header
+        header = inst.facts
         bits = int(header.get("BitsAllocated", 8) or 8)
         samples = int(header.get("SamplesPerPixel", 1) or 1)
     except (TypeError, ValueError):
@@ -191,6 +191,10 @@ def _cut_short_by(inst: Instance) -> tuple[int, int] | None:
 def decode_instance(frame: Frame) -> np.ndarray:
     """Every frame of an instance through pydicom's decoders: [rows, cols(, 3)] for one
     frame, [frames, rows, cols(, 3)] for several. Colour comes out as RGB."""
+    import pydicom
+
+    from mprviewer.io.deflated import read_deflated
+
     inst = frame.instance
     ts = inst.transfer_syntax
     ensure_decodable(ts, inst.member.name)
@@ -235,6 +239,8 @@ def decode_instance(frame: Frame) -> np.ndarray:
 def _pixel_array(ds: Dataset, transfer_syntax: str) -> np.ndarray:
     """pydicom's pixel_array, through a GIL-free imagecodecs plugin where there is one."""
     from pydicom.pixels import pixel_array
+
+    from mprviewer.io import fast_decoders, jpeg2000
 
     plugin = jpeg2000.plugin_for(transfer_syntax) or fast_decoders.plugin_for(transfer_syntax)
     if plugin:
@@ -309,7 +315,9 @@ def read_stored_into(out: np.ndarray, frame: Frame, fmt: PixelFormat, rows: int,
                 _mask_bits_in_place(out, fmt)
                 return
         elif (out.shape == (rows, cols) and frame.tile is None and not fmt.is_float
-                and frame.instance.transfer_syntax in fast_decoders.DIRECT_SYNTAXES):
+                and frame.instance.transfer_syntax not in NATIVE_LE
+                and frame.instance.transfer_syntax in _fast_decoders().DIRECT_SYNTAXES):
+            fast_decoders = _fast_decoders()
             check_instance(frame.instance)  # before reading or decoding anything
             if fast_decoders.decode_into(frame.instance, out, fmt.signed, fmt.samples,
                                          fmt.photometric):
@@ -397,10 +405,17 @@ FILES_PER_TASK = 8
 COSTLY_SYNTAXES = frozenset(jpeg2000.SYNTAXES)
 
 # What PixelFormat reads from a header, to recognise headers that give the same format.
-_FORMAT_TAGS = tuple(BaseTag(t) for t in (
+_FORMAT_TAGS = (
     0x00280002, 0x00280004, 0x00280100, 0x00280101, 0x00280103,  # samples .. representation
     0x00281052, 0x00281053, 0x3004000E, 0x7FE00008, 0x7FE00009,  # rescale, dose, float pixels
-))
+)
+
+
+def _fast_decoders() -> Any:
+    """The imagecodecs plugins (imported on first use: they import pydicom's decoders)."""
+    from mprviewer.io import fast_decoders
+
+    return fast_decoders
 
 
 def _is_single(frames: list[Frame], ks: list[int]) -> bool:
@@ -412,9 +427,13 @@ def _is_single(frames: list[Frame], ks: list[int]) -> bool:
 def _format_key(frame: Frame) -> tuple | None:
     """The raw bytes PixelFormat depends on, or None when an element is already converted
     (a header changed in memory is then read afresh)."""
-    header = frame.instance.header
-    elements = header._dict
+    header = frame.instance.facts
     parts: list[object] = [frame.rescale, header.__dict__.get("_mprviewer_pixel_keyword")]
+    if isinstance(header, LiteHeader):
+        return (*parts, header.raw_key(_FORMAT_TAGS))
+    from pydicom.dataelem import RawDataElement
+
+    elements = header._dict
     for tag in _FORMAT_TAGS:
         elem = elements.get(tag)
         if elem is None:
@@ -440,7 +459,7 @@ def pixel_formats(frames: list[Frame], notes: list[str] | None = None) -> list[P
         key = _format_key(frame)
         fmt = cache.get(key) if key is not None else None
         if fmt is None:
-            fmt = PixelFormat(frame.instance.header, frame.rescale)
+            fmt = PixelFormat(frame.instance.facts, frame.rescale)
             if key is not None:
                 cache[key] = fmt
         formats.append(fmt)
@@ -452,7 +471,7 @@ def _inherit_pixel_representation(
     frames: list[Frame], formats: list[PixelFormat], notes: list[str] | None
 ) -> None:
     missing = [n for n, frame in enumerate(frames)
-               if header_value(frame.instance.header, "PixelRepresentation", None) in (None, "")]
+               if header_value(frame.instance.facts, "PixelRepresentation", None) in (None, "")]
     if not missing or len(missing) == len(frames):
         return
     lacking = set(missing)

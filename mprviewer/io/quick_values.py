@@ -6,6 +6,7 @@ itself. The values needed per image (sizes, bits, UIDs, codes, positions, rescal
 numbers, codes and UIDs or little-endian unsigned shorts. Well-formed ones are decoded here
 to the plain Python values pydicom's would compare equal to; anything else (empty, oddly
 encoded, wrong VR, already converted) is left to ``Dataset.get``, so results never differ.
+A LiteHeader (no pydicom Dataset at all) answers for itself.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from mprviewer.io.lite_header import TAGS, LiteHeader
 
 KEYWORDS = (
     "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
@@ -70,25 +69,28 @@ _PARSERS: dict[str, Callable[[bytes], Any]] = {
 }
 _SPECS: dict[str, tuple[int, str, Callable[[bytes], Any]]] = {}
 for _keyword in KEYWORDS:
-    _tag = tag_for_keyword(_keyword)
-    assert _tag is not None
-    _vr = dictionary_VR(_tag)
+    _tag, _vr = TAGS[_keyword]
     _SPECS[_keyword] = (_tag, _vr, _PARSERS[_vr])
+_RAW_ELEMENT: list[type] = []  # pydicom's RawDataElement, once a Dataset has been seen
 
 
-def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
+def header_value(ds: Any, keyword: str, default: Any = None) -> Any:
     """``ds.get(keyword, default)`` for the loader's per-image keywords, without the cost
     of converting the element. Numbers come back as int/float (lists of them when there
     are several), UIDs and codes as str (a list for a multi-valued code string)."""
     spec = _SPECS.get(keyword)
-    if spec is None:
+    if spec is None or ds.__class__ is LiteHeader:
         return ds.get(keyword, default)
     tag, vr, parse = spec
+    if not _RAW_ELEMENT:
+        from pydicom.dataelem import RawDataElement
+
+        _RAW_ELEMENT.append(RawDataElement)
     # The element store itself: Dataset.get_item would only add a Tag() conversion.
     elem = ds._dict.get(tag)
     if elem is None:
         return default
-    if (isinstance(elem, RawDataElement) and elem.VR in (vr, None) and elem.value
+    if (isinstance(elem, _RAW_ELEMENT[0]) and elem.VR in (vr, None) and elem.value
             and elem.is_little_endian and isinstance(elem.value, bytes)):
         try:
             value = parse(elem.value)

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.valuerep import VR
 
-from mprviewer.errors import LoadCancelled
-from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
-from mprviewer.io.deflated import DEFLATED, is_deflated, read_deflated
-from mprviewer.io.fast_header import cut_short, parse_header
+from mprviewer.errors import DicomError, LoadCancelled
+from mprviewer.io.deflated import DEFLATED, is_deflated
 from mprviewer.io.limits import LimitExceeded, Limits
+from mprviewer.io.lite_header import LiteHeader, parse_lite
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.sources import Member
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 # Storage classes that hold no pixels (SR, KOS, presentation states, ...) are recognised by
 # the absence of PixelData/Rows; this map only gives the skip reason a readable name.
@@ -46,10 +45,15 @@ PIXEL_KEYWORDS = {
 
 @dataclass
 class Instance:
-    """The header facts of one image file that grouping, sorting and loading need."""
+    """The header facts of one image file that grouping, sorting and loading need.
+
+    ``facts`` answers ``get``/``in`` for the values the loader reads: the pydicom header
+    itself, or, for the common layout, a LiteHeader that asks the pydicom header (read on
+    first need) only about the rest. ``header`` is always the full pydicom header.
+    """
 
     member: Member
-    header: Dataset = field(repr=False)
+    facts: Any = field(repr=False)
     sop_uid: str
     sop_class_uid: str
     series_uid: str
@@ -63,6 +67,12 @@ class Instance:
     transfer_syntax: str
     pixel_offset: int | None  # file offset of the PixelData element, when native
     instance_number: int | None
+
+    @property
+    def header(self) -> Dataset:
+        """The file's pydicom header without pixel data (parsed now if it was not yet)."""
+        facts = self.facts
+        return facts.full() if isinstance(facts, LiteHeader) else facts
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -91,6 +101,9 @@ HEADER_PREFIX = 16 * 1024  # headers are a few KB; one read beats pydicom's many
 
 def _parse_header(fh: Any) -> tuple[Dataset, int, bytes]:
     """(header, offset of the element that stopped parsing, its first 4 bytes)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     head = fh.read(132)
     fh.seek(0)
     if head[128:132] == b"DICM":
@@ -103,6 +116,40 @@ def _parse_header(fh: Any) -> tuple[Dataset, int, bytes]:
     return ds, offset, fh.read(4)
 
 
+def read_facts(member: Member) -> Dataset | LiteHeader:
+    """What the loader reads of a file's header: a LiteHeader for the common layout (no
+    pydicom needed), else the pydicom header from ``read_header``."""
+    with member.open() as fh:
+        try:
+            prefix = fh.read(HEADER_PREFIX)
+        except OSError:
+            prefix = None
+    if prefix is not None and not is_deflated(prefix):
+        lite = parse_lite(prefix, complete=len(prefix) < HEADER_PREFIX)
+        if lite is not None:
+            header = lite.header
+            complete = not lite.has_pixels and len(prefix) < HEADER_PREFIX
+            # From the bytes read now: the source may be closed (a zip, a download) by the
+            # time someone asks, and the header is the one the scan saw.
+            header.set_loader(lambda: _full_header(member, header.header_bytes, complete))
+            if header.file_meta is not None:
+                header.file_meta.set_loader(lambda: header.full().file_meta)
+            header.__dict__["_mprviewer_pixel_offset"] = lite.pixel_offset
+            header.__dict__["_mprviewer_pixel_keyword"] = lite.pixel_keyword
+            header.__dict__["_mprviewer_has_pixels"] = lite.has_pixels
+            return header
+    return read_header(member)
+
+
+def _full_header(member: Member, prefix: bytes, complete: bool) -> Dataset:
+    """The pydicom header behind a LiteHeader; a failure is a DicomError naming the file."""
+    try:
+        return _header_from(member, prefix, complete)
+    except Exception as exc:
+        raise DicomError(f"{member.name}: damaged DICOM header: {type(exc).__name__}: "
+                         f"{exc}") from exc
+
+
 def read_header(member: Member) -> Dataset:
     """Parse a file's header; raise InvalidDicomError when it is not DICOM.
 
@@ -111,7 +158,6 @@ def read_header(member: Member) -> Dataset:
     a header that runs past the 16 KB (rare: big private blocks) is parsed again from the
     stream.
     """
-    parsed = None
     with member.open() as fh:
         try:
             prefix = fh.read(HEADER_PREFIX)
@@ -122,8 +168,20 @@ def read_header(member: Member) -> Dataset:
         deflated = _deflated_header(member)
         if deflated is not None:
             return deflated
+    return _header_from(member, prefix, prefix is not None and len(prefix) < HEADER_PREFIX)
+
+
+def _header_from(member: Member, prefix: bytes | None, complete: bool) -> Dataset:
+    """read_header on the file's first bytes (``complete``: the whole file); the file is
+    read again only for a header longer than them."""
+    from pydicom.errors import InvalidDicomError
+
+    from mprviewer.io.bounded import BoundedHeader, HeaderTooLong
+    from mprviewer.io.fast_header import parse_header
+
+    parsed = None
     if prefix is not None:
-        fast = parse_header(prefix, complete=len(prefix) < HEADER_PREFIX)
+        fast = parse_header(prefix, complete=complete)
         if fast is not None:
             ds = fast.dataset
             ds.__dict__["_mprviewer_pixel_offset"] = fast.pixel_offset
@@ -135,12 +193,12 @@ def read_header(member: Member) -> Dataset:
         except (InvalidDicomError, HeaderTooLong):
             raise
         except Exception:
-            if len(prefix) < HEADER_PREFIX:
+            if complete:
                 raise
         stopped_at_pixels = parsed is not None and (
             parsed[2] in PIXEL_KEYWORDS or parsed[2] in (b"\xe0\x7f\x10\x00",
                                                          b"\x7f\xe0\x00\x10"))
-        if len(prefix) == HEADER_PREFIX and not stopped_at_pixels:
+        if not complete and not stopped_at_pixels:
             parsed = None
     if parsed is None:
         with member.open() as fh:
@@ -161,6 +219,8 @@ def read_header(member: Member) -> Dataset:
 def _deflated_header(member: Member) -> Dataset | None:
     """The header of a deflated file, inflated only up to its pixel data and within the
     caps; None when the file meta does not name the deflated syntax after all."""
+    from mprviewer.io.deflated import read_deflated
+
     with member.open() as fh:
         try:
             ds, stopped = read_deflated(fh, member.name, Limits.from_env().max_header_bytes,
@@ -176,9 +236,10 @@ def _deflated_header(member: Member) -> Dataset | None:
     return ds
 
 
-def has_pixel_data(ds: Dataset) -> bool:
+def has_pixel_data(ds: Any) -> bool:
     """Whether the file holds a pixel data element (headers are read without it)."""
-    return bool(ds.__dict__.get("_mprviewer_has_pixels", "PixelData" in ds))
+    known = ds.__dict__.get("_mprviewer_has_pixels")
+    return bool(known) if known is not None else "PixelData" in ds
 
 
 def _kind(ds: Dataset) -> str:
@@ -199,13 +260,15 @@ def _truncated(member: Member) -> str | None:
             data = fh.read(TRUNCATION_CHECK_BYTES + 1)
     except OSError:
         return None
+    from mprviewer.io.fast_header import cut_short
+
     if cut_short(data):
         return (f"truncated DICOM file: it ends inside an element after {len(data)} bytes, "
                 "before the pixel data (an incomplete copy or download?)")
     return None
 
 
-def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
+def instance_from_header(member: Member, ds: Any) -> Instance | str:
     """An Instance, or the reason this file is not a usable image."""
     sop_class = str(header_value(ds, "SOPClassUID", ""))
     if sop_class in NON_IMAGE_CLASSES:
@@ -260,7 +323,7 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     pixel_offset = ds.__dict__.get("_mprviewer_pixel_offset") if native else None
     return Instance(
         member=member,
-        header=ds,
+        facts=ds,
         sop_uid=str(header_value(ds, "SOPInstanceUID", "")),
         sop_class_uid=sop_class,
         series_uid=series_uid,
@@ -277,7 +340,11 @@ def instance_from_header(member: Member, ds: Dataset) -> Instance | str:
     )
 
 
-KNOWN_VRS = frozenset(vr.value for vr in VR)
+@functools.cache
+def _known_vrs() -> frozenset[str]:
+    from pydicom.valuerep import VR
+
+    return frozenset(vr.value for vr in VR)
 
 
 def replace_unknown_vrs(ds: Dataset) -> None:
@@ -287,12 +354,15 @@ def replace_unknown_vrs(ds: Dataset) -> None:
     pydicom converts values lazily, so a damaged VR would otherwise surface far from the
     scan, wherever the value is first used.
     """
+    from pydicom.dataelem import RawDataElement
+
+    known = _known_vrs()
     for container in (getattr(ds, "file_meta", None), ds):
         if container is None:
             continue
         for tag, elem in list(container._dict.items()):
             if isinstance(elem, RawDataElement) and elem.VR is not None \
-                    and elem.VR not in KNOWN_VRS:
+                    and elem.VR not in known:
                 container._dict[tag] = elem._replace(VR="UN")
 
 
@@ -334,17 +404,19 @@ def max_frames(file_size: int, frame_bytes: int, native: bool,
 def scan_one(member: Member) -> Instance | tuple[str, str]:
     """Scan one member: an Instance or (name, reason) for a file to skip."""
     try:
-        ds = read_header(member)
+        ds = read_facts(member)
     except LimitExceeded as exc:  # an endless header or a deflate bomb
         return (member.name, str(exc).removeprefix(f"{member.name}: "))
-    except InvalidDicomError:
-        if member.name.lower().endswith(".zip"):
-            return (member.name, "not a zip archive nor a DICOM file (damaged, or an "
-                                 "incomplete download?)")
-        return (member.name, "not a DICOM file")
-    except (OSError, EOFError) as exc:
-        return (member.name, f"cannot be read: {exc}")
-    except Exception as exc:  # pydicom raises many kinds on damaged headers
+    except Exception as exc:
+        errors = sys.modules.get("pydicom.errors")  # only pydicom raises InvalidDicomError
+        if errors is not None and isinstance(exc, errors.InvalidDicomError):
+            if member.name.lower().endswith(".zip"):
+                return (member.name, "not a zip archive nor a DICOM file (damaged, or an "
+                                     "incomplete download?)")
+            return (member.name, "not a DICOM file")
+        if isinstance(exc, (OSError, EOFError)):
+            return (member.name, f"cannot be read: {exc}")
+        # pydicom raises many kinds on damaged headers
         return (member.name, f"damaged DICOM header: {type(exc).__name__}: {exc}")
     try:
         meta = getattr(ds, "file_meta", None)

@@ -21,6 +21,7 @@ from mprviewer.io.geometry import (
     frame_problems,
     median,
 )
+from mprviewer.io.lite_header import LiteHeader
 from mprviewer.io.metadata import TABLE_FIELDS, readable_value
 from mprviewer.io.quick_values import header_value
 from mprviewer.io.scan import Instance
@@ -53,7 +54,7 @@ class Series:
         self.frames = frames
         self.split_label = label
         first = frames[0].instance
-        header = first.header
+        header = first.facts
         self.uid: str = first.series_uid
         self.study_uid: str = first.study_uid
         self.modality: str = str(header.get("Modality", ""))
@@ -152,7 +153,7 @@ class Series:
                 f"series {self.name!r}: pixel data cannot be read "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
-        header = self.header
+        header = self.frames[0].instance.facts
         return Volume(
             array=array,
             affine=geometry.affine.copy(),
@@ -183,7 +184,7 @@ class Series:
             if frame is None or id(frame.instance) in seen:
                 continue
             seen.add(id(frame.instance))
-            window = _window(frame.instance.header, notes)
+            window = _window(frame.instance.facts, notes)
             if window is not None:
                 centers.append(window[0])
                 widths.append(window[1])
@@ -228,7 +229,7 @@ def _is_multi(value: Any) -> bool:
 
 # -- grouping ----------------------------------------------------------------------------
 def _is_localizer(frame: Frame) -> bool:
-    image_type = header_value(frame.instance.header, "ImageType") or []
+    image_type = header_value(frame.instance.facts, "ImageType") or []
     if isinstance(image_type, str):
         image_type = image_type.split("\\")
     return any(str(v).upper() in ("LOCALIZER", "SCOUT") for v in image_type)
@@ -243,7 +244,7 @@ def _stack_key(frame: Frame) -> tuple:
         spacing = frame.spacing
         spacing = None if spacing is None else tuple(np.round(spacing, 4))
     try:
-        samples = int(header_value(inst.header, "SamplesPerPixel", 1) or 1)
+        samples = int(header_value(inst.facts, "SamplesPerPixel", 1) or 1)
     except (TypeError, ValueError):  # a damaged, multi-valued or non-numeric value
         samples = 0
     return (frame.rows, frame.columns, rounded, spacing, samples, _is_localizer(frame),
@@ -261,12 +262,21 @@ def repeat_value(frame: Frame, keyword: str) -> str:
     """The value of a splitting key for a frame: functional groups, header, private tags."""
     if keyword in frame.keys:
         return frame.keys[keyword]
-    header = frame.instance.header
-    tag = _tag_of(keyword)
-    # The element store itself: Dataset.get(keyword) first resolves the keyword, every call.
-    value = header[tag].value if tag is not None and tag in header._dict else None
-    if value in (None, "") and keyword in PRIVATE_KEYS:
-        value = _private_value(header, *PRIVATE_KEYS[keyword])
+    facts = frame.instance.facts
+    if isinstance(facts, LiteHeader):
+        value = facts.get(keyword)
+        if value in (None, "") and keyword in PRIVATE_KEYS:
+            group, creator, _offset = PRIVATE_KEYS[keyword]
+            # Without that private block the answer is None, as _private_value's.
+            value = (_private_value(frame.instance.header, *PRIVATE_KEYS[keyword])
+                     if facts.has_private_block(group, (creator,)) else None)
+    else:
+        header = facts
+        tag = _tag_of(keyword)
+        # The element store itself: Dataset.get(keyword) first resolves the keyword.
+        value = header[tag].value if tag is not None and tag in header._dict else None
+        if value in (None, "") and keyword in PRIVATE_KEYS:
+            value = _private_value(header, *PRIVATE_KEYS[keyword])
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
