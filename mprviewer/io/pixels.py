@@ -402,7 +402,7 @@ FILES_PER_TASK = 8
 # A JPEG 2000 frame takes about 30 ms of CPU (OpenJPEG's tier-1 decoding), so each file is
 # its own task: with eight a task, the last task of 60 files left one thread decoding four
 # frames alone while the other core idled.
-COSTLY_SYNTAXES = frozenset(jpeg2000.SYNTAXES)
+COSTLY_SYNTAXES = frozenset(("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"))  # JPEG 2000
 
 # What PixelFormat reads from a header, to recognise headers that give the same format.
 _FORMAT_TAGS = (
