@@ -158,3 +158,14 @@ def test_startup_section_pairs_the_viewer_with_the_bare_window_and_keeps_the_res
     text = "\n".join(bs.render_section(rows))
     assert "**met**" in text and "Why it is missed" not in text
     bs.LAST_PAIR.clear()
+
+
+def test_scripts_bench_runs_the_benchmark_entry_point():
+    """``scripts/bench.py`` is the benchmark under its documented name: same options."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    result = subprocess.run([sys.executable, str(script), "--only", "nothing"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "invalid choice: 'nothing'" in result.stderr and "window" in result.stderr
