@@ -430,3 +430,31 @@ def test_real_files_read_alike() -> None:
             if expected == expected:
                 assert _outcome(ours, keyword) == expected, (path, keyword)
     assert accepted > 100
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_nested_undefined_length_sequences_are_stepped_over(tmp_path: Path, syntax: str) -> None:
+    """Sequences of undefined length, items too, nested two deep and before the pixels: the
+    lite reader steps over them to pydicom's pixel offset and keeps the values after them."""
+    from tests.test_fast_header import _with_sequences
+
+    synthetic.write_series(tmp_path / "s", _ramp((2, 8, 10)), transfer_syntax=syntax,
+                           seed=5, description="after the sequences")
+    path = sorted((tmp_path / "s").iterdir())[0]
+    ds = _with_sequences(pydicom.dcmread(path), undefined=True)
+    ds.save_as(path, enforce_file_format=True)
+    raw = path.read_bytes()
+    lite = parse_lite(raw[:HEADER_PREFIX], complete=len(raw) < HEADER_PREFIX)
+    assert lite is not None, "nested sequences sent the file to pydicom"
+    import io
+
+    from mprviewer.io.sources import Member
+
+    member = Member(name=str(path), folder="", size=len(raw),
+                    opener=lambda: io.BytesIO(raw))
+    full = scan_module.read_header(member)
+    assert lite.pixel_offset == full.__dict__["_mprviewer_pixel_offset"]
+    assert lite.header.get("SeriesDescription") == "after the sequences"
+    # A delimiter missing from the bytes leaves the file to pydicom.
+    cut = raw.replace(b"\xfe\xff\xdd\xe0", b"\xfe\xff\xdd\xef", 1)
+    assert parse_lite(cut[:HEADER_PREFIX], complete=len(cut) < HEADER_PREFIX) is None

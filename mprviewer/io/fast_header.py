@@ -23,6 +23,8 @@ from pydicom.tag import BaseTag
 from pydicom.uid import PrivateTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from mprviewer.io.sequence_skip import skip_items
+
 PIXEL_KEYWORDS = {
     0x7FE00010: "PixelData",
     0x7FE00008: "FloatPixelData",
@@ -40,9 +42,7 @@ _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
 _UINT32 = struct.Struct("<L")
 _UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHARSET = 0x00080005
-_MAX_DEPTH = 32
 # RawDataElement(...) without the NamedTuple's Python-level __new__: same tuple, less cost.
 _new_raw = tuple.__new__
 
@@ -174,7 +174,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
             if group is not None:
                 raise Unsupported("undefined length in the file meta")
             vr = _sequence_vr(tag, vr, buf, start)
-            end = _skip_items(buf, start, implicit, 0)
+            end = skip_items(buf, start, implicit, _KNOWN_VRS, Unsupported)
             value: bytes | None = buf[start:end]
             pos = end + 8
         else:
@@ -203,50 +203,3 @@ def _sequence_vr(tag: int, vr: str | None, buf: bytes, start: int) -> str:
     if vr != VR.SQ:
         raise Unsupported("undefined-length value that is not a sequence")
     return VR.SQ
-
-
-def _skip_items(buf: bytes, pos: int, implicit: bool, depth: int) -> int:
-    """Where the sequence delimiter of an undefined-length value starting at ``pos`` is."""
-    if depth > _MAX_DEPTH:
-        raise Unsupported("sequences nested too deep")
-    size = len(buf)
-    while pos + 8 <= size:
-        hi, lo, length = _IMPLICIT.unpack_from(buf, pos)
-        tag = hi << 16 | lo
-        if tag == _SEQUENCE_END:
-            return pos
-        if tag != _ITEM:
-            raise Unsupported("sequence holds something other than items")
-        if length == _UNDEFINED:
-            pos = _skip_item(buf, pos + 8, implicit, depth + 1)
-        else:
-            pos += 8 + length
-    raise Unsupported("sequence runs past the bytes read")
-
-
-def _skip_item(buf: bytes, pos: int, implicit: bool, depth: int) -> int:
-    """The position after the item delimiter of an undefined-length item."""
-    size = len(buf)
-    while pos + 8 <= size:
-        if implicit:
-            hi, lo, length = _IMPLICIT.unpack_from(buf, pos)
-            start = pos + 8
-        else:
-            hi, lo, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
-            vr = _KNOWN_VRS.get(raw_vr)
-            if vr is None and hi != 0xFFFE:
-                raise Unsupported(f"unknown VR {raw_vr!r} in an item")
-            start = pos + 8
-            if vr in _LONG_VRS:
-                (length,) = _UINT32.unpack_from(buf, pos + 8)
-                start = pos + 12
-        tag = hi << 16 | lo
-        if tag == _ITEM_END:
-            return pos + 8
-        if hi == 0xFFFE:
-            raise Unsupported("stray delimiter in an item")
-        if length == _UNDEFINED:
-            pos = _skip_items(buf, start, implicit, depth + 1) + 8
-        else:
-            pos = start + length
-    raise Unsupported("item runs past the bytes read")

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mprviewer.io.sequence_skip import skip_items
+
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 PIXEL_KEYWORDS = {
@@ -103,8 +105,6 @@ _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
 _UINT32 = struct.Struct("<L")
 _UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_MAX_DEPTH = 32
 _MISSING = object()
 # Character sets under which printable ASCII bytes decode to themselves.
 _ASCII_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109",
@@ -438,7 +438,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         if length == _UNDEFINED:
             if group is not None or vr not in (b"", b"SQ", b"UN"):
                 raise _Unsupported("undefined length outside a sequence")
-            end = _skip_items(buf, start, implicit, 0)
+            end = skip_items(buf, start, implicit, _VRS, _Unsupported)
             elements[tag] = (b"SQ", start, 0)
             pos = end + 8
         else:
@@ -449,49 +449,3 @@ def _walk(buf: bytes, pos: int, implicit: bool,
     if pos != size:
         raise _Unsupported("element header cut off")
     return elements, pos, None
-
-
-def _skip_items(buf: bytes, pos: int, implicit: bool, depth: int) -> int:
-    """Where the sequence delimiter of an undefined-length value starting at ``pos`` is."""
-    if depth > _MAX_DEPTH:
-        raise _Unsupported("sequences nested too deep")
-    size = len(buf)
-    while pos + 8 <= size:
-        hi, lo, length = _IMPLICIT.unpack_from(buf, pos)
-        tag = hi << 16 | lo
-        if tag == _SEQUENCE_END:
-            return pos
-        if tag != _ITEM:
-            raise _Unsupported("sequence holds something other than items")
-        if length == _UNDEFINED:
-            pos = _skip_item(buf, pos + 8, implicit, depth + 1)
-        else:
-            pos += 8 + length
-    raise _Unsupported("sequence runs past the bytes read")
-
-
-def _skip_item(buf: bytes, pos: int, implicit: bool, depth: int) -> int:
-    """The position after the item delimiter of an undefined-length item."""
-    size = len(buf)
-    while pos + 8 <= size:
-        if implicit:
-            hi, lo, length = _IMPLICIT.unpack_from(buf, pos)
-            start = pos + 8
-        else:
-            hi, lo, vr, length = _EXPLICIT.unpack_from(buf, pos)
-            if vr not in _VRS and hi != 0xFFFE:
-                raise _Unsupported(f"unknown VR {vr!r} in an item")
-            start = pos + 8
-            if vr in _LONG_VRS:
-                (length,) = _UINT32.unpack_from(buf, pos + 8)
-                start = pos + 12
-        tag = hi << 16 | lo
-        if tag == _ITEM_END:
-            return pos + 8
-        if hi == 0xFFFE:
-            raise _Unsupported("stray delimiter in an item")
-        if length == _UNDEFINED:
-            pos = _skip_items(buf, start, implicit, depth + 1) + 8
-        else:
-            pos = start + length
-    raise _Unsupported("item runs past the bytes read")
