@@ -40,9 +40,9 @@ from PyQt5.QtWidgets import (
 
 from mprviewer.errors import MprviewerError
 from mprviewer.gui import open_dialogs
-from mprviewer.gui.app import mark
 from mprviewer.gui.open_dialogs import Source
 from mprviewer.gui.panels import DataTable, DisplayControls, SeriesTable, TagBrowser
+from mprviewer.gui.startup_timing import mark
 from mprviewer.gui.statusbar import ViewerStatusBar
 from mprviewer.gui.views import ViewGrid, interactor_class
 from mprviewer.gui.worker import JobRunner
