@@ -179,3 +179,26 @@ def test_moving_the_crosshair_paints_the_views_it_moves_at_once(make_viewer, qtb
     moved = [p for p in ("coronal", "sagittal") if window.state.slices[p] != before[p]]
     assert moved, "a click off the crosshair moves it"
     assert all(painted[p] >= 1 for p in moved), "the views the crosshair moved are painted"
+
+
+def test_cine_paints_the_playing_view_at_every_step(make_viewer, qtbot):
+    """Cine after a drag in 3D: the view that plays leads, so each of its steps is painted
+    in its own turn, not at the followers' pace."""
+    from mprviewer.gui.measure_tools import install_measure_tools
+    from tests.gui_fixtures import blob_volume
+
+    window = make_viewer()
+    tools = install_measure_tools(window)
+    window.set_volume(blob_volume())
+    qtbot.waitUntil(lambda: window.is_3d_ready, timeout=10000)
+    window.session.focus("axial")
+    window.views.repaints.set_lead(window.views.views["3d"].interactor)  # last touched: 3D
+    axial = window.views.views["axial"].interactor
+    painted: list[float] = []
+    real = axial.update
+    axial.update = lambda: (painted.append(time.perf_counter()), real())
+    start = window.state.slices["axial"]
+    tools._cine_step()
+    assert window.state.slices["axial"] == start + 1
+    assert len(painted) == 1, "the cine step was not painted at once"
+    assert window.views.repaints.lead is axial

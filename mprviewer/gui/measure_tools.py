@@ -433,6 +433,7 @@ class MeasureTools(QObject):
             return
         plane = state.focused_plane if state.focused_plane in state.slices else "axial"
         n = state.grid.plane_size(plane)
+        self.window.views.lead_plane(plane)  # the playing view is painted first, every step
         state.set_slice(plane, (state.slices[plane] + 1) % n)
 
     # -- mouse and keys --------------------------------------------------------------------
