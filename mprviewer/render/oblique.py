@@ -35,27 +35,27 @@ class ObliqueSlice:
 
     def __init__(self, scene: Any, reformat: ReformatPlanes) -> None:
         from vtkmodules.vtkCommonDataModel import vtkPlane
-        from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
 
         self.scene = scene
         self.reformat = reformat
         self.plane_fn = vtkPlane()
-        self.mapper = vtkImageResliceMapper()
-        self.mapper.SetInputData(scene.store.image)
-        self.mapper.SetSlicePlane(self.plane_fn)
-        self.mapper.SliceFacesCameraOff()
-        self.mapper.SliceAtFocalPointOff()
-        self.mapper.BorderOn()
-        self.mapper.ResampleToScreenPixelsOn()
+        self.mapper = self._cut_of(scene.store.image)
         # The threshold overlay cuts the same plane (nearest neighbour, in its own layer).
-        self.overlay_mapper = vtkImageResliceMapper()
-        self.overlay_mapper.SetInputData(scene.store.image)
-        self.overlay_mapper.SetSlicePlane(self.plane_fn)
-        self.overlay_mapper.SliceFacesCameraOff()
-        self.overlay_mapper.SliceAtFocalPointOff()
-        self.overlay_mapper.BorderOn()
-        self.overlay_mapper.ResampleToScreenPixelsOn()
+        self.overlay_mapper = self._cut_of(scene.store.image)
         self.active = False
+
+    def _cut_of(self, image: Any) -> Any:
+        """A reslice mapper drawing ``image`` where this view's tilted plane cuts it."""
+        from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
+
+        mapper = vtkImageResliceMapper()
+        mapper.SetInputData(image)
+        mapper.SetSlicePlane(self.plane_fn)
+        mapper.SliceFacesCameraOff()
+        mapper.SliceAtFocalPointOff()
+        mapper.BorderOn()
+        mapper.ResampleToScreenPixelsOn()
+        return mapper
 
     @property
     def tilted(self) -> bool:
