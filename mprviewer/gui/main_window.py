@@ -847,11 +847,10 @@ class MainWindow(QMainWindow):
     def grab_screenshot(self) -> QImage:
         """The whole window as it looks now, 3D and 2D views included."""
         self.views.volume_view.settle_now()
-        self.views.paint_pending()
         for view in self.views.views.values():
             if view.isVisible():
                 view.render()
-        self.views.paint_pending()
+        self.views.paint_pending()  # the views that follow the lead, now too
         return self.grab().toImage()
 
     def save_screenshot(self, path: str | Path) -> Path:
